@@ -1,0 +1,264 @@
+"""JSON encoding and validating decoding of protocol v1 messages.
+
+Decoders raise :class:`ProtocolError` with an :class:`ErrorCode` for anything a peer
+should be told about; they never raise anything else on untrusted input. Unknown
+fields are ignored (forward compatibility); unknown server ``type``s decode to ``None``
+so older clients skip messages added later, as the original protocol's clients do.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from protocol.limits import (
+    MAX_CONTEXT_CHARS,
+    MAX_ID_CHARS,
+    MAX_LANGUAGE_CHARS,
+    MAX_TEXT_FRAME_BYTES,
+)
+from protocol.messages import (
+    Cancel,
+    ClientMessage,
+    Error,
+    ErrorCode,
+    Final,
+    Hello,
+    Partial,
+    Ready,
+    ServerMessage,
+    Start,
+    Status,
+    Stop,
+    Timings,
+)
+
+
+class ProtocolError(ValueError):
+    """Invalid input from a peer; ``code`` is what to send back."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _bad(message: str) -> ProtocolError:
+    return ProtocolError(ErrorCode.BAD_MESSAGE, message)
+
+
+def _load_object(text: str | bytes, key: str) -> tuple[str, dict[str, Any]]:
+    if len(text) > MAX_TEXT_FRAME_BYTES:
+        raise ProtocolError(
+            ErrorCode.FRAME_TOO_LARGE,
+            f"control frame of {len(text)} bytes exceeds {MAX_TEXT_FRAME_BYTES}",
+        )
+    try:
+        obj = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _bad(f"not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise _bad(f"expected a JSON object, got {type(obj).__name__}")
+    kind = obj.get(key)
+    if not isinstance(kind, str):
+        raise _bad(f'missing or non-string "{key}" field')
+    return kind, obj
+
+
+def _str(obj: dict[str, Any], name: str, default: str, max_len: int) -> str:
+    value = obj.get(name, default)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise _bad(f'"{name}" must be a string, got {type(value).__name__}')
+    if len(value) > max_len:
+        raise _bad(f'"{name}" is {len(value)} characters, limit {max_len}')
+    return value
+
+
+def _int(obj: dict[str, Any], name: str, default: int) -> int:
+    value = obj.get(name, default)
+    # bool is an int subclass; true/false is never a valid number here.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad(f'"{name}" must be an integer, got {type(value).__name__}')
+    return value
+
+
+def _float(obj: dict[str, Any], name: str, default: float) -> float:
+    value = obj.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _bad(f'"{name}" must be a number, got {type(value).__name__}')
+    return float(value)
+
+
+def _bool(obj: dict[str, Any], name: str, default: bool) -> bool:
+    value = obj.get(name, default)
+    if not isinstance(value, bool):
+        raise _bad(f'"{name}" must be true or false, got {type(value).__name__}')
+    return value
+
+
+# ---------------------------------------------------------------- client messages
+
+
+def decode_client(text: str | bytes) -> ClientMessage:
+    """Decode a client's text frame."""
+    event, obj = _load_object(text, "event")
+    if event == "start":
+        language = _str(obj, "language", "", MAX_LANGUAGE_CHARS).strip()
+        return Start(
+            id=_str(obj, "id", "", MAX_ID_CHARS),
+            language=language or None,
+            context=_str(obj, "context", "", MAX_CONTEXT_CHARS),
+            sample_rate=_int(obj, "sample_rate", 16_000),
+        )
+    if event == "stop":
+        return Stop(id=_str(obj, "id", "", MAX_ID_CHARS))
+    if event == "cancel":
+        return Cancel(id=_str(obj, "id", "", MAX_ID_CHARS))
+    if event == "hello":
+        return Hello(protocol=_int(obj, "protocol", 1), client=_str(obj, "client", "", 200))
+    raise _bad(f'unknown event "{event[:40]}"')
+
+
+def encode_client(message: ClientMessage) -> str:
+    """Encode a client message; fields left at their defaults are omitted, so
+    ``Start()`` is exactly the original protocol's ``{"event": "start"}``."""
+    obj: dict[str, Any]
+    if isinstance(message, Start):
+        obj = {"event": "start"}
+        if message.id:
+            obj["id"] = message.id
+        if message.language:
+            obj["language"] = message.language
+        if message.context:
+            obj["context"] = message.context
+        if message.sample_rate != 16_000:
+            obj["sample_rate"] = message.sample_rate
+    elif isinstance(message, (Stop, Cancel)):
+        obj = {"event": "stop" if isinstance(message, Stop) else "cancel"}
+        if message.id:
+            obj["id"] = message.id
+    else:
+        obj = {"event": "hello", "protocol": message.protocol}
+        if message.client:
+            obj["client"] = message.client
+    return json.dumps(obj, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------- server messages
+
+
+def encode_server(message: ServerMessage) -> str:
+    """Encode a server message. Every message carries ``type``; partial and final
+    always carry ``text`` (all the original protocol's clients read)."""
+    obj: dict[str, Any]
+    if isinstance(message, Partial):
+        obj = {
+            "type": "partial",
+            "text": message.text,
+            "id": message.id,
+            "stable": message.stable,
+            "unstable": message.unstable,
+            "seq": message.seq,
+        }
+    elif isinstance(message, Final):
+        obj = {"type": "final", "text": message.text, "id": message.id, "language": message.language}
+        if message.timings is not None:
+            t = message.timings
+            obj["timings"] = {
+                "audio_ms": round(t.audio_ms, 1),
+                "queue_ms": round(t.queue_ms, 1),
+                "engine_ms": round(t.engine_ms, 1),
+                "total_ms": round(t.total_ms, 1),
+            }
+    elif isinstance(message, Error):
+        obj = {
+            "type": "error",
+            "code": message.code.value,
+            "message": message.message,
+            "id": message.id,
+            "fatal": message.fatal,
+        }
+    elif isinstance(message, Ready):
+        obj = {
+            "type": "ready",
+            "protocol": message.protocol,
+            "server": message.server,
+            "engine": message.engine,
+            "model": message.model,
+            "model_state": message.model_state,
+            "capabilities": list(message.capabilities),
+            "limits": dict(message.limits),
+        }
+    else:
+        obj = {"type": "status", "model_state": message.model_state, "message": message.message}
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def decode_server(text: str | bytes) -> ServerMessage | None:
+    """Decode a server's text frame; ``None`` for a ``type`` this version does not know."""
+    kind, obj = _load_object(text, "type")
+    if kind == "partial":
+        return Partial(
+            text=_str(obj, "text", "", 1 << 20),
+            id=_str(obj, "id", "", MAX_ID_CHARS),
+            stable=_str(obj, "stable", "", 1 << 20),
+            unstable=_str(obj, "unstable", "", 1 << 20),
+            seq=_int(obj, "seq", 0),
+        )
+    if kind == "final":
+        timings_obj = obj.get("timings")
+        timings = None
+        if timings_obj is not None:
+            if not isinstance(timings_obj, dict):
+                raise _bad('"timings" must be an object')
+            timings = Timings(
+                audio_ms=_float(timings_obj, "audio_ms", 0.0),
+                queue_ms=_float(timings_obj, "queue_ms", 0.0),
+                engine_ms=_float(timings_obj, "engine_ms", 0.0),
+                total_ms=_float(timings_obj, "total_ms", 0.0),
+            )
+        language = _str(obj, "language", "", MAX_LANGUAGE_CHARS)
+        return Final(
+            text=_str(obj, "text", "", 1 << 20),
+            id=_str(obj, "id", "", MAX_ID_CHARS),
+            language=language or None,
+            timings=timings,
+        )
+    if kind == "error":
+        raw_code = _str(obj, "code", ErrorCode.INTERNAL.value, 64)
+        try:
+            code = ErrorCode(raw_code)
+        except ValueError:
+            code = ErrorCode.INTERNAL  # a newer server's code: still an error
+        return Error(
+            code=code,
+            message=_str(obj, "message", "", 4096),
+            id=_str(obj, "id", "", MAX_ID_CHARS),
+            fatal=_bool(obj, "fatal", False),
+        )
+    if kind == "ready":
+        caps = obj.get("capabilities", [])
+        if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
+            raise _bad('"capabilities" must be a list of strings')
+        limits = obj.get("limits", {})
+        if not isinstance(limits, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in limits.values()
+        ):
+            raise _bad('"limits" must be an object of numbers')
+        return Ready(
+            protocol=_int(obj, "protocol", 1),
+            server=_str(obj, "server", "", 200),
+            engine=_str(obj, "engine", "", 200),
+            model=_str(obj, "model", "", 1000),
+            model_state=_str(obj, "model_state", "ready", 32),
+            capabilities=tuple(caps),
+            limits=limits,
+        )
+    if kind == "status":
+        return Status(
+            model_state=_str(obj, "model_state", "", 32),
+            message=_str(obj, "message", "", 4096),
+        )
+    return None

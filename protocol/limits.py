@@ -1,0 +1,37 @@
+"""Size limits of protocol v1. Servers may be configured tighter, never looser than
+``HARD_MAX_FRAME_BYTES`` (a frame above it is refused by the WebSocket layer itself)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Largest control (text) frame a peer has to accept.
+MAX_TEXT_FRAME_BYTES = 16 * 1024
+#: Default largest audio (binary) frame: 1 s of audio. Clients send 20-100 ms frames.
+MAX_AUDIO_FRAME_BYTES = 32_000
+#: Frames above this are dropped by the transport with close code 1009.
+HARD_MAX_FRAME_BYTES = 1024 * 1024
+#: Longest text field (context / hotwords) accepted on ``start``.
+MAX_CONTEXT_CHARS = 2_000
+#: Longest utterance id.
+MAX_ID_CHARS = 64
+#: Longest language code.
+MAX_LANGUAGE_CHARS = 32
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Limits a server enforces; sent to clients in ``ready``."""
+
+    max_audio_frame_bytes: int = MAX_AUDIO_FRAME_BYTES
+    max_utterance_seconds: float = 120.0
+    max_sessions_per_connection: int = 4
+    max_connections: int = 256
+
+    def to_json(self) -> dict[str, float | int]:
+        return {
+            "max_audio_frame_bytes": self.max_audio_frame_bytes,
+            "max_utterance_seconds": self.max_utterance_seconds,
+            "max_sessions_per_connection": self.max_sessions_per_connection,
+            "max_connections": self.max_connections,
+        }

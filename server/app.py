@@ -1,0 +1,235 @@
+"""Composition root of the server: builds the engine and the WebSocket server, wires
+signals. ``main()`` is the ``tingxie-server`` entry point.
+
+Models are built inside ``main()`` (never at import time): vLLM spawns worker
+processes that re-import the main module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from protocol.limits import HARD_MAX_FRAME_BYTES
+from server.config import ConfigError, ServerConfig, parse_config
+from server.connection import Connection
+from server.engine.base import Engine
+from server.engine.fake import FakeGenerator
+from server.engine.full_decode import FullDecodeEngine
+from server.scheduler import Scheduler
+from server.state import ModelState, ServerState
+
+log = logging.getLogger(__name__)
+
+HEALTH_PATH = "/healthz"
+
+
+def build_engine(config: ServerConfig) -> Engine:
+    """The engine named by the configuration (nothing is loaded yet)."""
+    if config.engine == "fake":
+        generator = FakeGenerator(
+            per_batch_ms=config.fake_per_batch_ms,
+            per_request_ms=config.fake_per_request_ms,
+            max_batch_size=config.max_batch_size,
+            block_seconds=config.fake_block_seconds,
+        )
+        return FullDecodeEngine(generator)
+    try:
+        from server.engine.qwen import build_qwen_engine
+    except ImportError as exc:
+        raise ConfigError(
+            f"--engine qwen needs the Qwen3-ASR engine ({exc}); install "
+            "'tingxie[vllm]' on a GPU box or 'tingxie[transformers]' elsewhere"
+        ) from None
+    return build_qwen_engine(
+        config.model,
+        backend=config.backend,
+        policy=config.policy,
+        max_model_len=config.max_model_len,
+        gpu_memory_utilization=config.gpu_memory_utilization,
+        max_batch_size=config.max_batch_size,
+    )
+
+
+def _token_of(request: Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    values = parse_qs(urlsplit(request.path).query).get("token")
+    return values[0] if values else None
+
+
+def make_request_handler(
+    state: ServerState, token: str | None
+) -> Callable[[ServerConnection, Request], Response | None]:
+    """HTTP hook: answers ``/healthz`` and checks the token before the handshake."""
+
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if path == HEALTH_PATH:
+            ready = state.model_state is ModelState.READY and not state.shutting_down
+            response = connection.respond(200 if ready else 503, json.dumps(state.health()) + "\n")
+            response.headers["Content-Type"] = "application/json"
+            return response
+        if token is not None:
+            offered = _token_of(request)
+            if offered is None or not hmac.compare_digest(offered.encode(), token.encode()):
+                log.warning("rejected %s: missing or wrong token", connection.remote_address)
+                return connection.respond(401, "missing or invalid token\n")
+        return None
+
+    return process_request
+
+
+@dataclass
+class RunningServer:
+    """A started server, for the entry point and for tests."""
+
+    state: ServerState
+    server: Server
+    config: ServerConfig
+    load_task: asyncio.Task[None]
+
+    @property
+    def port(self) -> int:
+        sockname = next(iter(self.server.sockets)).getsockname()
+        return int(sockname[1])
+
+    @property
+    def url(self) -> str:
+        host = self.config.host if ":" not in self.config.host else f"[{self.config.host}]"
+        return f"ws://{host}:{self.port}"
+
+    async def wait_loaded(self) -> None:
+        await asyncio.shield(self.load_task)
+
+    async def shutdown(self) -> None:
+        """Refuse new work, finish pending finals (bounded), close everything."""
+        state = self.state
+        if state.shutting_down:
+            return
+        state.shutting_down = True
+        log.info("shutting down: finishing %d connection(s)", len(state.connections))
+        drains = [c.drain() for c in list(state.connections)]
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*drains, return_exceptions=True), self.config.shutdown_timeout_s
+            )
+        except asyncio.TimeoutError:
+            log.warning("finals not finished after %.0f s; closing", self.config.shutdown_timeout_s)
+        self.server.close()
+        await self.server.wait_closed()
+        self.load_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self.load_task
+        await state.scheduler.close()
+        await state.engine.generator.close()
+        log.info("stopped")
+
+
+async def _load_model(state: ServerState) -> None:
+    generator = state.engine.generator
+    log.info("loading model %s (%s)...", generator.model or "-", generator.name)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    try:
+        await generator.load()
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.error("model failed to load: %s", exc)
+        state.set_model_state(ModelState.FAILED, f"{type(exc).__name__}: {exc}")
+        return
+    log.info("model ready in %.1f s", loop.time() - began)
+    state.set_model_state(ModelState.READY)
+
+
+async def start_server(config: ServerConfig, engine: Engine | None = None) -> RunningServer:
+    """Bind the socket at once (so clients and /healthz see 'loading'), then load."""
+    engine = engine or build_engine(config)
+    scheduler = Scheduler(engine.generator)
+    scheduler.start()
+    state = ServerState(
+        engine=engine,
+        scheduler=scheduler,
+        limits=config.limits,
+        partial_interval_s=config.partial_interval_ms / 1000.0,
+    )
+
+    async def handler(ws: ServerConnection) -> None:
+        await Connection(ws, state).serve()
+
+    server = await serve(
+        handler,
+        config.host,
+        config.port,
+        process_request=make_request_handler(state, config.token),
+        max_size=HARD_MAX_FRAME_BYTES,
+        # Dictation idles for minutes between utterances: keep the socket alive with
+        # pings, but allow a busy client or server a generous pong delay.
+        ping_interval=20,
+        ping_timeout=60,
+        compression=None,  # PCM does not compress; deflate only costs latency
+    )
+    load_task = asyncio.create_task(_load_model(state), name="load-model")
+    running = RunningServer(state=state, server=server, config=config, load_task=load_task)
+    log.info(
+        "listening on %s (engine %s, auth %s)",
+        running.url,
+        engine.name,
+        "token" if config.token else "none",
+    )
+    return running
+
+
+async def _serve_until_signal(config: ServerConfig) -> int:
+    running = await start_server(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # Windows: no signal handlers
+            loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await running.shutdown()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        config = parse_config(argv, os.environ)
+    except ConfigError as exc:
+        print(f"tingxie-server: error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=config.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return asyncio.run(_serve_until_signal(config))
+    except ConfigError as exc:
+        print(f"tingxie-server: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"tingxie-server: error: cannot listen on {config.host}:{config.port}: {exc}",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,343 @@
+"""One WebSocket connection: the protocol state machine of docs/protocol.md.
+
+A connection has at most one *open* utterance (receiving audio) and, besides it,
+utterances that were stopped and are being decoded. Every client mistake is answered
+with an ``error`` message to that client only; the socket stays up unless the error
+is fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from protocol.audio import BYTES_PER_SECOND, SAMPLE_RATE
+from protocol.codec import ProtocolError, decode_client, encode_server
+from protocol.messages import (
+    PROTOCOL_VERSION,
+    Cancel,
+    Error,
+    ErrorCode,
+    Final,
+    Hello,
+    Ready,
+    ServerMessage,
+    Start,
+    Stop,
+)
+from server.engine.base import StreamOptions
+from server.session import Session
+from server.state import CAPABILITIES, ModelState, ServerState
+
+_connection_ids = itertools.count(1)
+
+
+class _ConnectionLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"[conn {self.extra['conn']}] {msg}", kwargs  # type: ignore[index]
+
+
+class Connection:
+    def __init__(self, ws: ServerConnection, state: ServerState) -> None:
+        self._ws = ws
+        self._state = state
+        self.id = next(_connection_ids)
+        self.log = _ConnectionLog(logging.getLogger(__name__), {"conn": self.id})
+        self._sessions: dict[str, Session] = {}  # open and still decoding
+        self._open: Session | None = None
+        self._finishing: dict[str, asyncio.Task[None]] = {}
+        self._last_finish: asyncio.Task[None] | None = None
+        self._said_hello = False
+        self._told_no_utterance = False
+        self._utterance_numbers = itertools.count(1)
+        self._background: set[asyncio.Task[None]] = set()
+
+    @property
+    def active_sessions(self) -> int:
+        return len(self._sessions)
+
+    # ---------------------------------------------------------------- main loop
+
+    async def serve(self) -> None:
+        state = self._state
+        state.connections.add(self)
+        peer = self._ws.remote_address
+        self.log.info("connected from %s", peer)
+        try:
+            if len(state.connections) > state.limits.max_connections:
+                await self._error(
+                    ErrorCode.SERVER_BUSY,
+                    f"server is at its limit of {state.limits.max_connections} connections",
+                    fatal=True,
+                )
+                await self._ws.close(1013, "server busy")
+                return
+            async for message in self._ws:
+                if isinstance(message, bytes):
+                    await self._on_audio(message)
+                else:
+                    await self._on_text(message)
+        except ConnectionClosed:
+            pass
+        finally:
+            state.connections.discard(self)
+            await self._abandon()
+            self.log.info("disconnected (%s)", self._ws.close_code)
+
+    async def _abandon(self) -> None:
+        """The client is gone: stop all work done for it."""
+        for session in list(self._sessions.values()):
+            await session.cancel()
+        for task in list(self._finishing.values()) + list(self._background):
+            task.cancel()
+        await asyncio.gather(
+            *self._finishing.values(), *self._background, return_exceptions=True
+        )
+        self._sessions.clear()
+        self._open = None
+
+    async def drain(self) -> None:
+        """Server shutdown: finish decoding stopped utterances, abandon the open one."""
+        if self._open is not None:
+            session = self._open
+            await self._error(
+                ErrorCode.SHUTTING_DOWN,
+                "server is shutting down; utterance not finished, send it again",
+                session.id,
+            )
+            await session.cancel()
+            self._sessions.pop(session.id, None)
+            self._open = None
+        await asyncio.gather(*self._finishing.values(), return_exceptions=True)
+        await self._ws.close(1001, "server shutting down")
+
+    # ---------------------------------------------------------------- sending
+
+    async def _send(self, message: ServerMessage) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self._ws.send(encode_server(message))
+
+    async def _error(
+        self, code: ErrorCode, message: str, utterance_id: str = "", fatal: bool = False
+    ) -> None:
+        self._state.errors_total += 1
+        self.log.info("error %s: %s", code.value, message)
+        await self._send(Error(code=code, message=message, id=utterance_id, fatal=fatal))
+
+    def notify(self, message: ServerMessage) -> None:
+        """Tell a client that said hello about a server event (from any task)."""
+        if self._said_hello:
+            task = asyncio.create_task(self._send(message))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    # ---------------------------------------------------------------- control frames
+
+    async def _on_text(self, text: str) -> None:
+        try:
+            message = decode_client(text)
+        except ProtocolError as exc:
+            await self._error(exc.code, exc.message)
+            return
+        if isinstance(message, Start):
+            await self._on_start(message)
+        elif isinstance(message, Stop):
+            await self._on_stop(message)
+        elif isinstance(message, Cancel):
+            await self._on_cancel(message)
+        elif isinstance(message, Hello):
+            await self._on_hello(message)
+
+    async def _on_hello(self, hello: Hello) -> None:
+        if hello.protocol < 1:
+            await self._error(
+                ErrorCode.UNSUPPORTED_VERSION,
+                f"protocol {hello.protocol} is not supported; this server speaks "
+                f"{PROTOCOL_VERSION}",
+                fatal=True,
+            )
+            await self._ws.close(1002, "unsupported protocol version")
+            return
+        self._said_hello = True
+        self.log.info("hello from %r (protocol %d)", hello.client, hello.protocol)
+        state = self._state
+        await self._send(
+            Ready(
+                protocol=PROTOCOL_VERSION,
+                server=state.server_name,
+                engine=state.engine.name,
+                model=state.engine.generator.model,
+                model_state=state.model_state.value,
+                capabilities=CAPABILITIES,
+                limits=state.limits.to_json(),
+            )
+        )
+
+    async def _on_start(self, start: Start) -> None:
+        state = self._state
+        if state.shutting_down:
+            await self._error(ErrorCode.SHUTTING_DOWN, "server is shutting down", start.id)
+            return
+        if state.model_state is not ModelState.READY:
+            detail = f": {state.model_error}" if state.model_error else ""
+            await self._error(
+                ErrorCode.NOT_READY, f"model is {state.model_state.value}{detail}", start.id
+            )
+            return
+        if start.sample_rate != SAMPLE_RATE:
+            await self._error(
+                ErrorCode.UNSUPPORTED_AUDIO,
+                f"sample_rate {start.sample_rate} not supported; send {SAMPLE_RATE} Hz s16le mono",
+                start.id,
+            )
+            return
+        if self._open is not None:
+            await self._error(
+                ErrorCode.ALREADY_STARTED,
+                f"utterance {self._open.id!r} is still open; send stop or cancel first",
+                start.id,
+            )
+            return
+        if start.id and start.id in self._sessions:
+            await self._error(
+                ErrorCode.DUPLICATE_ID, f"utterance {start.id!r} is still being decoded", start.id
+            )
+            return
+        if len(self._sessions) >= state.limits.max_sessions_per_connection:
+            await self._error(
+                ErrorCode.TOO_MANY_SESSIONS,
+                f"{len(self._sessions)} utterances still being decoded on this connection "
+                f"(limit {state.limits.max_sessions_per_connection})",
+                start.id,
+            )
+            return
+        utterance_id = start.id or f"u{next(self._utterance_numbers)}"
+        while utterance_id in self._sessions:  # server-chosen ids never collide
+            utterance_id = f"u{next(self._utterance_numbers)}"
+        stream = state.engine.open_stream(
+            StreamOptions(language=start.language, context=start.context)
+        )
+        session = Session(
+            utterance_id,
+            stream,
+            state.scheduler,
+            self._send,
+            partial_interval_s=state.partial_interval_s,
+        )
+        self._sessions[utterance_id] = session
+        self._open = session
+        self._told_no_utterance = False
+        state.utterances_total += 1
+        self.log.debug("start %s (language=%s)", utterance_id, start.language)
+
+    def _resolve(self, utterance_id: str) -> Session | None:
+        if not utterance_id:
+            return self._open
+        if self._open is not None and self._open.id == utterance_id:
+            return self._open
+        return None
+
+    async def _on_stop(self, stop: Stop) -> None:
+        session = self._resolve(stop.id)
+        if session is None:
+            await self._error(
+                ErrorCode.NO_UTTERANCE,
+                f"no open utterance {stop.id!r} to stop" if stop.id else "no open utterance to stop",
+                stop.id,
+            )
+            return
+        self._close_open(session)
+
+    def _close_open(self, session: Session) -> None:
+        """Stop receiving audio for ``session`` and decode it; finals go out in stop order."""
+        self._open = None
+        previous = self._last_finish
+        task = asyncio.create_task(self._finish(session, previous), name=f"final-{session.id}")
+        self._finishing[session.id] = task
+        self._last_finish = task
+
+    async def _finish(self, session: Session, previous: asyncio.Task[None] | None) -> None:
+        message: ServerMessage
+        try:
+            message = await session.finish()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.log.exception("utterance %s: final failed", session.id)
+            message = Error(
+                code=ErrorCode.ENGINE_ERROR,
+                message=f"recognition failed: {type(exc).__name__}: {exc}",
+                id=session.id,
+            )
+        try:
+            if previous is not None:
+                # Finals leave in the order the utterances were stopped.
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.shield(previous)
+            if isinstance(message, Final):
+                self._state.finals_total += 1
+                self.log.info(
+                    "final %s: %.0f ms audio, %.0f ms after stop",
+                    session.id,
+                    message.timings.audio_ms if message.timings else 0,
+                    message.timings.total_ms if message.timings else 0,
+                )
+            else:
+                self._state.errors_total += 1
+            await self._send(message)
+        finally:
+            self._sessions.pop(session.id, None)
+            self._finishing.pop(session.id, None)
+
+    async def _on_cancel(self, cancel: Cancel) -> None:
+        session = self._resolve(cancel.id)
+        if session is None:
+            await self._error(
+                ErrorCode.NO_UTTERANCE,
+                f"no open utterance {cancel.id!r} to cancel" if cancel.id else "no open utterance",
+                cancel.id,
+            )
+            return
+        self._open = None
+        self._sessions.pop(session.id, None)
+        await session.cancel()
+
+    # ---------------------------------------------------------------- audio frames
+
+    async def _on_audio(self, frame: bytes) -> None:
+        session = self._open
+        if session is None:
+            if not self._told_no_utterance:  # once per stray burst, not per frame
+                self._told_no_utterance = True
+                await self._error(
+                    ErrorCode.NO_UTTERANCE, "audio received with no open utterance; send start"
+                )
+            return
+        limits = self._state.limits
+        if len(frame) > limits.max_audio_frame_bytes:
+            await self._error(
+                ErrorCode.FRAME_TOO_LARGE,
+                f"audio frame of {len(frame)} bytes exceeds {limits.max_audio_frame_bytes}; "
+                "frame dropped, split audio into smaller frames",
+                session.id,
+            )
+            return
+        limit_bytes = int(limits.max_utterance_seconds * BYTES_PER_SECOND)
+        room = limit_bytes - session.audio.raw_bytes
+        if len(frame) > room:
+            session.append(frame[: max(room, 0)])
+            await self._error(
+                ErrorCode.UTTERANCE_TOO_LONG,
+                f"utterance reached {limits.max_utterance_seconds:g} s; finished here, "
+                "start a new one for the rest",
+                session.id,
+            )
+            self._close_open(session)
+            return
+        session.append(frame)

@@ -1,0 +1,193 @@
+"""Decides which generation requests run, and when.
+
+- Model work never runs on the event loop: generators run it in threads or in an
+  engine of their own; the scheduler only awaits them.
+- Requests of all sessions are batched: up to ``generator.max_batch_size`` per call,
+  up to ``generator.max_concurrent_batches`` calls at once.
+- Finals run before partial steps; among equals, first come first served.
+- A request is *built* when it is dispatched, not when it is queued, so a partial step
+  that waited in the queue runs on the newest audio of its session.
+- A cancelled request that has not been dispatched is dropped; a dispatched one is
+  aborted where the generator can abort (its result is discarded otherwise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from server.engine.base import (
+    GenerationRequest,
+    GenerationResult,
+    Generator,
+    Priority,
+    RequestBuilder,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(order=True)
+class _Item:
+    priority: int
+    seq: int
+    build: RequestBuilder = field(compare=False)
+    future: asyncio.Future[GenerationResult] = field(compare=False)
+    on_dispatch: Callable[[], None] | None = field(compare=False, default=None)
+    queued_at: float = field(compare=False, default=0.0)
+
+
+@dataclass
+class SchedulerStats:
+    batches: int = 0
+    requests: int = 0
+    largest_batch: int = 0
+    dropped_before_dispatch: int = 0
+    aborted: int = 0
+
+
+class Scheduler:
+    def __init__(self, generator: Generator) -> None:
+        self._generator = generator
+        self._heap: list[_Item] = []
+        self._seq = itertools.count()
+        self._wakeup = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self.stats = SchedulerStats()
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        if self._dispatcher is None:
+            self._dispatcher = asyncio.create_task(self._dispatch_forever(), name="scheduler")
+
+    async def close(self) -> None:
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatcher
+            self._dispatcher = None
+        for task in list(self._running):
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
+        for item in self._heap:
+            if not item.future.done():
+                item.future.cancel()
+        self._heap.clear()
+
+    # ---------------------------------------------------------------- API
+
+    async def submit(
+        self,
+        build: RequestBuilder,
+        priority: Priority,
+        on_dispatch: Callable[[], None] | None = None,
+    ) -> GenerationResult:
+        """Queue a request; wait for its result. Cancelling the caller cancels it."""
+        future: asyncio.Future[GenerationResult] = asyncio.get_running_loop().create_future()
+        item = _Item(int(priority), next(self._seq), build, future, on_dispatch, time.monotonic())
+        heapq.heappush(self._heap, item)
+        self._wakeup.set()
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # The caller went away (superseded step, cancelled utterance, disconnect).
+            if not future.done():
+                future.cancel()
+            raise
+
+    @property
+    def queue_depth(self) -> int:
+        """Requests waiting for dispatch (not counting ones already cancelled)."""
+        return sum(1 for item in self._heap if not item.future.done())
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    # ---------------------------------------------------------------- internals
+
+    def _take_batch(self) -> list[tuple[_Item, GenerationRequest]]:
+        batch: list[tuple[_Item, GenerationRequest]] = []
+        while self._heap and len(batch) < self._generator.max_batch_size:
+            item = heapq.heappop(self._heap)
+            if item.future.done():  # cancelled while queued
+                self.stats.dropped_before_dispatch += 1
+                continue
+            try:
+                request = item.build()
+            except Exception as exc:  # a bug in a stream's builder fails that request only
+                log.exception("building a request failed")
+                item.future.set_exception(exc)
+                continue
+            if item.on_dispatch is not None:
+                item.on_dispatch()
+            batch.append((item, request))
+        return batch
+
+    async def _dispatch_forever(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._heap and len(self._running) < self._generator.max_concurrent_batches:
+                batch = self._take_batch()
+                if not batch:
+                    continue
+                task = asyncio.create_task(self._run_batch(batch))
+                self._running.add(task)
+                task.add_done_callback(self._batch_done)
+
+    def _batch_done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._wakeup.set()  # a slot is free: dispatch what queued meanwhile
+
+    async def _run_batch(self, batch: list[tuple[_Item, GenerationRequest]]) -> None:
+        items = [item for item, _ in batch]
+        requests = [request for _, request in batch]
+        self.stats.batches += 1
+        self.stats.requests += len(batch)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        work = asyncio.ensure_future(self._generator.generate(requests))
+        if self._generator.supports_abort:
+            # Abort the model work once nobody waits for any of its results.
+            def abort_if_abandoned(_: object) -> None:
+                if all(i.future.cancelled() for i in items) and not work.done():
+                    self.stats.aborted += 1
+                    work.cancel()
+
+            for item in items:
+                item.future.add_done_callback(abort_if_abandoned)
+        try:
+            results = await work
+        except asyncio.CancelledError:
+            for item in items:
+                if not item.future.done():
+                    item.future.cancel()
+            if not work.cancelled():
+                raise
+            return
+        except Exception as exc:
+            log.exception("generator %s failed on a batch of %d", self._generator.name, len(items))
+            for item in items:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return
+        if len(results) != len(items):
+            exc = RuntimeError(
+                f"generator {self._generator.name} returned {len(results)} results "
+                f"for {len(items)} requests"
+            )
+            for item in items:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return
+        for item, result in zip(items, results):
+            if not item.future.done():
+                item.future.set_result(result)

@@ -1,0 +1,170 @@
+"""One utterance: its audio, its engine stream, its partial steps and its final."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from protocol.audio import SAMPLE_RATE
+from protocol.messages import Final, Partial, ServerMessage, Timings
+from server.audio_buffer import AudioBuffer
+from server.engine.base import (
+    EngineStream,
+    GenerationResult,
+    Priority,
+    RequestBuilder,
+)
+from server.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[ServerMessage], Awaitable[None]]
+
+
+class Session:
+    """Audio in, partials out while open; one final after :meth:`finish`.
+
+    At most one partial step is in flight: audio that arrives meanwhile only marks
+    that another step is wanted, and that step reads the newest audio when it is
+    dispatched. A step still waiting in the queue when the utterance stops is
+    dropped; one already running is let finish (a stateful policy may need it).
+    """
+
+    def __init__(
+        self,
+        utterance_id: str,
+        stream: EngineStream,
+        scheduler: Scheduler,
+        send: Send,
+        *,
+        partial_interval_s: float,
+    ) -> None:
+        self.id = utterance_id
+        self.audio = AudioBuffer()
+        self._stream = stream
+        self._scheduler = scheduler
+        self._send = send
+        self._partial_interval = int(partial_interval_s * SAMPLE_RATE)
+        self._open = True
+        self._partial_task: asyncio.Task[None] | None = None
+        self._partial_wanted = False
+        self._partial_dispatched = False
+        self._samples_at_last_step = 0
+        self._seq = 0
+        self._last_partial_text = ""
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    # ---------------------------------------------------------------- audio / partials
+
+    def append(self, frame: bytes) -> None:
+        self.audio.append(frame)
+        if self.audio.n_samples - self._samples_at_last_step >= self._partial_interval:
+            self._want_partial()
+
+    def _want_partial(self) -> None:
+        if not self._open or self._partial_interval <= 0:
+            return
+        if self._partial_task is None or self._partial_task.done():
+            self._partial_task = asyncio.create_task(self._partial_loop(), name=f"partial-{self.id}")
+        else:
+            self._partial_wanted = True
+
+    def _run(self, priority: Priority) -> Callable[[RequestBuilder, Priority], Awaitable[GenerationResult]]:
+        def mark_dispatched() -> None:
+            self._partial_dispatched = True
+            self._samples_at_last_step = self.audio.n_samples
+
+        def run(build: RequestBuilder, prio: Priority) -> Awaitable[GenerationResult]:
+            on_dispatch = mark_dispatched if priority is Priority.PARTIAL else None
+            return self._scheduler.submit(build, prio, on_dispatch)
+
+        return run
+
+    async def _partial_loop(self) -> None:
+        self._partial_wanted = True
+        while self._partial_wanted and self._open:
+            self._partial_wanted = False
+            self._partial_dispatched = False
+            try:
+                partial = await self._stream.step(self.audio, self._run(Priority.PARTIAL))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A failed partial is cosmetic; the final will report a real failure.
+                log.exception("utterance %s: partial step failed", self.id)
+                return
+            finally:
+                self._partial_dispatched = False
+            if partial is None or not self._open or partial.text == self._last_partial_text:
+                continue
+            self._last_partial_text = partial.text
+            self._seq += 1
+            await self._send(
+                Partial(
+                    text=partial.text,
+                    id=self.id,
+                    stable=partial.stable,
+                    unstable=partial.unstable,
+                    seq=self._seq,
+                )
+            )
+            # Audio that arrived while this step ran may already warrant the next one.
+            if self.audio.n_samples - self._samples_at_last_step >= self._partial_interval:
+                self._partial_wanted = True
+
+    async def _settle_partials(self) -> None:
+        """Drop a queued partial step; let a running one complete."""
+        task = self._partial_task
+        if task is None or task.done():
+            return
+        if self._partial_dispatched:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await task
+        else:
+            task.cancel()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await task
+
+    # ---------------------------------------------------------------- final / cancel
+
+    async def finish(self) -> Final:
+        """Close the utterance and decode it. Raises what the engine raised."""
+        stop_at = time.monotonic()
+        self._open = False
+        await self._settle_partials()
+        dispatched_at: list[float] = []
+
+        def run(build: RequestBuilder, prio: Priority) -> Awaitable[GenerationResult]:
+            return self._scheduler.submit(
+                build, prio, lambda: dispatched_at.append(time.monotonic())
+            )
+
+        final = await self._stream.finish(self.audio, run)
+        done_at = time.monotonic()
+        first_dispatch = dispatched_at[0] if dispatched_at else done_at
+        return Final(
+            text=final.text,
+            id=self.id,
+            language=final.language,
+            timings=Timings(
+                audio_ms=self.audio.seconds * 1000.0,
+                queue_ms=(first_dispatch - stop_at) * 1000.0,
+                engine_ms=(done_at - first_dispatch) * 1000.0,
+                total_ms=(done_at - stop_at) * 1000.0,
+            ),
+        )
+
+    async def cancel(self) -> None:
+        """Stop all work for this utterance; nothing more is sent for it."""
+        self._open = False
+        task = self._partial_task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await task

@@ -1,0 +1,85 @@
+"""What all connections share: the engine, the scheduler, limits and counters.
+
+Nothing here belongs to one client; per-client state lives in Connection and Session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from protocol.limits import Limits
+from protocol.messages import Status
+from protocol.version import __version__
+from server.engine.base import Engine
+from server.scheduler import Scheduler
+
+if TYPE_CHECKING:
+    from server.connection import Connection
+
+CAPABILITIES = (
+    "hello",
+    "utterance-id",
+    "language",
+    "context",
+    "cancel",
+    "partial-stable",
+    "final-timings",
+    "error-codes",
+)
+
+
+class ModelState(str, enum.Enum):
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+
+
+@dataclass
+class ServerState:
+    engine: Engine
+    scheduler: Scheduler
+    limits: Limits
+    partial_interval_s: float
+    model_state: ModelState = ModelState.LOADING
+    model_error: str = ""
+    shutting_down: bool = False
+    connections: set[Connection] = field(default_factory=set)
+    utterances_total: int = 0
+    finals_total: int = 0
+    errors_total: int = 0
+    started_at: float = field(default_factory=lambda: asyncio.get_running_loop().time())
+
+    @property
+    def server_name(self) -> str:
+        return f"tingxie/{__version__}"
+
+    def set_model_state(self, state: ModelState, error: str = "") -> None:
+        self.model_state = state
+        self.model_error = error
+        for connection in list(self.connections):
+            connection.notify(Status(model_state=state.value, message=error))
+
+    def health(self) -> dict[str, Any]:
+        """The body of ``GET /healthz``."""
+        return {
+            "status": "ok" if self.model_state is ModelState.READY else self.model_state.value,
+            "server": self.server_name,
+            "model_state": self.model_state.value,
+            "model_error": self.model_error,
+            "model_loaded": self.model_state is ModelState.READY,
+            "engine": self.engine.name,
+            "generator": self.engine.generator.name,
+            "model": self.engine.generator.model,
+            "connections": len(self.connections),
+            "sessions": sum(c.active_sessions for c in self.connections),
+            "queue_depth": self.scheduler.queue_depth,
+            "in_flight": self.scheduler.in_flight,
+            "utterances_total": self.utterances_total,
+            "finals_total": self.finals_total,
+            "errors_total": self.errors_total,
+            "shutting_down": self.shutting_down,
+            "uptime_s": round(asyncio.get_running_loop().time() - self.started_at, 1),
+        }
