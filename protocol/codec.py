@@ -163,7 +163,12 @@ def encode_server(message: ServerMessage) -> str:
             "seq": message.seq,
         }
     elif isinstance(message, Final):
-        obj = {"type": "final", "text": message.text, "id": message.id, "language": message.language}
+        obj = {
+            "type": "final",
+            "text": message.text,
+            "id": message.id,
+            "language": message.language,
+        }
         if message.timings is not None:
             t = message.timings
             obj["timings"] = {

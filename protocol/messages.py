@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Union
 
 PROTOCOL_VERSION = 1
 
@@ -69,7 +68,7 @@ class Cancel:
     id: str = ""
 
 
-ClientMessage = Union[Hello, Start, Stop, Cancel]
+ClientMessage = Hello | Start | Stop | Cancel
 
 # ---------------------------------------------------------------- server → client
 
@@ -136,4 +135,4 @@ class Error:
     fatal: bool = False
 
 
-ServerMessage = Union[Ready, Status, Partial, Final, Error]
+ServerMessage = Ready | Status | Partial | Final | Error

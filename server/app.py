@@ -224,8 +224,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tingxie-server: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"tingxie-server: error: cannot listen on {config.host}:{config.port}: {exc}",
-              file=sys.stderr)
+        print(
+            f"tingxie-server: error: cannot listen on {config.host}:{config.port}: {exc}",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         return 130

@@ -145,9 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         help="seconds to finish pending finals on SIGINT/SIGTERM",
     )
-    p.add_argument(
-        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default="INFO"
-    )
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default="INFO")
     return p
 
 

@@ -96,9 +96,7 @@ class Connection:
             await session.cancel()
         for task in list(self._finishing.values()) + list(self._background):
             task.cancel()
-        await asyncio.gather(
-            *self._finishing.values(), *self._background, return_exceptions=True
-        )
+        await asyncio.gather(*self._finishing.values(), *self._background, return_exceptions=True)
         self._sessions.clear()
         self._open = None
 
@@ -248,7 +246,9 @@ class Connection:
         if session is None:
             await self._error(
                 ErrorCode.NO_UTTERANCE,
-                f"no open utterance {stop.id!r} to stop" if stop.id else "no open utterance to stop",
+                f"no open utterance {stop.id!r} to stop"
+                if stop.id
+                else "no open utterance to stop",
                 stop.id,
             )
             return

@@ -180,14 +180,14 @@ class Scheduler:
                     item.future.set_exception(exc)
             return
         if len(results) != len(items):
-            exc = RuntimeError(
+            mismatch = RuntimeError(
                 f"generator {self._generator.name} returned {len(results)} results "
                 f"for {len(items)} requests"
             )
             for item in items:
                 if not item.future.done():
-                    item.future.set_exception(exc)
+                    item.future.set_exception(mismatch)
             return
-        for item, result in zip(items, results):
+        for item, result in zip(items, results, strict=True):
             if not item.future.done():
                 item.future.set_result(result)

@@ -71,11 +71,15 @@ class Session:
         if not self._open or self._partial_interval <= 0:
             return
         if self._partial_task is None or self._partial_task.done():
-            self._partial_task = asyncio.create_task(self._partial_loop(), name=f"partial-{self.id}")
+            self._partial_task = asyncio.create_task(
+                self._partial_loop(), name=f"partial-{self.id}"
+            )
         else:
             self._partial_wanted = True
 
-    def _run(self, priority: Priority) -> Callable[[RequestBuilder, Priority], Awaitable[GenerationResult]]:
+    def _run(
+        self, priority: Priority
+    ) -> Callable[[RequestBuilder, Priority], Awaitable[GenerationResult]]:
         def mark_dispatched() -> None:
             self._partial_dispatched = True
             self._samples_at_last_step = self.audio.n_samples

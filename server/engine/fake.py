@@ -20,10 +20,34 @@ import numpy as np
 from protocol.audio import SAMPLE_RATE
 from server.engine.base import AudioArray, GenerationRequest, GenerationResult, Generator
 
-ENGLISH_WORDS = (
-    "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "
-    "november oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu"
-).split()
+ENGLISH_WORDS = [
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+    "mike",
+    "november",
+    "oscar",
+    "papa",
+    "quebec",
+    "romeo",
+    "sierra",
+    "tango",
+    "uniform",
+    "victor",
+    "whiskey",
+    "xray",
+    "yankee",
+    "zulu",
+]
 CHINESE_WORDS = tuple("你好世界今天天气很好我们一起去公园散步吃饭喝茶读书写字听说唱歌跳舞")
 
 #: Peak amplitude below which a block counts as silence (about -50 dBFS).

@@ -1,0 +1,167 @@
+"""One protocol-v1 connection to a tingxie server, for asyncio code.
+
+This is the thin transport: hello/ready on connect, start/audio/stop/cancel, and the
+server's messages as an async iterator. Reconnection and replay live one layer up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from types import TracebackType
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from protocol.codec import ProtocolError, decode_server, encode_client
+from protocol.messages import (
+    PROTOCOL_VERSION,
+    Cancel,
+    Error,
+    ErrorCode,
+    Hello,
+    Ready,
+    ServerMessage,
+    Start,
+    Stop,
+)
+from protocol.version import __version__
+
+log = logging.getLogger(__name__)
+
+
+class ClientError(Exception):
+    """Base of the connection failures a user should be told about."""
+
+
+class ServerUnreachable(ClientError):
+    pass
+
+
+class AuthFailed(ClientError):
+    pass
+
+
+class VersionMismatch(ClientError):
+    pass
+
+
+class ServerLink:
+    """A connected, greeted server. Use :meth:`open`, then ``async with``."""
+
+    def __init__(self, ws: ClientConnection, ready: Ready) -> None:
+        self._ws = ws
+        self.ready = ready
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        token: str | None = None,
+        client_name: str = f"tingxie/{__version__}",
+        timeout_s: float = 10.0,
+    ) -> ServerLink:
+        """Connect and exchange hello/ready. Raises a :class:`ClientError` subclass."""
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        try:
+            ws = await connect(
+                url,
+                additional_headers=headers,
+                open_timeout=timeout_s,
+                max_size=None,
+                compression=None,
+                ping_interval=20,
+                ping_timeout=60,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if status in (401, 403):
+                raise AuthFailed(f"{url} refused the token (HTTP {status})") from None
+            raise ServerUnreachable(f"{url} answered HTTP {status}, not a tingxie server") from None
+        except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
+            raise ServerUnreachable(
+                f"cannot connect to {url}: {exc or type(exc).__name__}"
+            ) from None
+        try:
+            await ws.send(encode_client(Hello(protocol=PROTOCOL_VERSION, client=client_name)))
+            ready = await asyncio.wait_for(cls._await_ready(ws), timeout_s)
+        except BaseException:
+            await ws.close()
+            raise
+        if ready.protocol != PROTOCOL_VERSION:
+            await ws.close()
+            raise VersionMismatch(
+                f"server speaks protocol {ready.protocol}, this client {PROTOCOL_VERSION}"
+            )
+        return cls(ws, ready)
+
+    @staticmethod
+    async def _await_ready(ws: ClientConnection) -> Ready:
+        try:
+            async for raw in ws:
+                if isinstance(raw, bytes):
+                    continue
+                message = decode_server(raw)
+                if isinstance(message, Ready):
+                    return message
+                if isinstance(message, Error):
+                    if message.code is ErrorCode.UNSUPPORTED_VERSION:
+                        raise VersionMismatch(message.message)
+                    raise ServerUnreachable(f"server refused the connection: {message.message}")
+        except ConnectionClosed as exc:
+            raise ServerUnreachable(f"server closed the connection during hello: {exc}") from None
+        except ProtocolError as exc:
+            raise VersionMismatch(f"server sent an invalid message: {exc}") from None
+        raise ServerUnreachable("server closed the connection before ready")
+
+    async def __aenter__(self) -> ServerLink:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(
+        self, utterance_id: str = "", language: str | None = None, context: str = ""
+    ) -> None:
+        await self._ws.send(
+            encode_client(Start(id=utterance_id, language=language, context=context))
+        )
+
+    async def send_audio(self, pcm: bytes) -> None:
+        await self._ws.send(pcm)
+
+    async def stop(self, utterance_id: str = "") -> None:
+        await self._ws.send(encode_client(Stop(id=utterance_id)))
+
+    async def cancel(self, utterance_id: str = "") -> None:
+        await self._ws.send(encode_client(Cancel(id=utterance_id)))
+
+    async def messages(self) -> AsyncIterator[ServerMessage]:
+        """Server messages until the connection closes (unknown types are skipped)."""
+        try:
+            async for raw in self._ws:
+                if isinstance(raw, bytes):
+                    continue
+                try:
+                    message = decode_server(raw)
+                except ProtocolError as exc:
+                    log.warning("ignoring invalid server message: %s", exc)
+                    continue
+                if message is not None:
+                    yield message
+        except ConnectionClosed:
+            return
+
+    @property
+    def close_code(self) -> int | None:
+        return self._ws.close_code
+
+    async def close(self) -> None:
+        await self._ws.close()
