@@ -278,8 +278,7 @@ class Connection:
         try:
             if previous is not None:
                 # Finals leave in the order the utterances were stopped.
-                with contextlib.suppress(Exception, asyncio.CancelledError):
-                    await asyncio.shield(previous)
+                await asyncio.wait({previous})
             if isinstance(message, Final):
                 self._state.finals_total += 1
                 self.log.info(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -127,13 +126,10 @@ class Session:
         task = self._partial_task
         if task is None or task.done():
             return
-        if self._partial_dispatched:
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await task
-        else:
+        if not self._partial_dispatched:
             task.cancel()
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await task
+        # wait() neither re-raises the step's outcome nor swallows our own cancellation.
+        await asyncio.wait({task})
 
     # ---------------------------------------------------------------- final / cancel
 
@@ -170,5 +166,4 @@ class Session:
         task = self._partial_task
         if task is not None and not task.done():
             task.cancel()
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await task
+            await asyncio.wait({task})

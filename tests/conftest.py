@@ -1,0 +1,82 @@
+"""Fixtures shared by all tests: speech recordings and an in-process server."""
+
+from __future__ import annotations
+
+import csv
+import os
+import wave
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from server.app import RunningServer, start_server
+from server.config import ServerConfig, parse_config
+from server.engine.base import Engine
+
+SPEECH_DIR = Path(__file__).parent / "data" / "speech"
+
+
+@dataclass(frozen=True)
+class Recording:
+    id: str
+    path: Path
+    text: str
+    seconds: float
+
+    def pcm(self) -> bytes:
+        with wave.open(str(self.path), "rb") as wav:
+            return wav.readframes(wav.getnframes())
+
+    def samples(self) -> np.ndarray:
+        return np.frombuffer(self.pcm(), dtype="<i2").astype(np.float32) / 32768.0
+
+
+def load_recordings() -> list[Recording]:
+    with open(SPEECH_DIR / "manifest.tsv", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    return [
+        Recording(r["id"], SPEECH_DIR / r["file"], r["text"], float(r["seconds"])) for r in rows
+    ]
+
+
+@pytest.fixture(scope="session")
+def recordings() -> list[Recording]:
+    return load_recordings()
+
+
+def server_config(**overrides: Any) -> ServerConfig:
+    """A loopback fake-engine config on a free port, with overrides."""
+    config = parse_config(["--engine", "fake", "--port", "0"], env={})
+    return replace(config, **overrides)
+
+
+StartServer = Callable[..., Coroutine[Any, Any, RunningServer]]
+
+
+@pytest.fixture
+async def start() -> AsyncIterator[StartServer]:
+    """Start in-process servers; all are shut down after the test."""
+    running: list[RunningServer] = []
+
+    async def _start(engine: Engine | None = None, **overrides: Any) -> RunningServer:
+        server = await start_server(server_config(**overrides), engine)
+        running.append(server)
+        if engine is None:
+            await server.wait_loaded()
+        return server
+
+    yield _start
+    for server in running:
+        await server.shutdown()
+
+
+@pytest.fixture
+def subprocess_env() -> dict[str, str]:
+    """Environment for running the entry points as child processes."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TINGXIE_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

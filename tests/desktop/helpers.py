@@ -1,0 +1,77 @@
+"""Shared helpers for the desktop audio tests: collect segmenter events into utterances
+and check the event grammar on the way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from desktop.audio.segmenter import (
+    AudioChunk,
+    Event,
+    UtteranceDropped,
+    UtteranceEnded,
+    UtteranceStarted,
+)
+
+
+@dataclass
+class Utterance:
+    started: UtteranceStarted
+    chunks: list[AudioChunk] = field(default_factory=list)
+    ended: UtteranceEnded | None = None
+
+    @property
+    def audio(self) -> np.ndarray:
+        return np.frombuffer(b"".join(c.pcm for c in self.chunks), dtype="<i2")
+
+
+@dataclass
+class Collector:
+    """Consumes events, asserting the contract documented in desktop.audio.segmenter."""
+
+    utterances: list[Utterance] = field(default_factory=list)
+    dropped: list[UtteranceDropped] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def open(self) -> Utterance | None:
+        if self.utterances and self.utterances[-1].ended is None:
+            return self.utterances[-1]
+        return None
+
+    def __call__(self, event: Event) -> None:
+        self.add(event)
+
+    def add(self, event: Event) -> None:
+        self.events.append(event)
+        cur = self.open
+        if isinstance(event, UtteranceStarted):
+            assert cur is None, f"start of {event.utterance_id} while {cur} is open"
+            if self.utterances:
+                prev = self.utterances[-1]
+                assert event.utterance_id > prev.started.utterance_id
+                assert prev.ended is not None
+                assert event.start_sample >= prev.ended.end_sample, "audio sent twice"
+            self.utterances.append(Utterance(event))
+        elif isinstance(event, AudioChunk):
+            assert cur is not None and event.utterance_id == cur.started.utterance_id
+            expected = cur.chunks[-1].end_sample if cur.chunks else cur.started.start_sample
+            assert event.start_sample == expected, "audio not contiguous"
+            assert event.num_samples > 0
+        elif isinstance(event, UtteranceEnded):
+            assert cur is not None and event.utterance_id == cur.started.utterance_id
+            sent = cur.chunks[-1].end_sample if cur.chunks else cur.started.start_sample
+            assert event.end_sample == sent
+            assert event.start_sample == cur.started.start_sample
+            cur.ended = event
+        elif isinstance(event, UtteranceDropped):
+            assert all(u.started.utterance_id != event.utterance_id for u in self.utterances)
+            self.dropped.append(event)
+        if isinstance(event, AudioChunk) and cur is not None:
+            cur.chunks.append(event)
+
+    def extend(self, events: list[Event]) -> None:
+        for e in events:
+            self.add(e)
