@@ -36,7 +36,11 @@ def agreed_prefix(previous: str, current: str) -> str:
     limit = min(len(previous), len(current))
     while k < limit and previous[k] == current[k]:
         k += 1
-    while k > 0 and not (is_boundary(current, k) and is_boundary(previous, k)):
+    # The previous hypothesis may end right at k (its last word, now followed by more
+    # text in the current one); the current one must show a boundary after it.
+    while k > 0 and not (
+        is_boundary(current, k) and (k == len(previous) or is_boundary(previous, k))
+    ):
         k -= 1
     return current[:k]
 

@@ -1,0 +1,147 @@
+"""Qwen3-ASR engine: qwen-asr's prompts and parser, on vLLM (production) or transformers.
+
+Nothing heavy happens at import: torch, transformers, vllm and qwen_asr are imported when a
+generator loads, and :func:`build_qwen_engine` only resolves paths and picks a backend.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from server.engine.base import Engine, Generator
+from server.engine.qwen.errors import (
+    GenerationError,
+    KVCacheError,
+    ModelLoadError,
+    ModelNotFoundError,
+    QwenEngineError,
+    resolve_model_path,
+)
+from server.engine.qwen.policy import WindowedConfig
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "GenerationError",
+    "KVCacheError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "QwenEngineError",
+    "WindowedConfig",
+    "build_qwen_engine",
+    "choose_backend",
+    "resolve_model_path",
+]
+
+BACKENDS = ("auto", "vllm", "transformers")
+POLICIES = ("windowed", "article")
+
+
+def _vllm_installed() -> bool:
+    return importlib.util.find_spec("vllm") is not None
+
+
+def _gpu_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def choose_backend(backend: str, device: str | None = None) -> str:
+    """``auto``: vLLM when it is installed and a GPU is there, else transformers."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend != "auto":
+        if backend == "vllm" and not _vllm_installed():
+            raise ModelLoadError(
+                "backend 'vllm' requested but vllm is not installed: "
+                "pip install 'qwen-asr[vllm]==0.0.6' (Linux/WSL2 with a GPU), "
+                "or use --backend transformers"
+            )
+        return backend
+    if device is not None and device.startswith("cpu"):
+        chosen, why = "transformers", f"device={device}"
+    elif not _vllm_installed():
+        chosen, why = "transformers", "vllm is not installed"
+    elif not _gpu_available():
+        chosen, why = "transformers", "no CUDA GPU is available"
+    else:
+        return "vllm"
+    logger.warning(
+        "backend auto: using transformers because %s; it is slower than vLLM "
+        "(no continuous batching)",
+        why,
+    )
+    return chosen
+
+
+def build_qwen_engine(
+    model: str,
+    backend: str = "auto",
+    policy: str = "windowed",
+    *,
+    max_model_len: int = 4096,
+    gpu_memory_utilization: float = 0.8,
+    device: str | None = None,
+    dtype: str = "auto",
+    max_batch_size: int | None = None,
+    windowed: WindowedConfig | None = None,
+    article: Mapping[str, Any] | None = None,
+    ignore_eos: bool = False,
+    vllm_kwargs: Mapping[str, Any] | None = None,
+) -> Engine:
+    """A Qwen3-ASR engine, not yet loaded: the server awaits ``engine.generator.load()``.
+
+    model: local model directory (made absolute and checked here) or a hub id.
+    backend: "auto" | "vllm" | "transformers". policy: "windowed" | "article".
+    max_model_len / gpu_memory_utilization: vLLM's; the windowed policy also keeps every
+    request within max_model_len. device/dtype/max_batch_size: transformers (device, dtype)
+    and both (batch). windowed: the windowed policy's settings. article: keyword arguments
+    of qwen-asr's ``init_streaming_state`` plus ``max_new_tokens`` (article: 32).
+    ignore_eos: decode exactly max_new_tokens (tests and benchmarks with random weights).
+    vllm_kwargs: extra vLLM engine arguments (e.g. ``enforce_eager``).
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    path = resolve_model_path(model)
+    chosen = choose_backend(backend, device)
+    generator: Generator
+    if chosen == "vllm":
+        from server.engine.qwen.vllm_generator import VLLMGenerator
+
+        generator = VLLMGenerator(
+            path,
+            max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization,
+            dtype=dtype,
+            ignore_eos=ignore_eos,
+            engine_kwargs=dict(vllm_kwargs or {}),
+        )
+    else:
+        from server.engine.qwen.hf_generator import TransformersGenerator
+
+        generator = TransformersGenerator(
+            path, device=device, dtype=dtype, max_batch_size=max_batch_size, ignore_eos=ignore_eos
+        )
+    if policy == "article":
+        from server.engine.qwen.article import ArticleConfig, ArticleEngine
+
+        return ArticleEngine(generator, ArticleConfig(**dict(article or {})))
+    from server.engine.qwen.windowed import WindowedEngine
+
+    cfg = (windowed or WindowedConfig()).fit_to_model_len(max_model_len)
+    logger.info(
+        "Qwen3-ASR engine: backend=%s policy=%s model=%s (partial window <= %.0f s, "
+        "full-utterance final <= %.0f s)",
+        chosen,
+        policy,
+        path,
+        cfg.segment_max_sec,
+        cfg.final_full_max_sec,
+    )
+    return WindowedEngine(generator, cfg)

@@ -1,0 +1,56 @@
+"""qwen-asr's own prompt format, tokenizer and output parser behind the policy's
+:class:`~server.engine.qwen.policy.ModelText` interface.
+
+qwen_asr (and with it torch/transformers) is imported only when one is built.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+def load_processor(model_path: str) -> Any:
+    """qwen-asr's Qwen3ASRProcessor for a model (tokenizer, chat template, features)."""
+    from qwen_asr.core.transformers_backend import Qwen3ASRProcessor
+
+    return Qwen3ASRProcessor.from_pretrained(model_path, fix_mistral_regex=True)
+
+
+class QwenModelText:
+    """Prompt building, tokenisation and parsing exactly as qwen-asr 0.0.6 does them."""
+
+    def __init__(self, processor: Any) -> None:
+        from qwen_asr import Qwen3ASRModel
+        from qwen_asr.inference.utils import parse_asr_output
+
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self._parse = parse_asr_output
+        # A backend-less Qwen3ASRModel is only used for its prompt builder, so our prompts
+        # are byte-identical to what qwen-asr's transcribe/streaming send.
+        self._asr = Qwen3ASRModel(backend="vllm", model=None, processor=processor)
+        self._prompts: dict[tuple[str, str | None], str] = {}
+
+    def build_prompt(self, context: str, language: str | None) -> str:
+        """Chat-template prompt up to the assistant turn (plus the forced language header)."""
+        key = (context, language)
+        prompt = self._prompts.get(key)
+        if prompt is None:
+            prompt = str(self._asr._build_text_prompt(context=context, force_language=language))
+            if len(self._prompts) < 1024:
+                self._prompts[key] = prompt
+        return prompt
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return str(self.tokenizer.decode(list(ids)))
+
+    def parse(self, raw: str, forced_language: str | None) -> tuple[str, str]:
+        lang, text = self._parse(raw, user_language=forced_language)
+        return str(lang), str(text)

@@ -1,0 +1,50 @@
+"""Configuration precedence: flags, then TINGXIE_* variables, then defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.config import ConfigError, parse_config
+
+
+def test_defaults_are_loopback_and_safe() -> None:
+    config = parse_config([], env={})
+    assert config.host == "127.0.0.1" and config.port == 8765
+    assert config.token is None and config.max_model_len == 4096
+
+
+def test_environment_then_flags() -> None:
+    env = {"TINGXIE_PORT": "9001", "TINGXIE_ENGINE": "fake", "TINGXIE_MAX_BATCH_SIZE": "3"}
+    config = parse_config([], env=env)
+    assert (config.port, config.engine, config.max_batch_size) == (9001, "fake", 3)
+    config = parse_config(["--port", "9002"], env=env)
+    assert config.port == 9002 and config.engine == "fake"
+
+
+def test_boolean_environment_variable() -> None:
+    env = {"TINGXIE_HOST": "0.0.0.0", "TINGXIE_INSECURE_NO_AUTH": "yes"}
+    assert parse_config([], env=env).insecure_no_auth is True
+    with pytest.raises(ConfigError, match="TINGXIE_INSECURE_NO_AUTH"):
+        parse_config([], env={"TINGXIE_INSECURE_NO_AUTH": "maybe"})
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TINGXIE_PORT": "x"}, "TINGXIE_PORT"),
+        ({"TINGXIE_ENGINE": "whisper"}, "choose from"),
+        ({"TINGXIE_GPU_MEMORY_UTILIZATION": "1.5"}, "not in (0, 1]"),
+        ({"TINGXIE_MAX_BATCH_SIZE": "0"}, "not >= 1"),
+    ],
+)
+def test_bad_environment_values_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("]", r"\]")):
+        parse_config([], env=env)
+
+
+def test_public_host_needs_token_or_explicit_insecure() -> None:
+    with pytest.raises(ConfigError, match="--token"):
+        parse_config(["--host", "0.0.0.0"], env={})
+    assert parse_config(["--host", "0.0.0.0", "--token", "t"], env={}).token == "t"
+    assert parse_config(["--host", "0.0.0.0", "--insecure-no-auth"], env={}).token is None
+    assert parse_config(["--host", "0.0.0.0"], env={"TINGXIE_TOKEN": "t"}).token == "t"
