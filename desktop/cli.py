@@ -128,6 +128,18 @@ class Printer:
             self._partial_shown = False
 
 
+async def connect_with_retry(url: str, token: str | None, wait_s: float) -> ServerLink:
+    """Connect; while the server is not up yet, retry for up to ``wait_s`` seconds."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return await ServerLink.open(url, token=token, client_name=f"tingxie-cli/{__version__}")
+        except ServerUnreachable:
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.25)
+
+
 async def stream_files(
     url: str,
     token: str | None,
@@ -139,10 +151,11 @@ async def stream_files(
     context: str,
     printer: Printer,
     final_timeout_s: float,
+    wait_s: float = 0.0,
 ) -> int:
     """Stream each file as one utterance; return an exit code."""
     audio = [load_wav_pcm(path) for path in files]  # fail on a bad file before connecting
-    link = await ServerLink.open(url, token=token, client_name=f"tingxie-cli/{__version__}")
+    link = await connect_with_retry(url, token, wait_s)
     async with link:
         ready: Ready = link.ready
         printer.event(
@@ -233,6 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--context", default="", help="hotwords / context text")
     p.add_argument("--json", action="store_true", help="one JSON event per line")
     p.add_argument("--final-timeout", type=float, default=60.0, help="seconds to wait for a final")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="keep trying to connect this long (server still starting)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log connection details")
     return p
 
@@ -260,6 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 context=args.context,
                 printer=printer,
                 final_timeout_s=args.final_timeout,
+                wait_s=args.wait,
             )
         )
     except WavError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from desktop.client import ServerLink
 from protocol.messages import Final, Partial
@@ -48,7 +49,7 @@ async def test_16_concurrent_clients_get_their_own_right_finals(
         seqs = [p.seq for p in partials]
         assert seqs == sorted(set(seqs)), "partial seq must increase"
         stables = [p.stable for p in partials]
-        for earlier, later in zip(stables, stables[1:]):
+        for earlier, later in itertools.pairwise(stables):
             assert later.startswith(earlier), "stable text must only grow"
     stats = server.state.scheduler.stats
     assert stats.largest_batch > 1, "requests of different sessions were never batched"

@@ -45,10 +45,15 @@ def wait_healthy(port: int, timeout: float = 20.0) -> None:
 @pytest.fixture
 def server_process(subprocess_env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], int]]:
     port = free_port()
-    env = {**subprocess_env, "TINGXIE_PORT": str(port), "TINGXIE_ENGINE": "fake",
-           "TINGXIE_FAKE_PER_BATCH_MS": "400"}
-    proc = subprocess.Popen(SERVER, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    env = {
+        **subprocess_env,
+        "TINGXIE_PORT": str(port),
+        "TINGXIE_ENGINE": "fake",
+        "TINGXIE_FAKE_PER_BATCH_MS": "400",
+    }
+    proc = subprocess.Popen(
+        SERVER, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         wait_healthy(port)
         yield proc, port
@@ -60,7 +65,9 @@ def server_process(subprocess_env: dict[str, str]) -> Iterator[tuple[subprocess.
 
 @pytest.mark.parametrize("command", [SERVER, CLI])
 def test_help_and_version(command: list[str], subprocess_env) -> None:
-    out = subprocess.run([*command, "--version"], capture_output=True, text=True, env=subprocess_env)
+    out = subprocess.run(
+        [*command, "--version"], capture_output=True, text=True, env=subprocess_env
+    )
     assert out.returncode == 0 and __version__ in out.stdout
     out = subprocess.run([*command, "--help"], capture_output=True, text=True, env=subprocess_env)
     assert out.returncode == 0 and "usage:" in out.stdout
@@ -73,7 +80,10 @@ def test_cli_json_streams_files_and_prints_timestamped_events(
     files = [r for r in recordings if r.id in ("ps_cards_001", "ps_0880")]
     out = subprocess.run(
         [*CLI, "--url", f"ws://127.0.0.1:{port}", "--json", *[str(r.path) for r in files]],
-        capture_output=True, text=True, env=subprocess_env, timeout=60,
+        capture_output=True,
+        text=True,
+        env=subprocess_env,
+        timeout=60,
     )
     assert out.returncode == 0, out.stderr
     events = [json.loads(line) for line in out.stdout.splitlines()]
@@ -90,8 +100,12 @@ def test_cli_json_streams_files_and_prints_timestamped_events(
 def test_cli_errors_are_clear(subprocess_env, tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
     wav = Path(__file__).parents[1] / "data" / "speech" / "ps_cards_001.wav"
-    out = subprocess.run([*CLI, "--url", f"ws://127.0.0.1:{port}", str(wav)],
-                         capture_output=True, text=True, env=subprocess_env)
+    out = subprocess.run(
+        [*CLI, "--url", f"ws://127.0.0.1:{port}", str(wav)],
+        capture_output=True,
+        text=True,
+        env=subprocess_env,
+    )
     assert out.returncode == 3 and "is tingxie-server running?" in out.stderr
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF nonsense")
@@ -100,8 +114,13 @@ def test_cli_errors_are_clear(subprocess_env, tmp_path: Path) -> None:
 
 
 def test_public_bind_without_token_is_refused(subprocess_env) -> None:
-    out = subprocess.run([*SERVER, "--engine", "fake", "--host", "0.0.0.0"],
-                         capture_output=True, text=True, env=subprocess_env, timeout=30)
+    out = subprocess.run(
+        [*SERVER, "--engine", "fake", "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        env=subprocess_env,
+        timeout=30,
+    )
     assert out.returncode == 2 and "--token" in out.stderr
 
 
@@ -113,7 +132,10 @@ def test_signal_finishes_pending_finals_then_exits(
     recording = next(r for r in recordings if r.id == "ps_cards_001")
     cli = subprocess.Popen(
         [*CLI, "--url", f"ws://127.0.0.1:{port}", "--json", "--fast", str(recording.path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env,
     )
     # Wait until the stop is sent; the final then takes >= 400 ms (fake batch cost).
     assert cli.stdout is not None

@@ -126,9 +126,12 @@ async def test_generator_failure_is_an_engine_error_for_that_utterance(start) ->
 async def test_connection_limit_tells_the_extra_client(start) -> None:
     server = await start()
     server.state.limits = server.state.limits.__class__(max_connections=2)
-    async with websockets.connect(server.url), websockets.connect(server.url):
-        async with websockets.connect(server.url) as third:
-            error = await next_json(third)
-            assert error["code"] == "server_busy" and error["fatal"] is True
-            await asyncio.wait_for(third.wait_closed(), 5)
-            assert third.close_code == 1013
+    async with (
+        websockets.connect(server.url),
+        websockets.connect(server.url),
+        websockets.connect(server.url) as third,
+    ):
+        error = await next_json(third)
+        assert error["code"] == "server_busy" and error["fatal"] is True
+        await asyncio.wait_for(third.wait_closed(), 5)
+        assert third.close_code == 1013

@@ -48,8 +48,13 @@ async def test_finals_run_before_partials_and_requests_are_batched() -> None:
     await settle()  # the blocker occupies the only slot
     tasks = [
         asyncio.create_task(scheduler.submit(lambda t=t: request(t), p))
-        for t, p in [("p1", Priority.PARTIAL), ("p2", Priority.PARTIAL),
-                     ("f1", Priority.FINAL), ("p3", Priority.PARTIAL), ("f2", Priority.FINAL)]
+        for t, p in [
+            ("p1", Priority.PARTIAL),
+            ("p2", Priority.PARTIAL),
+            ("f1", Priority.FINAL),
+            ("p3", Priority.PARTIAL),
+            ("f2", Priority.FINAL),
+        ]
     ]
     await settle()
     assert scheduler.queue_depth == 5

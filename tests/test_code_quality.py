@@ -1,0 +1,38 @@
+"""Lint and type checks run with the suite, so CI enforces them."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+
+#: Pure cores and the protocol: strictly typed (see pyproject's [tool.mypy]).
+TYPED = [
+    "protocol",
+    "server/engine/base.py",
+    "server/engine/agreement.py",
+    "server/engine/fake.py",
+    "server/engine/full_decode.py",
+    "server/audio_buffer.py",
+    "server/scheduler.py",
+    "server/config.py",
+]
+
+
+def test_ruff_is_clean() -> None:
+    if shutil.which("ruff") is None:
+        pytest.skip("ruff not installed (pip install -e '.[test]')")
+    out = subprocess.run(["ruff", "check", "."], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_mypy_strict_on_protocol_and_pure_cores() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "mypy", *TYPED], cwd=ROOT, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
