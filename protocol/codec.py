@@ -161,6 +161,7 @@ def encode_server(message: ServerMessage) -> str:
             "stable": message.stable,
             "unstable": message.unstable,
             "seq": message.seq,
+            "audio_ms": round(message.audio_ms, 1),
         }
     elif isinstance(message, Final):
         obj = {
@@ -211,6 +212,7 @@ def decode_server(text: str | bytes) -> ServerMessage | None:
             stable=_str(obj, "stable", "", 1 << 20),
             unstable=_str(obj, "unstable", "", 1 << 20),
             seq=_int(obj, "seq", 0),
+            audio_ms=_float(obj, "audio_ms", 0.0),
         )
     if kind == "final":
         timings_obj = obj.get("timings")

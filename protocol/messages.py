@@ -103,6 +103,7 @@ class Partial:
     stable: str = ""
     unstable: str = ""
     seq: int = 0
+    audio_ms: float = 0.0  # length of the audio this hypothesis covers
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,7 @@ class Session:
             self._partial_dispatched = False
             try:
                 partial = await self._stream.step(self.audio, self._run(Priority.PARTIAL))
+                covered = self._samples_at_last_step
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -115,6 +116,7 @@ class Session:
                     stable=partial.stable,
                     unstable=partial.unstable,
                     seq=self._seq,
+                    audio_ms=covered * 1000.0 / SAMPLE_RATE,
                 )
             )
             # Audio that arrived while this step ran may already warrant the next one.

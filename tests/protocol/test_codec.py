@@ -48,7 +48,7 @@ SERVER_MESSAGES = [
     ),
     Status(model_state="ready"),
     Status(model_state="failed", message="out of memory"),
-    Partial(text="你好世界", id="u1", stable="你好", unstable="世界", seq=3),
+    Partial(text="你好世界", id="u1", stable="你好", unstable="世界", seq=3, audio_ms=1500.0),
     Final(
         text="hello world",
         id="u1",
