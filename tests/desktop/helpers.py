@@ -4,6 +4,7 @@ and check the event grammar on the way."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -14,6 +15,33 @@ from desktop.audio.segmenter import (
     UtteranceEnded,
     UtteranceStarted,
 )
+
+SPEECH_DIR = Path(__file__).parent.parent / "data" / "speech"
+
+
+def speech(name: str) -> np.ndarray:
+    """A recording from tests/data/speech as int16 samples (bit-exact with the file)."""
+    from desktop.audio.source import load_audio_16k_mono
+
+    return load_audio_16k_mono(SPEECH_DIR / f"{name}.wav")
+
+
+def room_noise(seconds: float, seed: int, level: float = 20.0) -> np.ndarray:
+    """Quiet noise (about -64 dBFS) instead of digital zeros: gaps stay unique, so an
+    utterance's position in the fed stream can be found by exact match."""
+    rng = np.random.default_rng(seed)
+    return np.round(rng.normal(0, level, int(seconds * 16000))).astype(np.int16)
+
+
+def find_exact(haystack: np.ndarray, needle: np.ndarray) -> list[int]:
+    """Every offset where ``needle`` occurs in ``haystack`` sample for sample."""
+    h, n = haystack.astype("<i2").tobytes(), needle.astype("<i2").tobytes()
+    found, i = [], h.find(n)
+    while i != -1:
+        if i % 2 == 0:
+            found.append(i // 2)
+        i = h.find(n, i + 1)
+    return found
 
 
 @dataclass
