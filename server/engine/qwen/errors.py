@@ -59,7 +59,7 @@ def resolve_model_path(model: str) -> str:
         or _HUB_ID.match(expanded) is None
     )
     if looks_local:
-        raise ModelNotFoundError(f"model path does not exist: {path.absolute()}")
+        raise ModelNotFoundError(f"model path does not exist: {os.path.abspath(expanded)}")
     return expanded
 
 

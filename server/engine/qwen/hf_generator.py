@@ -115,9 +115,7 @@ class TransformersGenerator(Generator):
             raise
         except Exception as e:
             logger.exception("%s: generation failed for a batch of %d", self.name, len(batch))
-            raise GenerationError(
-                f"{self.name}: generation failed: {type(e).__name__}: {e}"
-            ) from e
+            raise GenerationError(f"{self.name}: generation failed: {type(e).__name__}: {e}") from e
 
     def _generate_sync(
         self, batch: list[GenerationRequest], cancel: threading.Event
@@ -133,8 +131,9 @@ class TransformersGenerator(Generator):
 
         class _Cancelled(StoppingCriteria):  # type: ignore[misc]
             def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                stop = cancel.is_set()
                 return torch.full(
-                    (input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device
+                    (input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device
                 )
 
         prompts = [text.build_prompt(r.context, r.language) + r.prefix for r in batch]

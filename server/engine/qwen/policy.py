@@ -173,6 +173,8 @@ def collapse_repeats(text: str, min_repeats: int = 4, max_unit: int = 24) -> tup
         for unit in range(1, max_unit + 1):
             reps = min_repeats * 3 if unit == 1 else min_repeats
             if i + unit * reps > n:
+                if unit == 1:  # single characters need more repeats than longer units
+                    continue
                 break
             pat = text[i : i + unit]
             if pat.isspace():
