@@ -221,7 +221,27 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"tingxie-cli {__version__}")
-    p.add_argument("files", nargs="+", type=Path, metavar="WAV", help="one utterance per file")
+    p.add_argument(
+        "files",
+        nargs="*",
+        type=Path,
+        metavar="WAV",
+        help="one utterance per file (or, with --vad, cut by the VAD)",
+    )
+    live = p.add_argument_group(
+        "live dictation (Silero VAD cuts utterances; needs the desktop extra)"
+    )
+    live.add_argument("--mic", action="store_true", help="dictate from the microphone until Ctrl+C")
+    live.add_argument(
+        "--device",
+        default=None,
+        help="microphone: name substring or index (default: system default)",
+    )
+    live.add_argument(
+        "--vad",
+        action="store_true",
+        help="play the WAV files through the VAD pipeline as if spoken into the mic",
+    )
     p.add_argument(
         "--url",
         default=os.environ.get("TINGXIE_URL", "ws://127.0.0.1:8765"),
@@ -267,7 +287,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 10 <= args.chunk_ms <= 1000:
         print("tingxie-cli: error: --chunk-ms must be between 10 and 1000", file=sys.stderr)
         return EXIT_USAGE
+    if args.mic == bool(args.files):
+        print("tingxie-cli: error: give WAV files or --mic (not both)", file=sys.stderr)
+        return EXIT_USAGE
     printer = Printer(sys.stdout, args.json, time.monotonic())
+    if args.mic or args.vad:
+        return run_live(args, printer)
     try:
         return asyncio.run(
             stream_files(
@@ -300,6 +325,84 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_SERVER_ERROR
     except KeyboardInterrupt:
         return 130
+
+
+def run_live(args: argparse.Namespace, printer: Printer) -> int:
+    """--mic / --vad: the desktop pipeline without a GUI."""
+    from desktop.audio.source import (
+        AudioBackendUnavailableError,
+        AudioDeviceError,
+        AudioSource,
+        MicrophoneSource,
+        WavFileSource,
+    )
+    from desktop.audio.vad import VadUnavailableError
+    from desktop.live import LiveDictation, LiveOptions
+    from desktop.streaming import ClientEvent, ClientState, FinalText, PartialText, StateChanged
+    from desktop.streaming import UtteranceFailed as Failed
+
+    fatal: list[str] = []
+
+    def on_event(event: ClientEvent) -> None:
+        if isinstance(event, PartialText):
+            printer.message(
+                Partial(
+                    text=event.stable + event.unstable,
+                    id=str(event.utterance_id),
+                    stable=event.stable,
+                    unstable=event.unstable,
+                )
+            )
+        elif isinstance(event, FinalText):
+            printer.message(
+                Final(text=event.text, id=str(event.utterance_id), language=event.language)
+            )
+            printer.event("timeline", **event.timeline.as_dict())
+        elif isinstance(event, Failed):
+            printer.message(
+                Error(
+                    code=ErrorCode.ENGINE_ERROR, message=event.message, id=str(event.utterance_id)
+                )
+            )
+        elif isinstance(event, StateChanged):
+            printer.event("state", state=event.state.value, detail=event.detail)
+            quiet = (ClientState.READY, ClientState.CONNECTING, ClientState.CLOSED)
+            if not args.json and event.state not in quiet:
+                print(f"[{event.state.value}] {event.detail}", file=sys.stderr)
+            if event.state in (ClientState.AUTH_FAILED, ClientState.VERSION_MISMATCH):
+                fatal.append(event.detail)
+
+    def on_status(status: object) -> None:
+        print(f"[microphone] {status}", file=sys.stderr)
+
+    try:
+        sources: list[AudioSource] = (
+            [MicrophoneSource(args.device, on_status=on_status)]
+            if args.mic
+            else [WavFileSource(path, realtime=args.realtime) for path in args.files]
+        )
+        options = LiveOptions(args.url, args.token, args.language, args.context)
+        for source in sources:
+            live = LiveDictation(source, options, on_event)
+            live.start()
+            try:
+                while not live.wait_source_end(0.2):
+                    if fatal:
+                        print(f"tingxie-cli: error: {fatal[0]}", file=sys.stderr)
+                        return EXIT_AUTH
+            except KeyboardInterrupt:
+                pass
+            finally:
+                live.pipeline.stop()
+            ok = live.wait_all_finals(args.final_timeout)
+            live.client.close()
+            if not ok:
+                print("tingxie-cli: error: not every utterance got its final", file=sys.stderr)
+                return EXIT_SERVER_ERROR
+    except (AudioBackendUnavailableError, AudioDeviceError, VadUnavailableError, OSError) as exc:
+        print(f"tingxie-cli: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
 
 
 if __name__ == "__main__":

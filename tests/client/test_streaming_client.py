@@ -19,9 +19,8 @@ from desktop.streaming import (
     FinalText,
     StateChanged,
 )
-from tests.conftest import Recording
+from tests.conftest import SERVER, Recording, free_port, wait_healthy
 from tests.server.helpers import fake_final
-from tests.server.test_entry_points import SERVER, free_port, wait_healthy
 
 CHUNK_SAMPLES = 512
 

@@ -6,61 +6,14 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from protocol.version import __version__
-from tests.conftest import Recording
+from tests.conftest import CLI, SERVER, Recording, free_port
 from tests.server.helpers import fake_final
-
-SERVER = [sys.executable, "-m", "server"]
-CLI = [sys.executable, "-m", "desktop.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_healthy(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"server on port {port} not healthy after {timeout} s")
-
-
-@pytest.fixture
-def server_process(subprocess_env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    port = free_port()
-    env = {
-        **subprocess_env,
-        "TINGXIE_PORT": str(port),
-        "TINGXIE_ENGINE": "fake",
-        "TINGXIE_FAKE_PER_BATCH_MS": "400",
-    }
-    proc = subprocess.Popen(
-        SERVER, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        wait_healthy(port)
-        yield proc, port
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
 
 
 @pytest.mark.parametrize("command", [SERVER, CLI])
