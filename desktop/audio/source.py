@@ -67,7 +67,7 @@ class EndOfStream(Exception):
 def import_sounddevice() -> Any:
     """Import sounddevice, turning a missing PortAudio into a clear error."""
     try:
-        import sounddevice
+        import sounddevice  # type: ignore[import-untyped]
     except OSError as exc:  # sounddevice raises OSError, not ImportError, without PortAudio
         raise AudioBackendUnavailableError(
             "the PortAudio library is missing (on Debian/Ubuntu: apt install libportaudio2)"
@@ -206,13 +206,13 @@ def _float_to_int16(x: npt.NDArray[np.floating[Any]]) -> Int16Array:
 def load_audio_16k_mono(path: str | Path) -> Int16Array:
     """Read an audio file as 16 kHz mono int16. A file already in that format comes back
     bit-exact; anything else is downmixed and resampled with soxr."""
-    import soundfile
+    import soundfile  # type: ignore[import-untyped]
 
     info = soundfile.info(str(path))
     if info.samplerate == SAMPLE_RATE and info.channels == 1:
         data, _ = soundfile.read(str(path), dtype="int16")
         return np.asarray(data, dtype=np.int16)
-    import soxr
+    import soxr  # type: ignore[import-untyped]
 
     data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     mono = data.mean(axis=1, dtype=np.float32)
@@ -260,7 +260,7 @@ class ArraySource(AudioSource):
                 return None
             if wait > 0:
                 self._sleep(wait)
-        block = self.samples[self._pos:end].copy()
+        block: Int16Array = self.samples[self._pos:end].copy()
         self._pos = end
         return block
 
@@ -392,6 +392,7 @@ class MicrophoneSource(AudioSource):
             if gen != self._gen:
                 continue  # left over from a stream we already closed
             self._last_block = time.monotonic()
+            self._attempt = 0
             if flagged:
                 self._notify(SourceStatusKind.OVERFLOW, "audio input overflow: samples lost")
             if self._dropped_blocks != self._reported_drops:
@@ -430,7 +431,7 @@ class MicrophoneSource(AudioSource):
         try:
             sd.check_input_settings(device=index, channels=1, dtype="int16",
                                     samplerate=SAMPLE_RATE)
-            rate, channels, dtype, self.converting = SAMPLE_RATE, 1, "int16", False
+            rate, channels, dtype, self.converting = float(SAMPLE_RATE), 1, "int16", False
         except Exception as exc:  # PortAudioError/ValueError: not supported as is
             rate = float(info["default_samplerate"])
             channels = 1
@@ -477,8 +478,10 @@ class MicrophoneSource(AudioSource):
     def _lose(self, reason: str) -> None:
         log.warning("microphone %s lost: %s", self.device_name, reason)
         self._close_stream()
-        self._attempt = 0
-        self._next_retry = time.monotonic() + self.backoff_s[0]
+        # The attempt count is only reset by audio arriving: a device that opens but
+        # never delivers is retried less and less often.
+        self._next_retry = time.monotonic() + self.backoff_s[
+            min(self._attempt, len(self.backoff_s) - 1)]
         self._notify(SourceStatusKind.LOST, f"microphone lost ({reason}); reconnecting")
 
     def _try_reopen(self) -> None:

@@ -48,6 +48,53 @@ class VirtualMic:
         t.start()
         return t
 
+    def feed_until(self, stop: threading.Event, value: int = 1000) -> threading.Thread:
+        """Write a constant ``value`` in real time until ``stop``, reopening the FIFO
+        whenever the pipe source goes away and comes back."""
+
+        def run() -> None:
+            block = np.full(512, value, dtype="<i2").tobytes()
+            while not stop.is_set():
+                try:
+                    fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+                except OSError:  # no FIFO or no reader right now
+                    time.sleep(0.05)
+                    continue
+                t0, i = time.perf_counter(), 0
+                try:
+                    while not stop.is_set():
+                        delay = t0 + i * 512 / self.rate - time.perf_counter()
+                        if delay > 0:
+                            time.sleep(delay)
+                        with contextlib.suppress(BlockingIOError):
+                            os.write(fd, block)
+                        i += 1
+                except OSError:  # reader gone (source unloaded)
+                    pass
+                finally:
+                    os.close(fd)
+
+        t = threading.Thread(target=run, name="vmic-feed-until", daemon=True)
+        t.start()
+        return t
+
+    def source_module_id(self) -> str | None:
+        for line in self.pactl("list", "short", "modules").splitlines():
+            if "module-pipe-source" in line:
+                return line.split()[0]
+        return None
+
+    def unplug(self) -> None:
+        module = self.source_module_id()
+        assert module is not None
+        self.pactl("unload-module", module)
+
+    def plug(self) -> None:
+        if self.source_module_id() is None:
+            self.pactl("load-module", "module-pipe-source", "source_name=vmic",
+                       f"file={self.fifo}", "format=s16le", f"rate={self.rate}", "channels=1")
+        self.pactl("set-default-source", "vmic")
+
     def pactl(self, *args: str) -> str:
         return subprocess.run(["pactl", *args], check=True, capture_output=True,
                               text=True).stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +43,19 @@ def find_exact(haystack: np.ndarray, needle: np.ndarray) -> list[int]:
             found.append(i // 2)
         i = h.find(n, i + 1)
     return found
+
+
+def speech_region(vad: Any, samples: np.ndarray) -> tuple[int, int]:
+    """First and last speech sample of a recording by silero's offline algorithm (a second
+    opinion that does not go through our segmenter), without padding."""
+    import torch
+    from silero_vad import get_speech_timestamps
+
+    vad.reset()
+    ts = get_speech_timestamps(torch.from_numpy(samples.astype(np.float32) / 32768),
+                               vad._model, speech_pad_ms=0)
+    vad.reset()
+    return int(ts[0]["start"]), int(ts[-1]["end"])
 
 
 @dataclass

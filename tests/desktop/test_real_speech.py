@@ -4,28 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-from silero_vad import get_speech_timestamps
 
 from desktop.audio.pipeline import AudioPipeline
 from desktop.audio.segmenter import EndReason, Mode, Segmenter
 from desktop.audio.source import ArraySource
 from desktop.audio.vad import SileroVad
-from tests.desktop.helpers import Collector, find_exact, room_noise, speech
+from tests.desktop.helpers import Collector, find_exact, room_noise, speech, speech_region
 
 ALL = ["ps_cards_001", "ps_cards_002", "ps_cards_003", "ps_cards_004", "ps_cards_005",
        "ps_0880", "ps_goforward", "ps_forever2", "ps_0930", "ps_0870", "ps_0890", "ps_0920"]
 PRE_ROLL = 7680  # 480 ms default
-
-
-def speech_region(vad: SileroVad, samples: np.ndarray) -> tuple[int, int]:
-    """First and last speech sample by silero's offline algorithm (a second opinion that
-    does not go through our segmenter), without padding."""
-    vad.reset()
-    ts = get_speech_timestamps(torch.from_numpy(samples.astype(np.float32) / 32768),
-                               vad._model, speech_pad_ms=0)
-    vad.reset()
-    return ts[0]["start"], ts[-1]["end"]
 
 
 def run_pipeline(vad: SileroVad, audio: np.ndarray, seg: Segmenter | None = None) -> Collector:
