@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def test_transcript_of_raw_outputs() -> None:
     # monotone along a growing raw output
     raw = "language English<asr_text>the quick brown"
     outs = [transcript_of(raw[:i], None) for i in range(len(raw) + 1)]
-    for a, b in zip(outs, outs[1:], strict=False):
+    for a, b in itertools.pairwise(outs):
         assert b.startswith(a)
 
 
@@ -144,7 +145,7 @@ def test_split_for_final_tiles_the_audio_within_the_limit() -> None:
     a = speechlike(95.0, gaps=[(27.0, 27.5), (55.0, 55.4)])
     pieces = split_for_final(a, 30.0, pause_rms=0.01)
     assert pieces[0][0] == 0 and pieces[-1][1] == len(a)
-    for (s0, e0), (s1, _) in zip(pieces, pieces[1:], strict=False):
+    for (_s0, e0), (s1, _) in itertools.pairwise(pieces):
         assert e0 == s1
     assert all(0 < e - s <= 30 * SR for s, e in pieces)
     assert 27.0 * SR <= pieces[0][1] <= 27.5 * SR  # cut in the pause
@@ -198,7 +199,7 @@ def test_missing_local_path_names_the_absolute_path(
     with pytest.raises(ModelNotFoundError):
         resolve_model_path("")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelNotFoundError, match="no config.json"):
+    with pytest.raises(ModelNotFoundError, match=r"no config\.json"):
         resolve_model_path("empty")
     (tmp_path / "file.bin").write_text("x")
     with pytest.raises(ModelNotFoundError, match="not a directory"):

@@ -310,8 +310,9 @@ class WindowedConfig:
     min_speech_sec: float = 0.1
     #: Shorter audio is zero-padded to this length (as qwen-asr's transcribe does).
     min_input_sec: float = 0.5
-    #: Repetition guard on generated text (see :func:`collapse_repeats`).
-    repeat_min: int = 4
+    #: Repetition guard on generated text (see :func:`collapse_repeats`): a loop is a unit
+    #: repeated this many times back to back (a runaway decoder repeats until the budget).
+    repeat_min: int = 8
 
     def __post_init__(self) -> None:
         if self.rollback_tokens < 0 or self.unfixed_steps < 0:

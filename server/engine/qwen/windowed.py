@@ -269,7 +269,10 @@ class WindowedStream(EngineStream):
         results: list[GenerationResult] = list(await asyncio.gather(*runs))
         text, language = "", self._language
         for res in results:
-            lang, piece = self._text.parse(res.text, self._language)
+            raw, looped = self._guard(prefix, res.text)
+            if looped:
+                logger.info("repetition guard cut a loop in a final")
+            lang, piece = self._text.parse(raw, self._language)
             text = join_text(text, piece)
             if language is None:
                 language = lang or raw_language(res.text)
