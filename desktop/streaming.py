@@ -22,7 +22,13 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from desktop.audio.segmenter import AudioChunk, Event, UtteranceEnded, UtteranceStarted
+from desktop.audio.segmenter import (
+    AudioChunk,
+    EndReason,
+    Event,
+    UtteranceEnded,
+    UtteranceStarted,
+)
 from desktop.audio.timeline import UtteranceTimeline
 from desktop.client import AuthFailed, ServerLink, ServerUnreachable, VersionMismatch
 from protocol.messages import Error, ErrorCode, Final, Partial, Status
@@ -268,6 +274,11 @@ class DictationClient:
             pending = self._pending.get(event.utterance_id)
             if pending is not None:
                 pending.chunks.append(event.pcm)
+        elif isinstance(event, UtteranceEnded) and event.reason is EndReason.CANCELLED:
+            pending = self._pending.pop(event.utterance_id, None)
+            if pending is not None and pending.started_on_link and self._link is not None:
+                self._spawn(self._cancel_on_server(self._link, pending.wire_id))
+            return
         elif isinstance(event, UtteranceEnded):
             pending = self._pending.get(event.utterance_id)
             if pending is not None:
@@ -282,6 +293,12 @@ class DictationClient:
         else:
             return  # dropped candidates were never announced
         self._spawn(self._flush_all())
+
+    async def _cancel_on_server(self, link: ServerLink, wire_id: str) -> None:
+        assert self._flush_lock is not None
+        async with self._flush_lock:
+            with contextlib.suppress(Exception):
+                await link.cancel(wire_id)
 
     async def _flush_all(self) -> None:
         """Bring the server up to date with every pending utterance, in order."""

@@ -163,3 +163,28 @@ def test_unreachable_and_auth_failed_states(subprocess_env, recordings) -> None:
             proc.wait(10)
     finally:
         client.close()
+
+
+def test_cancelled_utterance_is_cancelled_on_the_server_not_finalised(
+    server: Server, recordings: list[Recording]
+) -> None:
+    recording = next(r for r in recordings if r.id == "ps_cards_001")
+    events: queue.Queue[ClientEvent] = queue.Queue()
+    client = DictationClient(server.url, events.put)
+    client.start()
+    try:
+        wait_for(events, StateChanged, where=lambda e: e.state is ClientState.READY)
+        script = utterance_events(recording, 1)
+        for event in script[:-1]:
+            client.submit(event)  # type: ignore[arg-type]
+        n = len(recording.pcm()) // 2
+        client.submit(UtteranceEnded(1, EndReason.CANCELLED, 0, n, n, n))
+        for event in utterance_events(recording, 2):
+            client.submit(event)  # type: ignore[arg-type]
+        final = wait_for(events, FinalText)
+        assert isinstance(final, FinalText) and final.utterance_id == 2
+        assert client.pending_utterances == 0
+        with pytest.raises(queue.Empty):  # and no final ever comes for the cancelled one
+            wait_for(events, FinalText, timeout=0.5)
+    finally:
+        client.close()
