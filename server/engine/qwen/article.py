@@ -70,7 +70,7 @@ class ArticleStream(EngineStream):
         context: str,
         executor: concurrent.futures.Executor,
     ) -> None:
-        from qwen_asr import Qwen3ASRModel
+        from qwen_asr import Qwen3ASRModel  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
         self._cfg = config
         self._asr = Qwen3ASRModel(backend="vllm", model=_SchedulerLLM(self), processor=processor)

@@ -58,7 +58,7 @@ class TransformersGenerator(Generator):
         t0 = time.perf_counter()
         try:
             import torch
-            from qwen_asr import Qwen3ASRModel
+            from qwen_asr import Qwen3ASRModel  # type: ignore[import-untyped,import-not-found,unused-ignore]
         except ImportError as e:
             raise ModelLoadError(
                 f"the transformers backend needs qwen-asr: pip install 'qwen-asr==0.0.6' ({e})"
@@ -129,7 +129,7 @@ class TransformersGenerator(Generator):
         model = self._model
         text = self.text
 
-        class _Cancelled(StoppingCriteria):  # type: ignore[misc]
+        class _Cancelled(StoppingCriteria):  # type: ignore[misc,unused-ignore]
             def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
                 stop = cancel.is_set()
                 return torch.full(

@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 
 def load_processor(model_path: str) -> Any:
     """qwen-asr's Qwen3ASRProcessor for a model (tokenizer, chat template, features)."""
-    from qwen_asr.core.transformers_backend import Qwen3ASRProcessor
+    from qwen_asr.core.transformers_backend import Qwen3ASRProcessor  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     return Qwen3ASRProcessor.from_pretrained(model_path, fix_mistral_regex=True)
 
@@ -24,8 +24,8 @@ class QwenModelText:
     """Prompt building, tokenisation and parsing exactly as qwen-asr 0.0.6 does them."""
 
     def __init__(self, processor: Any) -> None:
-        from qwen_asr import Qwen3ASRModel
-        from qwen_asr.inference.utils import parse_asr_output
+        from qwen_asr import Qwen3ASRModel  # type: ignore[import-untyped,import-not-found,unused-ignore]
+        from qwen_asr.inference.utils import parse_asr_output  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
         self.processor = processor
         self.tokenizer = processor.tokenizer

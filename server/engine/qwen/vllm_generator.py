@@ -1,0 +1,178 @@
+"""Qwen3-ASR on vLLM's async engine (production backend).
+
+Every request of every session goes to one ``AsyncLLM``, which batches them continuously;
+a request whose caller is cancelled (a superseded partial step) is aborted in vLLM. The
+model class comes from qwen-asr (importing ``qwen_asr`` registers it with vLLM's
+ModelRegistry), prompts from qwen-asr's processor.
+
+vLLM's engine core runs in a child process. It is started with fork (vLLM's default
+while CUDA is not initialised in the parent, which this server never does), so the child
+inherits qwen-asr's registration; the server builds the engine inside ``main()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from server.engine.base import GenerationRequest, GenerationResult, Generator
+from server.engine.qwen.errors import (
+    GenerationError,
+    KVCacheError,
+    ModelLoadError,
+    is_memory_error,
+    kv_cache_message,
+)
+from server.engine.qwen.policy import raw_language
+from server.engine.qwen.text import QwenModelText, load_processor
+
+logger = logging.getLogger(__name__)
+
+_ids = itertools.count()
+
+
+class VLLMGenerator(Generator):
+    name = "qwen-vllm"
+    max_batch_size = 1  # vLLM batches continuously: many single-request calls at once
+    max_concurrent_batches = 256
+    supports_abort = True
+
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        max_model_len: int = 4096,
+        gpu_memory_utilization: float = 0.8,
+        dtype: str = "auto",
+        ignore_eos: bool = False,
+        engine_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model_path
+        self.max_model_len = max_model_len
+        self.gpu_memory_utilization = gpu_memory_utilization
+        self.dtype = dtype
+        self.ignore_eos = ignore_eos
+        self.engine_kwargs = dict(engine_kwargs or {})
+        max_num_seqs = self.engine_kwargs.get("max_num_seqs")
+        if isinstance(max_num_seqs, int):
+            # more concurrent requests than vLLM schedules would only queue inside vLLM
+            self.max_concurrent_batches = max(1, 2 * max_num_seqs)
+        self.text: QwenModelText | None = None
+        self._engine: Any = None
+        self._sampling_cls: Any = None
+        self._output_kind: Any = None
+        #: When a list, (prompt, prompt_token_ids) of every finished request (tests).
+        self.trace: list[tuple[str, list[int]]] | None = None
+
+    # -- loading ---------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        # Building the engine blocks for a long time: off the event loop.
+        await asyncio.to_thread(self._load_sync)
+
+    def _load_sync(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            # qwen_asr registers its Qwen3ASRForConditionalGeneration with vLLM on import
+            import qwen_asr  # type: ignore[import-untyped,import-not-found,unused-ignore] # noqa: F401
+            from vllm import SamplingParams  # type: ignore[import-not-found,import-untyped,unused-ignore]
+            from vllm.engine.arg_utils import AsyncEngineArgs  # type: ignore[import-not-found,import-untyped,unused-ignore]
+            from vllm.sampling_params import RequestOutputKind  # type: ignore[import-not-found,import-untyped,unused-ignore]
+            from vllm.v1.engine.async_llm import AsyncLLM  # type: ignore[import-not-found,import-untyped,unused-ignore]
+        except ImportError as e:
+            raise ModelLoadError(
+                f"the vLLM backend needs vllm and qwen-asr: pip install 'qwen-asr[vllm]==0.0.6' "
+                f"({e})"
+            ) from e
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "max_model_len": self.max_model_len,
+            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "dtype": self.dtype,
+            "limit_mm_per_prompt": {"audio": 1},
+            "disable_log_stats": True,
+        }
+        kwargs.update(self.engine_kwargs)
+        try:
+            self.text = QwenModelText(load_processor(self.model))
+        except Exception as e:
+            raise ModelLoadError(
+                f"could not load the Qwen3-ASR processor/tokenizer from {self.model}: "
+                f"{type(e).__name__}: {e}"
+            ) from e
+        try:
+            self._engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
+        except Exception as e:
+            if is_memory_error(e):
+                raise KVCacheError(
+                    kv_cache_message(
+                        e,
+                        model=self.model,
+                        max_model_len=self.max_model_len,
+                        gpu_memory_utilization=self.gpu_memory_utilization,
+                    )
+                ) from e
+            raise ModelLoadError(
+                f"vLLM could not load Qwen3-ASR model {self.model}: {type(e).__name__}: {e}"
+            ) from e
+        self._sampling_cls = SamplingParams
+        self._output_kind = RequestOutputKind.FINAL_ONLY
+        logger.info(
+            "Qwen3-ASR on vLLM: %s loaded in %.1f s (max_model_len=%d, "
+            "gpu_memory_utilization=%.2f)",
+            self.model,
+            time.perf_counter() - t0,
+            self.max_model_len,
+            self.gpu_memory_utilization,
+        )
+
+    async def close(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await asyncio.to_thread(engine.shutdown)
+
+    # -- generation ------------------------------------------------------------------------
+
+    async def generate(self, batch: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        if self._engine is None or self.text is None:
+            raise GenerationError(f"{self.name}: model {self.model} is not loaded")
+        return list(await asyncio.gather(*(self._one(r) for r in batch)))
+
+    async def _one(self, request: GenerationRequest) -> GenerationResult:
+        assert self.text is not None
+        prompt = self.text.build_prompt(request.context, request.language) + request.prefix
+        params = self._sampling_cls(
+            temperature=0.0,
+            max_tokens=request.max_new_tokens,
+            ignore_eos=self.ignore_eos,
+            output_kind=self._output_kind,
+        )
+        request_id = f"tingxie-{next(_ids)}"
+        inputs = {"prompt": prompt, "multi_modal_data": {"audio": [request.audio]}}
+        final: Any = None
+        try:
+            async for out in self._engine.generate(inputs, params, request_id):
+                final = out
+        except asyncio.CancelledError:
+            # vLLM aborts on cancellation too; be explicit, it frees the KV blocks now.
+            await self._abort(request_id)
+            raise
+        except Exception as e:
+            logger.exception("%s: request %s failed", self.name, request_id)
+            raise GenerationError(f"{self.name}: generation failed: {type(e).__name__}: {e}") from e
+        if final is None or not final.outputs:
+            raise GenerationError(f"{self.name}: vLLM returned no output for {request_id}")
+        if self.trace is not None:
+            self.trace.append((prompt, list(final.prompt_token_ids or [])))
+        raw = request.prefix + final.outputs[0].text
+        return GenerationResult(text=raw, language=request.language or raw_language(raw))
+
+    async def _abort(self, request_id: str) -> None:
+        try:
+            await self._engine.abort(request_id)
+        except Exception:  # the engine may already have finished or dropped it
+            logger.debug("abort of %s failed", request_id, exc_info=True)
