@@ -76,18 +76,16 @@ class Session:
         else:
             self._partial_wanted = True
 
-    def _run(
-        self, priority: Priority
-    ) -> Callable[[RequestBuilder, Priority], Awaitable[GenerationResult]]:
+    def _submit_partial(
+        self, build: RequestBuilder, priority: Priority
+    ) -> Awaitable[GenerationResult]:
+        """The runner partial steps get: it records which audio the step works on."""
+
         def mark_dispatched() -> None:
             self._partial_dispatched = True
             self._samples_at_last_step = self.audio.n_samples
 
-        def run(build: RequestBuilder, prio: Priority) -> Awaitable[GenerationResult]:
-            on_dispatch = mark_dispatched if priority is Priority.PARTIAL else None
-            return self._scheduler.submit(build, prio, on_dispatch)
-
-        return run
+        return self._scheduler.submit(build, priority, mark_dispatched)
 
     async def _partial_loop(self) -> None:
         self._partial_wanted = True
@@ -95,7 +93,7 @@ class Session:
             self._partial_wanted = False
             self._partial_dispatched = False
             try:
-                partial = await self._stream.step(self.audio, self._run(Priority.PARTIAL))
+                partial = await self._stream.step(self.audio, self._submit_partial)
                 covered = self._samples_at_last_step
             except asyncio.CancelledError:
                 raise
