@@ -1,0 +1,161 @@
+"""User settings: a plain dataclass with defaults (pure), persisted with QSettings.
+
+Every setting has a default, so a missing or damaged value never stops the app: it
+falls back to the default and the problem is logged. ``SCHEMA_VERSION`` is stored with
+the settings; :func:`migrate` upgrades older layouts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+MODES = ("hands_free", "push_to_talk", "toggle")
+OUTPUT_METHODS = ("auto", "keystrokes", "clipboard")
+OVERLAY_POSITIONS = ("bottom", "top", "cursor")
+LAUNCHERS = ("wsl", "direct")
+
+
+@dataclass(frozen=True)
+class Settings:
+    # server
+    server_url: str = "ws://127.0.0.1:8765"
+    token: str = ""
+    # audio
+    microphone: str = ""  # name substring or index; "" = system default
+    language: str = ""  # "" = detect
+    context: str = ""  # hotwords / domain text
+    vad_threshold: float = 0.5
+    min_silence_ms: float = 560.0
+    pre_roll_ms: float = 480.0
+    tail_ms: float = 256.0
+    release_tail_ms: float = 320.0
+    # dictation
+    mode: str = "push_to_talk"
+    hold_key: str = "f9"
+    toggle_key: str = ""  # "" = none
+    output_method: str = "auto"
+    app_overrides: dict[str, str] = field(default_factory=dict)  # app name → method
+    # overlay
+    overlay_position: str = "bottom"
+    show_latency: bool = False
+    # server launcher
+    start_server_on_launch: bool = False
+    launcher: str = "wsl"  # "wsl" (Windows → WSL2) or "direct" (run the command here)
+    wsl_distro: str = ""  # "" = default distro
+    server_command: str = "tingxie-server --model Qwen/Qwen3-ASR-1.7B"
+
+    def validated(self) -> Settings:
+        """A copy with out-of-range values replaced by defaults (logged)."""
+        defaults = Settings()
+        fixes: dict[str, Any] = {}
+        choices = {
+            "mode": MODES,
+            "output_method": OUTPUT_METHODS,
+            "overlay_position": OVERLAY_POSITIONS,
+            "launcher": LAUNCHERS,
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                fixes[name] = getattr(defaults, name)
+        if not 0.0 < self.vad_threshold <= 1.0:
+            fixes["vad_threshold"] = defaults.vad_threshold
+        for name in ("min_silence_ms", "pre_roll_ms", "tail_ms", "release_tail_ms"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 10_000.0 or (name == "min_silence_ms" and value == 0):
+                fixes[name] = getattr(defaults, name)
+        if not self.server_url.startswith(("ws://", "wss://")):
+            fixes["server_url"] = defaults.server_url
+        overrides = {k: v for k, v in self.app_overrides.items() if v in OUTPUT_METHODS}
+        if overrides != self.app_overrides:
+            fixes["app_overrides"] = overrides
+        if fixes:
+            log.warning("settings out of range, using defaults for: %s", ", ".join(fixes))
+        return dataclasses.replace(self, **fixes)
+
+
+def _coerce(value: Any, default: Any) -> Any:
+    """QSettings (INI/registry) stores strings; convert back to the default's type."""
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in {"true", "1", "yes"}:
+            return True
+        if text in {"false", "0", "no"}:
+            return False
+        raise ValueError(f"not a boolean: {value!r}")
+    if isinstance(default, float):
+        return float(value)
+    if isinstance(default, dict):
+        parsed = json.loads(value) if isinstance(value, str) else value
+        if not isinstance(parsed, dict):
+            raise ValueError("not an object")
+        return {str(k): str(v) for k, v in parsed.items()}
+    return str(value)
+
+
+def migrate(values: dict[str, Any], version: int) -> dict[str, Any]:
+    """Upgrade stored values from an older schema (none yet: v1 is the first)."""
+    if version > SCHEMA_VERSION:
+        log.warning(
+            "settings were written by a newer tingxie (schema %d); unknown keys are ignored",
+            version,
+        )
+    return values
+
+
+class SettingsStore:
+    """Loads and saves :class:`Settings` with QSettings.
+
+    With ``directory`` (the app's ``--settings-dir``) settings live in an INI file there;
+    otherwise in the platform's place (registry on Windows, ~/.config on Linux).
+    """
+
+    def __init__(self, directory: Path | None = None) -> None:
+        from PySide6.QtCore import QSettings
+
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._qs = QSettings(str(directory / "tingxie.ini"), QSettings.Format.IniFormat)
+        else:
+            self._qs = QSettings("tingxie", "tingxie")
+
+    @property
+    def location(self) -> str:
+        return str(self._qs.fileName())
+
+    def load(self) -> Settings:
+        qs = self._qs
+        version = int(qs.value("schema_version", SCHEMA_VERSION))  # type: ignore[arg-type]
+        stored = {key: qs.value(key) for key in qs.allKeys()}
+        stored = migrate(stored, version)
+        defaults = Settings()
+        values: dict[str, Any] = {}
+        for f in fields(Settings):
+            if f.name not in stored or stored[f.name] is None:
+                continue
+            default = getattr(defaults, f.name)
+            try:
+                values[f.name] = _coerce(stored[f.name], default)
+            except (TypeError, ValueError) as exc:
+                log.warning(
+                    "setting %s=%r is invalid (%s); using the default", f.name, stored[f.name], exc
+                )
+        return Settings(**values).validated()
+
+    def save(self, settings: Settings) -> None:
+        qs = self._qs
+        qs.setValue("schema_version", SCHEMA_VERSION)
+        for f in fields(Settings):
+            value = getattr(settings, f.name)
+            qs.setValue(f.name, json.dumps(value) if isinstance(value, dict) else value)
+        qs.sync()
