@@ -135,7 +135,10 @@ class SettingsStore:
 
     def load(self) -> Settings:
         qs = self._qs
-        version = int(qs.value("schema_version", SCHEMA_VERSION))  # type: ignore[arg-type]
+        try:
+            version = int(str(qs.value("schema_version", SCHEMA_VERSION)))
+        except ValueError:
+            version = SCHEMA_VERSION
         stored = {key: qs.value(key) for key in qs.allKeys()}
         stored = migrate(stored, version)
         defaults = Settings()

@@ -85,7 +85,7 @@ class Backoff:
     auth_failed_s: float = 30.0
 
     def delay(self, attempt: int) -> float:
-        return min(self.maximum_s, self.first_s * (2 ** max(0, attempt - 1)))
+        return min(self.maximum_s, self.first_s * 2.0 ** max(0, attempt - 1))
 
 
 @dataclass

@@ -1,0 +1,56 @@
+"""What the tray shows for a combination of states (pure), and the icons for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from desktop.coordinator import Stage
+from desktop.launcher import LauncherState
+from desktop.streaming import ClientState
+
+
+@dataclass(frozen=True)
+class Look:
+    key: str  # offline | connecting | ready | listening | speaking | finalizing
+    color: str  # icon colour
+    tooltip: str
+
+
+COLORS = {
+    "offline": "#8a8f98",
+    "connecting": "#e0a100",
+    "ready": "#3c8d5a",
+    "listening": "#2f6fde",
+    "speaking": "#d93b3b",
+    "finalizing": "#8e44ad",
+}
+
+
+def tray_look(
+    server: ClientState, stage: Stage, launcher: LauncherState | None = None, detail: str = ""
+) -> Look:
+    """The tray's icon and tooltip. The server's state wins until it is ready."""
+
+    def look(key: str, text: str) -> Look:
+        return Look(key, COLORS[key], f"tingxie — {text}")
+
+    if server in (ClientState.CONNECTING, ClientState.MODEL_LOADING) or launcher in (
+        LauncherState.STARTING,
+        LauncherState.LOADING,
+    ):
+        what = detail or ("loading the model" if server is ClientState.MODEL_LOADING else "")
+        return look("connecting", f"connecting {what}".strip())
+    if server is not ClientState.READY:
+        reasons = {
+            ClientState.AUTH_FAILED: "server refused the token",
+            ClientState.VERSION_MISMATCH: "server speaks another protocol version",
+            ClientState.CLOSED: "stopped",
+        }
+        return look("offline", f"server offline: {reasons.get(server, detail or 'unreachable')}")
+    if stage is Stage.SPEAKING:
+        return look("speaking", "hearing you")
+    if stage in (Stage.FINALIZING, Stage.TYPING):
+        return look("finalizing", "finishing the sentence")
+    if stage is Stage.LISTENING:
+        return look("listening", "listening")
+    return look("ready", "ready (click to dictate, or hold the talk key)")

@@ -1,0 +1,350 @@
+"""Settings dialog. Apply/OK emit the new settings; the app applies them at once."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QKeyEvent
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.audio.source import AudioSource
+from desktop.settings import LAUNCHERS, MODES, OUTPUT_METHODS, OVERLAY_POSITIONS, Settings
+
+log = logging.getLogger(__name__)
+
+#: Qt keys the capture button understands without help from the global hotkey library.
+_QT_KEY_NAMES = {
+    **{getattr(Qt.Key, f"Key_F{i}"): f"f{i}" for i in range(1, 25)},
+    Qt.Key.Key_Control: "ctrl_r",
+    Qt.Key.Key_Alt: "alt_r",
+    Qt.Key.Key_Pause: "pause",
+    Qt.Key.Key_ScrollLock: "scroll_lock",
+    Qt.Key.Key_Insert: "insert",
+    Qt.Key.Key_Menu: "menu",
+    Qt.Key.Key_CapsLock: "caps_lock",
+}
+
+
+def level_dbfs(block: np.ndarray) -> float:
+    """RMS level of an int16 block, in dBFS (−90 for digital silence)."""
+    if block.size == 0:
+        return -90.0
+    rms = float(np.sqrt(np.mean((block.astype(np.float64) / 32768.0) ** 2)))
+    return max(-90.0, 20.0 * math.log10(rms)) if rms > 0 else -90.0
+
+
+def parse_overrides(text: str) -> dict[str, str]:
+    """``app = method`` lines → dict; unknown methods are reported, not kept."""
+    result: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        app, sep, method = line.partition("=")
+        if not sep or method.strip() not in OUTPUT_METHODS or not app.strip():
+            raise ValueError(f"“{line}”: write app = {' | '.join(OUTPUT_METHODS)}")
+        result[app.strip()] = method.strip()
+    return result
+
+
+class SettingsDialog(QDialog):
+    applied = Signal(object)  # Settings
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        devices: list[str] | None = None,
+        open_meter: Callable[[str], AudioSource] | None = None,
+        wsl_distros: list[str] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("tingxie settings")
+        self.setMinimumWidth(560)
+        self._settings = settings
+        self._open_meter = open_meter
+        self._meter_source: AudioSource | None = None
+        self._capturing: QLineEdit | None = None
+        tabs = QTabWidget(self)
+        tabs.addTab(self._server_tab(settings, wsl_distros or []), "Server")
+        tabs.addTab(self._audio_tab(settings, devices or []), "Microphone")
+        tabs.addTab(self._dictation_tab(settings), "Dictation")
+        tabs.addTab(self._overlay_tab(settings), "Overlay")
+        self.error = QLabel("")
+        self.error.setStyleSheet("color: #c0392b;")
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok
+            | QDialogButtonBox.StandardButton.Apply
+            | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self._ok)
+        buttons.rejected.connect(self.reject)
+        buttons.button(QDialogButtonBox.StandardButton.Apply).clicked.connect(self.apply)
+        layout = QVBoxLayout(self)
+        layout.addWidget(tabs)
+        layout.addWidget(self.error)
+        layout.addWidget(buttons)
+        self._meter_timer = QTimer(self)
+        self._meter_timer.timeout.connect(self._poll_meter)
+
+    # ---------------------------------------------------------------- tabs
+
+    def _server_tab(self, s: Settings, distros: list[str]) -> QWidget:
+        page, form = QWidget(), QFormLayout()
+        page.setLayout(form)
+        self.server_url = QLineEdit(s.server_url)
+        self.token = QLineEdit(s.token)
+        self.token.setEchoMode(QLineEdit.EchoMode.Password)
+        self.start_server = QCheckBox("Start the server when tingxie starts")
+        self.start_server.setChecked(s.start_server_on_launch)
+        self.launcher = QComboBox()
+        self.launcher.addItems(LAUNCHERS)
+        self.launcher.setCurrentText(s.launcher)
+        self.wsl_distro = QComboBox()
+        self.wsl_distro.setEditable(True)
+        self.wsl_distro.addItems(["", *distros])
+        self.wsl_distro.setCurrentText(s.wsl_distro)
+        self.server_command = QLineEdit(s.server_command)
+        form.addRow("Server URL", self.server_url)
+        form.addRow("Token", self.token)
+        form.addRow(self.start_server)
+        form.addRow("Run the server", self.launcher)
+        form.addRow("WSL distribution", self.wsl_distro)
+        form.addRow("Server command", self.server_command)
+        return page
+
+    def _audio_tab(self, s: Settings, devices: list[str]) -> QWidget:
+        page, form = QWidget(), QFormLayout()
+        page.setLayout(form)
+        self.microphone = QComboBox()
+        self.microphone.setEditable(True)
+        self.microphone.addItems(["", *devices])
+        self.microphone.setCurrentText(s.microphone)
+        self.microphone.currentTextChanged.connect(self._restart_meter)
+        self.level = QProgressBar()
+        self.level.setRange(-60, 0)
+        self.level.setFormat("%v dBFS")
+        self.level.setValue(-60)
+        self.level_note = QLabel("")
+        self.vad_threshold = self._spin(s.vad_threshold, 0.05, 1.0, 0.05, 2)
+        self.min_silence = self._spin(s.min_silence_ms, 100, 5000, 20, 0, " ms")
+        self.pre_roll = self._spin(s.pre_roll_ms, 0, 2000, 32, 0, " ms")
+        self.tail = self._spin(s.tail_ms, 0, 2000, 32, 0, " ms")
+        self.release_tail = self._spin(s.release_tail_ms, 0, 2000, 32, 0, " ms")
+        form.addRow("Microphone (empty = default)", self.microphone)
+        form.addRow("Level", self.level)
+        form.addRow("", self.level_note)
+        form.addRow("Speech threshold", self.vad_threshold)
+        form.addRow("Silence that ends a sentence", self.min_silence)
+        form.addRow("Audio kept before speech", self.pre_roll)
+        form.addRow("Audio kept after speech", self.tail)
+        form.addRow("Audio kept after key release", self.release_tail)
+        return page
+
+    def _dictation_tab(self, s: Settings) -> QWidget:
+        page, form = QWidget(), QFormLayout()
+        page.setLayout(form)
+        self.mode = QComboBox()
+        self.mode.addItems(MODES)
+        self.mode.setCurrentText(s.mode)
+        self.hold_key = QLineEdit(s.hold_key)
+        self.toggle_key = QLineEdit(s.toggle_key)
+        self.language = QLineEdit(s.language)
+        self.language.setPlaceholderText("empty = detect; e.g. en, zh, Chinese")
+        self.context = QPlainTextEdit(s.context)
+        self.context.setPlaceholderText("Names and terms to recognise: 通义千问, vLLM, …")
+        self.context.setMaximumHeight(70)
+        self.output_method = QComboBox()
+        self.output_method.addItems(OUTPUT_METHODS)
+        self.output_method.setCurrentText(s.output_method)
+        self.overrides = QPlainTextEdit(
+            "\n".join(f"{app} = {method}" for app, method in s.app_overrides.items())
+        )
+        self.overrides.setPlaceholderText("WindowsTerminal.exe = clipboard")
+        self.overrides.setMaximumHeight(70)
+        form.addRow("Mode", self.mode)
+        form.addRow("Hold-to-talk key", self._with_capture(self.hold_key))
+        form.addRow("Toggle key (optional)", self._with_capture(self.toggle_key))
+        form.addRow("Language", self.language)
+        form.addRow("Context / hotwords", self.context)
+        form.addRow("Typing method", self.output_method)
+        form.addRow("Per-application method", self.overrides)
+        return page
+
+    def _overlay_tab(self, s: Settings) -> QWidget:
+        page, form = QWidget(), QFormLayout()
+        page.setLayout(form)
+        self.overlay_position = QComboBox()
+        self.overlay_position.addItems(OVERLAY_POSITIONS)
+        self.overlay_position.setCurrentText(s.overlay_position)
+        self.show_latency = QCheckBox("Show the latency of the last sentence")
+        self.show_latency.setChecked(s.show_latency)
+        form.addRow("Position", self.overlay_position)
+        form.addRow(self.show_latency)
+        return page
+
+    @staticmethod
+    def _spin(
+        value: float, low: float, high: float, step: float, decimals: int, suffix: str = ""
+    ) -> QDoubleSpinBox:
+        spin = QDoubleSpinBox()
+        spin.setRange(low, high)
+        spin.setSingleStep(step)
+        spin.setDecimals(decimals)
+        spin.setSuffix(suffix)
+        spin.setValue(value)
+        return spin
+
+    def _with_capture(self, field_edit: QLineEdit) -> QWidget:
+        box = QWidget()
+        row = QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(field_edit)
+        button = QPushButton("Press a key…")
+        button.clicked.connect(lambda: self._start_capture(field_edit, button))
+        row.addWidget(button)
+        return box
+
+    # ---------------------------------------------------------------- key capture
+
+    def _start_capture(self, target: QLineEdit, button: QPushButton) -> None:
+        self._capturing = target
+        button.setText("Waiting for a key…")
+        self._capture_button = button
+        self.grabKeyboard()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt API
+        if self._capturing is None:
+            super().keyPressEvent(event)
+            return
+        name = _QT_KEY_NAMES.get(Qt.Key(event.key()))
+        if name is None and event.text().strip():
+            name = event.text().strip().lower()
+        self.releaseKeyboard()
+        if name:
+            self._capturing.setText(name)
+        self._capture_button.setText("Press a key…")
+        self._capturing = None
+
+    # ---------------------------------------------------------------- level meter
+
+    def showEvent(self, event: object) -> None:  # noqa: N802 - Qt API
+        self._restart_meter()
+        super().showEvent(event)  # type: ignore[arg-type]
+
+    def _restart_meter(self) -> None:
+        self._stop_meter()
+        if self._open_meter is None or not self.isVisible():
+            return
+        try:
+            self._meter_source = self._open_meter(self.microphone.currentText())
+            self._meter_source.start()
+            self.level_note.setText("")
+        except Exception as exc:
+            self._meter_source = None
+            self.level_note.setText(f"Cannot open this microphone: {exc}")
+            return
+        self._meter_timer.start(50)
+
+    def _poll_meter(self) -> None:
+        source = self._meter_source
+        if source is None:
+            return
+        peak = -90.0
+        try:
+            while (block := source.read(timeout=0)) is not None:
+                peak = max(peak, level_dbfs(block))
+        except Exception as exc:
+            self.level_note.setText(f"Microphone stopped: {exc}")
+            self._stop_meter()
+            return
+        if peak > -90.0:
+            self.level.setValue(int(max(-60.0, peak)))
+
+    def _stop_meter(self) -> None:
+        self._meter_timer.stop()
+        if self._meter_source is not None:
+            try:
+                self._meter_source.close()
+            except Exception:
+                log.exception("closing the level-meter microphone failed")
+            self._meter_source = None
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+        self._stop_meter()
+        super().closeEvent(event)
+
+    def done(self, result: int) -> None:
+        self._stop_meter()
+        super().done(result)
+
+    # ---------------------------------------------------------------- results
+
+    def current(self) -> Settings:
+        """The settings as edited. Raises ValueError with a message for the user."""
+        server_url = self.server_url.text().strip()
+        if not server_url.startswith(("ws://", "wss://")):
+            raise ValueError("The server URL must start with ws:// or wss://")
+        if not self.hold_key.text().strip():
+            raise ValueError("Choose a hold-to-talk key")
+        return replace(
+            self._settings,
+            server_url=server_url,
+            token=self.token.text().strip(),
+            start_server_on_launch=self.start_server.isChecked(),
+            launcher=self.launcher.currentText(),
+            wsl_distro=self.wsl_distro.currentText().strip(),
+            server_command=self.server_command.text().strip(),
+            microphone=self.microphone.currentText().strip(),
+            vad_threshold=self.vad_threshold.value(),
+            min_silence_ms=self.min_silence.value(),
+            pre_roll_ms=self.pre_roll.value(),
+            tail_ms=self.tail.value(),
+            release_tail_ms=self.release_tail.value(),
+            mode=self.mode.currentText(),
+            hold_key=self.hold_key.text().strip().lower(),
+            toggle_key=self.toggle_key.text().strip().lower(),
+            language=self.language.text().strip(),
+            context=self.context.toPlainText().strip(),
+            output_method=self.output_method.currentText(),
+            app_overrides=parse_overrides(self.overrides.toPlainText()),
+            overlay_position=self.overlay_position.currentText(),
+            show_latency=self.show_latency.isChecked(),
+        )
+
+    def apply(self) -> bool:
+        try:
+            settings = self.current()
+        except ValueError as exc:
+            self.error.setText(str(exc))
+            return False
+        self.error.setText("")
+        self._settings = settings
+        self.applied.emit(settings)
+        return True
+
+    def _ok(self) -> None:
+        if self.apply():
+            self.accept()

@@ -1,0 +1,124 @@
+"""Tray icon and menu, or a small window where the platform has no tray."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent
+from PySide6.QtWidgets import (
+    QLabel,
+    QMenu,
+    QPushButton,
+    QSystemTrayIcon,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.ui.icons import mic_icon
+from desktop.ui.look import Look
+
+
+class FallbackWindow(QWidget):
+    """Stands in for the tray: same menu, a status line and a big dictate button."""
+
+    def __init__(self, menu: QMenu) -> None:
+        super().__init__(None, Qt.WindowType.Tool | Qt.WindowType.WindowStaysOnTopHint)
+        self.setWindowTitle("tingxie")
+        self.status = QLabel("")
+        self.dictate = QPushButton("Dictate")
+        self.more = QPushButton("Menu")
+        self.more.setMenu(menu)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.status)
+        layout.addWidget(self.dictate)
+        layout.addWidget(self.more)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+        event.ignore()  # closing the only window would look like quitting: minimise instead
+        self.showMinimized()
+
+
+class Tray(QObject):
+    toggle_dictation = Signal()
+    start_server = Signal()
+    stop_server = Signal()
+    show_settings = Signal()
+    show_history = Signal()
+    show_server_log = Signal()
+    show_about = Signal()
+    quit_requested = Signal()
+
+    def __init__(self, force_fallback: bool = False) -> None:
+        super().__init__()
+        self.menu = QMenu()
+        self.dictate_action = self._action("Start dictation", self.toggle_dictation)
+        self.ptt_action = QAction("Push-to-talk key: —")
+        self.ptt_action.setEnabled(False)
+        self.menu.addAction(self.ptt_action)
+        self.menu.addSeparator()
+        self.server_action = self._action("Start server", self.start_server)
+        self.stop_server_action = self._action("Stop server", self.stop_server)
+        self._action("Server log…", self.show_server_log)
+        self.menu.addSeparator()
+        self._action("Settings…", self.show_settings)
+        self._action("History…", self.show_history)
+        self._action("About tingxie", self.show_about)
+        self.menu.addSeparator()
+        self._action("Quit", self.quit_requested)
+        self.icon: QSystemTrayIcon | None = None
+        self.window: FallbackWindow | None = None
+        if QSystemTrayIcon.isSystemTrayAvailable() and not force_fallback:
+            self.icon = QSystemTrayIcon()
+            self.icon.setContextMenu(self.menu)
+            self.icon.activated.connect(self._activated)
+        else:
+            self.window = FallbackWindow(self.menu)
+            self.window.dictate.clicked.connect(self.toggle_dictation)
+
+    def _action(self, text: str, signal: object) -> QAction:
+        action = QAction(text, self.menu)
+        action.triggered.connect(signal)  # type: ignore[arg-type]
+        self.menu.addAction(action)
+        return action
+
+    def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        if reason == QSystemTrayIcon.ActivationReason.Trigger:  # left click
+            self.toggle_dictation.emit()
+
+    def show(self) -> None:
+        if self.icon is not None:
+            self.icon.show()
+        elif self.window is not None:
+            self.window.show()
+
+    def hide(self) -> None:
+        if self.icon is not None:
+            self.icon.hide()
+        if self.window is not None:
+            self.window.hide()
+
+    def set_look(self, look: Look) -> None:
+        if self.icon is not None:
+            self.icon.setIcon(mic_icon(look.color))
+            self.icon.setToolTip(look.tooltip)
+        if self.window is not None:
+            self.window.setWindowIcon(mic_icon(look.color))
+            self.window.status.setText(look.tooltip)
+
+    def set_dictating(self, on: bool) -> None:
+        text = "Stop dictation" if on else "Start dictation"
+        self.dictate_action.setText(text)
+        if self.window is not None:
+            self.window.dictate.setText(text.replace(" dictation", "") + " dictating")
+
+    def set_talk_key(self, key: str) -> None:
+        self.ptt_action.setText(f"Push-to-talk key: {key or '—'} (hold)")
+
+    def set_server_running(self, running: bool) -> None:
+        self.server_action.setEnabled(not running)
+        self.stop_server_action.setEnabled(running)
+
+    def notify(self, title: str, message: str) -> None:
+        if self.icon is not None and QSystemTrayIcon.supportsMessages():
+            self.icon.showMessage(title, message, QSystemTrayIcon.MessageIcon.Information, 5000)
+        elif self.window is not None:
+            self.window.status.setText(f"{title}: {message}")
