@@ -235,7 +235,7 @@ class SettingsDialog(QDialog):
         self._capture_button = button
         self.grabKeyboard()
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt API
+    def keyPressEvent(self, event: QKeyEvent) -> None:
         if self._capturing is None:
             super().keyPressEvent(event)
             return
@@ -250,7 +250,7 @@ class SettingsDialog(QDialog):
 
     # ---------------------------------------------------------------- level meter
 
-    def showEvent(self, event: object) -> None:  # noqa: N802 - Qt API
+    def showEvent(self, event: object) -> None:
         self._restart_meter()
         super().showEvent(event)  # type: ignore[arg-type]
 
@@ -292,7 +292,7 @@ class SettingsDialog(QDialog):
                 log.exception("closing the level-meter microphone failed")
             self._meter_source = None
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+    def closeEvent(self, event: QCloseEvent) -> None:
         self._stop_meter()
         super().closeEvent(event)
 

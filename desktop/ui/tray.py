@@ -32,7 +32,7 @@ class FallbackWindow(QWidget):
         layout.addWidget(self.dictate)
         layout.addWidget(self.more)
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+    def closeEvent(self, event: QCloseEvent) -> None:
         event.ignore()  # closing the only window would look like quitting: minimise instead
         self.showMinimized()
 
