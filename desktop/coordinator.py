@@ -263,6 +263,15 @@ class Coordinator(QObject):
         self._set(active=False)
 
     @Slot()
+    def talk_cancelled(self) -> None:
+        """The talk key turned out to be part of a shortcut: drop what it recorded."""
+        if self._pipeline is None or self.mode is Mode.HANDS_FREE:
+            return
+        self._pipeline.cancel()
+        self._pipeline.release()
+        self._set(active=False)
+
+    @Slot()
     def talk_toggled(self) -> None:
         if self.facts.active:
             self.talk_released()

@@ -1,0 +1,344 @@
+"""``tingxie``: the tray app's entry point and composition root.
+
+Start-up order (as desktop apps that survive users do it): excepthook → arguments →
+logging to the user log folder → QApplication → single instance → settings → parts.
+This module builds and wires objects; the behaviour lives in the parts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import hashlib
+import logging
+import logging.handlers
+import sys
+import threading
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtNetwork import QLocalServer, QLocalSocket
+from PySide6.QtWidgets import QApplication, QMessageBox, QPlainTextEdit
+
+from desktop.coordinator import Coordinator, HistoryEntry
+from desktop.launcher import (
+    LauncherState,
+    ServerLauncher,
+    SubprocessRunner,
+    build_server_command,
+    build_wsl_stop_command,
+    parse_wsl_distros,
+)
+from desktop.settings import Settings, SettingsStore
+from desktop.streaming import ClientState
+from desktop.ui.history import HistoryWindow
+from desktop.ui.look import tray_look
+from desktop.ui.overlay import Overlay
+from desktop.ui.settings_dialog import SettingsDialog
+from desktop.ui.tray import Tray
+from protocol.version import __version__
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------- start-up helpers
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="tingxie", description="tingxie dictation tray app")
+    parser.add_argument("--version", action="version", version=f"tingxie {__version__}")
+    parser.add_argument("--settings-dir", type=Path, default=None,
+                        help="keep settings and logs in this folder (tests, portable use)")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--no-tray", action="store_true",
+                        help="use the small window even where a tray exists")
+    return parser.parse_args(argv)
+
+
+def log_directory(settings_dir: Path | None) -> Path:
+    if settings_dir is not None:
+        return settings_dir / "logs"
+    import platformdirs
+
+    return Path(platformdirs.user_log_dir("tingxie", appauthor=False))
+
+
+def configure_logging(directory: Path, level: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "tingxie.log"
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3,
+                                                   encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    console = logging.StreamHandler()
+    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.setLevel(level)
+    root.addHandler(handler)
+    root.addHandler(console)
+    return path
+
+
+def install_excepthook(log_path_holder: list[Path]) -> None:
+    """Unhandled exceptions are logged and shown, not silently fatal."""
+
+    def hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            sys.__excepthook__(kind, value, tb)
+            return
+        text = "".join(traceback.format_exception(kind, value, tb))
+        logging.getLogger("tingxie").critical("unhandled exception:\n%s", text)
+        on_gui_thread = threading.current_thread() is threading.main_thread()
+        if QApplication.instance() is not None and on_gui_thread:
+            where = f"\n\nDetails are in {log_path_holder[0]}" if log_path_holder else ""
+            QMessageBox.critical(None, "tingxie: something went wrong", f"{value}{where}")
+
+    sys.excepthook = hook
+    threading.excepthook = lambda args: hook(
+        args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback
+    )
+
+
+def instance_name(settings_dir: Path | None) -> str:
+    """One instance per user (and per settings folder, so tests can run side by side)."""
+    key = f"{getpass.getuser()}:{settings_dir.resolve() if settings_dir else ''}"
+    return "tingxie-" + hashlib.sha1(key.encode()).hexdigest()[:12]
+
+
+def already_running(name: str) -> bool:
+    """Ask a running instance to show itself; True if there was one."""
+    socket = QLocalSocket()
+    socket.connectToServer(name)
+    if socket.waitForConnected(300):
+        socket.write(b"show\n")
+        socket.waitForBytesWritten(300)
+        socket.disconnectFromServer()
+        return True
+    return False
+
+
+# ---------------------------------------------------------------- the app
+
+
+class _Signals(QObject):
+    """Carries launcher and microphone callbacks (other threads) to the Qt thread."""
+
+    launcher_state = Signal(object, str)
+    microphone_status = Signal(str)
+
+
+class TingxieApp(QObject):
+    def __init__(self, settings: Settings, store: SettingsStore, no_tray: bool = False) -> None:
+        super().__init__()
+        self.settings = settings
+        self.store = store
+        self.signals = _Signals()
+        self.tray = Tray(force_fallback=no_tray)
+        self.overlay = Overlay(settings.overlay_position, settings.show_latency)
+        from desktop.parts import make_detector, make_source, make_typist
+
+        self.typist = make_typist(settings)
+        self.coordinator = Coordinator(
+            settings,
+            self.typist,
+            lambda s: make_source(s, self.signals.microphone_status.emit),
+            make_detector,
+        )
+        self.history = HistoryWindow(self.coordinator.retype)
+        self.launcher = ServerLauncher(SubprocessRunner(), self.signals.launcher_state.emit)
+        self.hotkeys: object | None = None
+        self._server_state = ClientState.CONNECTING
+        self._server_detail = ""
+        self._wire()
+
+    def _wire(self) -> None:
+        c, t = self.coordinator, self.tray
+        t.toggle_dictation.connect(c.toggle_dictation)
+        t.show_settings.connect(self.show_settings)
+        t.show_history.connect(self.show_history)
+        t.show_server_log.connect(self.show_server_log)
+        t.show_about.connect(self.show_about)
+        t.start_server.connect(self.start_server)
+        t.stop_server.connect(self.launcher.stop)
+        t.quit_requested.connect(self.quit)
+        c.stage_changed.connect(self._refresh)
+        c.server_state.connect(self._on_server_state)
+        c.partial.connect(self.overlay.show_partial)
+        c.final.connect(self._on_final)
+        c.problem.connect(lambda text: self.tray.notify("tingxie", text))
+        self.signals.launcher_state.connect(self._on_launcher_state)
+        self.signals.microphone_status.connect(lambda text: self.tray.notify("Microphone", text))
+
+    def start(self) -> None:
+        self.tray.set_talk_key(self.settings.hold_key)
+        self.tray.set_server_running(False)
+        self._refresh()
+        self.tray.show()
+        self.coordinator.start()
+        self._bind_hotkeys()
+        if self.settings.start_server_on_launch:
+            self.start_server()
+
+    def _bind_hotkeys(self) -> None:
+        from desktop.parts import bind_hotkeys
+
+        if self.hotkeys is not None:
+            self.hotkeys.stop()  # type: ignore[attr-defined]
+        try:
+            self.hotkeys = bind_hotkeys(self.settings, self.coordinator, self.typist)
+        except Exception as exc:  # e.g. no X display, or a key spec we cannot parse
+            log.exception("global hotkeys unavailable")
+            self.hotkeys = None
+            self.tray.notify("Hotkeys unavailable", str(exc))
+
+    # ---------------------------------------------------------------- state display
+
+    @Slot()
+    def _refresh(self) -> None:
+        stage = self.coordinator.facts.stage
+        launcher = self.launcher.state if self.launcher.running else None
+        self.tray.set_look(tray_look(self._server_state, stage, launcher, self._server_detail))
+        self.tray.set_dictating(self.coordinator.facts.active)
+
+    @Slot(object, str)
+    def _on_server_state(self, state: ClientState, detail: str) -> None:
+        self._server_state, self._server_detail = state, detail
+        self._refresh()
+
+    @Slot(object, str)
+    def _on_launcher_state(self, state: LauncherState, detail: str) -> None:
+        self.tray.set_server_running(self.launcher.running)
+        if state is LauncherState.CRASHED:
+            self.tray.notify("Server crashed", detail)
+        elif state is LauncherState.FAILED:
+            self.tray.notify("Server failed", detail)
+        elif state is LauncherState.READY:
+            self.tray.notify("Server ready", detail)
+        self._server_detail = detail if state is not LauncherState.READY else ""
+        self._refresh()
+
+    @Slot(object)
+    def _on_final(self, entry: HistoryEntry) -> None:
+        if entry.text:
+            self.overlay.show_final(entry.text, entry.latency_ms)
+            self.history.add(entry)
+
+    # ---------------------------------------------------------------- menu actions
+
+    @Slot()
+    def start_server(self) -> None:
+        s = self.settings
+        try:
+            argv = build_server_command(s.launcher, s.server_command, s.wsl_distro)
+        except ValueError as exc:
+            self.tray.notify("Cannot start the server", str(exc))
+            return
+        stop_argv = build_wsl_stop_command(s.wsl_distro) if s.launcher == "wsl" else None
+        self.launcher.start(argv, s.server_url, stop_argv)
+        self.tray.set_server_running(True)
+
+    @Slot()
+    def show_settings(self) -> None:
+        from desktop.parts import input_device_names, open_meter_source
+
+        distros: list[str] = []
+        if sys.platform == "win32":
+            import subprocess
+
+            try:
+                out = subprocess.run(["wsl.exe", "-l", "-q"], capture_output=True, timeout=5)
+                distros = parse_wsl_distros(out.stdout)
+            except (OSError, subprocess.TimeoutExpired):
+                log.info("wsl.exe not available")
+        dialog = SettingsDialog(self.settings, devices=input_device_names(),
+                                open_meter=open_meter_source, wsl_distros=distros)
+        dialog.applied.connect(self.apply_settings)
+        dialog.setModal(False)
+        dialog.show()
+        self._dialog = dialog  # keep it alive while open
+
+    @Slot(object)
+    def apply_settings(self, settings: Settings) -> None:
+        old, self.settings = self.settings, settings
+        self.store.save(settings)
+        self.coordinator.apply_settings(settings)
+        self.overlay.position = settings.overlay_position
+        self.overlay.show_latency = settings.show_latency
+        if hasattr(self.typist, "apply_settings"):
+            self.typist.apply_settings(settings)
+        if (old.hold_key, old.toggle_key) != (settings.hold_key, settings.toggle_key):
+            self._bind_hotkeys()
+        self.tray.set_talk_key(settings.hold_key)
+        log.info("settings applied")
+
+    @Slot()
+    def show_history(self) -> None:
+        self.history.show()
+        self.history.raise_()
+
+    @Slot()
+    def show_server_log(self) -> None:
+        view = QPlainTextEdit()
+        view.setWindowTitle("tingxie server log")
+        view.setReadOnly(True)
+        view.setPlainText(self.launcher.log_text() or "The server has not been started from here.")
+        view.resize(800, 480)
+        view.show()
+        self._log_view = view
+
+    @Slot()
+    def show_about(self) -> None:
+        QMessageBox.about(
+            None, "About tingxie",
+            f"tingxie {__version__}\nSelf-hosted dictation with Qwen3-ASR.\n\n"
+            f"Settings: {self.store.location}",
+        )
+
+    @Slot()
+    def show_from_other_instance(self) -> None:
+        if self.tray.window is not None:
+            self.tray.window.showNormal()
+            self.tray.window.raise_()
+        else:
+            self.tray.notify("tingxie", "tingxie is already running (in the tray).")
+
+    @Slot()
+    def quit(self) -> None:
+        log.info("quitting")
+        if self.hotkeys is not None:
+            self.hotkeys.stop()  # type: ignore[attr-defined]
+        self.coordinator.shutdown()
+        if self.launcher.running:
+            self.launcher.stop()
+        self.tray.hide()
+        QApplication.quit()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    log_path: list[Path] = []
+    install_excepthook(log_path)
+    args = parse_args(argv)
+    log_path.append(configure_logging(log_directory(args.settings_dir), args.log_level))
+    log.info("tingxie %s starting (settings dir: %s)", __version__, args.settings_dir or "default")
+    qt_app = QApplication([sys.argv[0]])
+    qt_app.setApplicationName("tingxie")
+    qt_app.setQuitOnLastWindowClosed(False)
+    name = instance_name(args.settings_dir)
+    if already_running(name):
+        print("tingxie is already running; showed the running one", file=sys.stderr)
+        return 0
+    QLocalServer.removeServer(name)  # a stale socket from a crash
+    server = QLocalServer()
+    server.listen(name)
+    store = SettingsStore(args.settings_dir)
+    app = TingxieApp(store.load(), store, no_tray=args.no_tray)
+    server.newConnection.connect(app.show_from_other_instance)
+    app.start()
+    return int(qt_app.exec())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
