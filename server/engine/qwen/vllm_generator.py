@@ -5,18 +5,24 @@ a request whose caller is cancelled (a superseded partial step) is aborted in vL
 model class comes from qwen-asr (importing ``qwen_asr`` registers it with vLLM's
 ModelRegistry), prompts from qwen-asr's processor.
 
-vLLM's engine core runs in a child process. It is started with fork (vLLM's default
-while CUDA is not initialised in the parent, which this server never does), so the child
-inherits qwen-asr's registration; the server builds the engine inside ``main()``.
+vLLM's engine core runs in a child process, started by spawn on CPU (always) and on GPU
+when CUDA is already initialised. The child still finds qwen-asr's model class: unpickling
+the model's HF config (qwen-asr's Qwen3ASRConfig) imports qwen_asr, which registers it.
+vLLM must still be built inside ``main()`` under the ``__main__`` guard (spawn re-imports
+the main module), which the server does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import itertools
 import logging
+import os
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from server.engine.base import GenerationRequest, GenerationResult, Generator
@@ -33,6 +39,50 @@ from server.engine.qwen.text import QwenModelText, load_processor
 logger = logging.getLogger(__name__)
 
 _ids = itertools.count()
+
+
+class _StderrTail:
+    """Keeps the last lines written to file descriptor 2 while still forwarding them.
+
+    vLLM's engine core starts in a child process that inherits fd 2; when it fails (e.g.
+    the KV cache does not fit) the parent only learns "Engine core initialization failed",
+    the cause is in the child's stderr. Installed around the engine's start, the pipe
+    stays the child's stderr afterwards and keeps being forwarded.
+    """
+
+    def __init__(self, keep: int = 400) -> None:
+        self.lines: collections.deque[str] = collections.deque(maxlen=keep)
+
+    @contextlib.contextmanager
+    def capture(self) -> Iterator[None]:
+        try:
+            saved = os.dup(2)
+            read_fd, write_fd = os.pipe()
+        except OSError:  # no fd 2 (pythonw, services): nothing to capture
+            yield
+            return
+        threading.Thread(
+            target=self._pump, args=(read_fd, saved), name="vllm-stderr", daemon=True
+        ).start()
+        os.dup2(write_fd, 2)
+        os.close(write_fd)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)  # our own stderr back; children keep writing into the pipe
+
+    def _pump(self, read_fd: int, out_fd: int) -> None:
+        partial = b""
+        with os.fdopen(read_fd, "rb", buffering=0) as src:
+            while chunk := src.read(65536):
+                with contextlib.suppress(OSError):
+                    os.write(out_fd, chunk)
+                partial += chunk
+                *done, partial = partial.split(b"\n")
+                self.lines.extend(x.decode("utf-8", "replace") for x in done)
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
 
 
 class VLLMGenerator(Generator):
@@ -65,8 +115,9 @@ class VLLMGenerator(Generator):
         self._engine: Any = None
         self._sampling_cls: Any = None
         self._output_kind: Any = None
-        #: When a list, (prompt, prompt_token_ids) of every finished request (tests).
-        self.trace: list[tuple[str, list[int]]] | None = None
+        #: When a list: (prompt, prompt_token_ids, output token count) of every finished
+        #: request (tests, benchmarks).
+        self.trace: list[tuple[str, list[int], int]] | None = None
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -104,9 +155,15 @@ class VLLMGenerator(Generator):
                 f"could not load the Qwen3-ASR processor/tokenizer from {self.model}: "
                 f"{type(e).__name__}: {e}"
             ) from e
+        tail = _StderrTail()
         try:
-            self._engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
+            with tail.capture():
+                self._engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
         except Exception as e:
+            time.sleep(0.3)  # let the pump read what the dead child wrote last
+            cause = _root_cause(tail.text())
+            if cause:
+                e = RuntimeError(f"{e} Engine core: {cause}")
             if is_memory_error(e):
                 raise KVCacheError(
                     kv_cache_message(
@@ -167,7 +224,8 @@ class VLLMGenerator(Generator):
         if final is None or not final.outputs:
             raise GenerationError(f"{self.name}: vLLM returned no output for {request_id}")
         if self.trace is not None:
-            self.trace.append((prompt, list(final.prompt_token_ids or [])))
+            out_ids = final.outputs[0].token_ids
+            self.trace.append((prompt, list(final.prompt_token_ids or []), len(out_ids)))
         raw = request.prefix + final.outputs[0].text
         return GenerationResult(text=raw, language=request.language or raw_language(raw))
 
@@ -176,3 +234,15 @@ class VLLMGenerator(Generator):
             await self._engine.abort(request_id)
         except Exception:  # the engine may already have finished or dropped it
             logger.debug("abort of %s failed", request_id, exc_info=True)
+
+
+def _root_cause(stderr_tail: str) -> str:
+    """The engine core's own error line (e.g. ``ValueError: No available memory for the
+    cache blocks...``) from its captured stderr."""
+    lines = [ln.strip() for ln in stderr_tail.splitlines()]
+    for line in reversed(lines):
+        # "(EngineCore_DP0 pid=1) ERROR ... [core.py:936] ValueError: To serve ..."
+        for marker in ("ValueError:", "RuntimeError:", "OutOfMemoryError:", "MemoryError:"):
+            if marker in line:
+                return line[line.index(marker) :]
+    return ""
