@@ -1,0 +1,283 @@
+"""The global hotkey listener: pynput ``keyboard.Listener`` → :class:`HotkeyRouter`.
+
+Threads: pynput's listener thread only timestamps events and queues them; one worker
+thread owns the router (and its debouncers' release-grace deadlines) and calls
+``on_command`` / the capture callback. Both callbacks therefore run on the worker thread:
+a Qt user must forward them to the main thread (a signal on a QObject, queued connection).
+
+Keys the app types itself are ignored: while ``ignore_while()`` is true (give it
+``InjectionGuard.active`` of the typist) key *presses* are dropped; releases are always
+processed so that a hold can never get stuck. On Windows pynput also flags injected
+events (``LLKHF_INJECTED``), so there only injected presses are dropped while typing and
+the user's real keys still count; X11 (XRecord) cannot tell XTest events from real ones.
+
+Stopping on X11: pynput's ``Listener.stop()`` only takes effect when the next X event
+arrives at the XRecord connection (``record_enable_context`` blocks until then). The
+listener thread would hang in ``join`` until the user presses a key, so :meth:`stop` sends
+one harmless Shift tap after ``stop()`` (the ``xdotool key shift`` trick of testing.md,
+done with pynput's XTest controller, or ``xdotool`` when pynput cannot) and then joins.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from desktop.hotkey.debounce import DebounceConfig
+from desktop.hotkey.keys import KeySpec, canonical_key_name
+from desktop.hotkey.router import HotkeyRouter, Routed
+
+log = logging.getLogger(__name__)
+
+CommandCallback = Callable[[Routed], None]
+CaptureCallback = Callable[[str], None]
+
+#: pynput names whose value equals the left-hand key on some platforms (X11 reports left
+#: Ctrl as ``Key.ctrl``): they are renamed to the sided name.
+_GENERIC_MODIFIERS = ("ctrl", "alt", "shift", "cmd")
+
+#: Backends that flag injected events (pynput ``injected`` argument).
+_REPORTS_INJECTED = sys.platform in ("win32", "darwin")
+
+
+def pynput_key_name(key: Any) -> str | None:
+    """Canonical name for a pynput ``Key``/``KeyCode`` (None for unknown keys).
+
+    Characters are lower-cased; keys without a character become ``vk<code>`` (the
+    platform's virtual-key code, the keysym on X11), stable on one platform.
+    """
+    from pynput.keyboard import Key, KeyCode
+
+    if key is None:
+        return None
+    if isinstance(key, Key):
+        name = key.name
+        if name in _GENERIC_MODIFIERS and key.value == Key[name + "_l"].value:
+            name += "_l"
+        return name
+    if isinstance(key, KeyCode):
+        if key.char is not None and len(key.char) == 1 and key.char.isprintable():
+            return canonical_key_name(key.char)
+        vk = key.vk
+        if vk is None:
+            return None
+        if sys.platform == "win32" and (0x30 <= vk <= 0x39 or 0x41 <= vk <= 0x5A):
+            return chr(vk).lower()  # Ctrl+letter reports a control char: use the VK
+        return f"vk{vk}"
+    return None
+
+
+@dataclass(frozen=True)
+class _Raw:
+    op: str  # "press" | "release" | "call"
+    key: str | None = None
+    t: float = 0.0
+    call: Callable[[], None] | None = None
+
+
+class HotkeyListener:
+    """Global hotkeys through pynput, debounced.
+
+    ``bindings`` maps a binding name (``"hold"``, ``"toggle"``) to a key spec;
+    ``on_command`` receives :class:`Routed` commands (binding name + PRESS/RELEASE/TAP/CANCEL).
+    """
+
+    def __init__(
+        self,
+        bindings: Mapping[str, str | KeySpec],
+        on_command: CommandCallback,
+        *,
+        config: DebounceConfig | None = None,
+        ignore_while: Callable[[], bool] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._router = HotkeyRouter(bindings, config)
+        self._on_command = on_command
+        self._ignore_while = ignore_while or (lambda: False)
+        self._clock = clock
+        self._queue: queue.Queue[_Raw | None] = queue.Queue()
+        self._listener: Any = None
+        self._worker: threading.Thread | None = None
+        self._capture_cb: CaptureCallback | None = None
+        self.ignored_presses = 0
+
+    # --- life cycle ---
+
+    @property
+    def running(self) -> bool:
+        return self._worker is not None and self._worker.is_alive()
+
+    def start(self, timeout: float = 5.0) -> None:
+        """Start listening; returns once pynput's listener is ready.
+
+        Raises ImportError if pynput cannot work here (no DISPLAY, Wayland without X).
+        """
+        if self.running:
+            return
+        from pynput import keyboard
+
+        self._worker = threading.Thread(target=self._work, name="hotkey-router", daemon=True)
+        self._worker.start()
+        self._listener = keyboard.Listener(on_press=self._on_press, on_release=self._on_release)
+        self._listener.daemon = True
+        self._listener.start()
+        ready = threading.Event()
+        threading.Thread(target=lambda: (self._listener.wait(), ready.set()), daemon=True).start()
+        if not ready.wait(timeout):
+            log.warning("pynput listener not ready after %.1f s", timeout)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop listening and join the threads (see the module docstring for X11)."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.stop()
+            if listener.is_alive() and sys.platform.startswith("linux"):
+                _wake_x11_listener()
+            listener.join(timeout)
+            if listener.is_alive():
+                log.warning("pynput listener thread did not stop within %.1f s", timeout)
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            self._queue.put(None)
+            worker.join(timeout)
+
+    def __enter__(self) -> HotkeyListener:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- configuration (thread-safe: executed on the worker) ---
+
+    def set_bindings(self, bindings: Mapping[str, str | KeySpec]) -> None:
+        """Apply new bindings without restarting (a held binding gets CANCEL)."""
+        parsed = dict(bindings)
+        HotkeyRouter(parsed)  # validate now, in the caller's thread (raises KeySpecError)
+        self._call(lambda: self._emit(self._router.set_bindings(parsed, self._clock())))
+
+    def capture_next(self, on_captured: CaptureCallback) -> None:
+        """Deliver the spec of the next key or chord pressed (bindings are paused meanwhile).
+
+        A lone modifier is captured when it is released with no other key pressed
+        (``"ctrl_r"``); otherwise the first non-modifier key with the modifiers held
+        (``"ctrl+alt+space"``).
+        """
+
+        def begin() -> None:
+            self._capture_cb = on_captured
+            self._emit(self._router.start_capture(self._clock()))
+
+        self._call(begin)
+
+    def cancel_capture(self) -> None:
+        def end() -> None:
+            self._capture_cb = None
+            self._router.cancel_capture()
+
+        self._call(end)
+
+    def capture_next_key(self, timeout: float) -> str | None:
+        """Blocking :meth:`capture_next` (not for the Qt main thread): the spec or None."""
+        got: list[str] = []
+        done = threading.Event()
+
+        def on(spec: str) -> None:
+            got.append(spec)
+            done.set()
+
+        self.capture_next(on)
+        if not done.wait(timeout):
+            self.cancel_capture()
+            return None
+        return got[0]
+
+    @property
+    def bindings(self) -> dict[str, str]:
+        return self._router.bindings
+
+    # --- pynput thread ---
+
+    def _on_press(self, key: Any, injected: bool = False) -> None:
+        t = self._clock()
+        if self._ignore_while() and (injected or not _REPORTS_INJECTED):
+            self.ignored_presses += 1
+            return
+        name = pynput_key_name(key)
+        if name is not None:
+            self._queue.put(_Raw("press", name, t))
+
+    def _on_release(self, key: Any, injected: bool = False) -> None:
+        t = self._clock()
+        name = pynput_key_name(key)
+        if name is not None:
+            self._queue.put(_Raw("release", name, t))
+
+    # --- worker thread ---
+
+    def _call(self, fn: Callable[[], None]) -> None:
+        if self.running:
+            self._queue.put(_Raw("call", call=fn))
+        else:
+            fn()  # not started: nothing else touches the router
+
+    def _work(self) -> None:
+        while True:
+            deadline = self._router.deadline()
+            timeout = None if deadline is None else max(0.0, deadline - self._clock())
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                self._emit(self._router.poll(self._clock()))
+                continue
+            if item is None:
+                return
+            if item.op == "call" and item.call is not None:
+                item.call()
+                continue
+            assert item.key is not None
+            if item.op == "press":
+                routed, captured = self._router.press(item.key, item.t)
+            else:
+                routed, captured = self._router.release(item.key, item.t)
+            self._emit(routed)
+            if captured is not None:
+                callback, self._capture_cb = self._capture_cb, None
+                if callback is not None:
+                    self._safe(callback, captured)
+
+    def _emit(self, routed: list[Routed]) -> None:
+        for r in routed:
+            log.debug("hotkey %s: %s", r.binding, r.command)
+            self._safe(self._on_command, r)
+
+    @staticmethod
+    def _safe(fn: Callable[[Any], None], arg: Any) -> None:
+        try:
+            fn(arg)
+        except Exception:  # a failing consumer must not kill the hotkey thread
+            log.exception("hotkey callback %r failed", fn)
+
+
+def _wake_x11_listener() -> None:
+    """Send one X key event (Shift tap) so a stopped XRecord listener returns."""
+    try:
+        from pynput.keyboard import Controller, Key
+
+        c = Controller()
+        c.press(Key.shift)
+        c.release(Key.shift)
+        return
+    except Exception:
+        log.debug("pynput cannot send the wake-up key; trying xdotool", exc_info=True)
+    if shutil.which("xdotool"):
+        subprocess.run(["xdotool", "key", "shift"], check=False, timeout=5,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
