@@ -1,0 +1,33 @@
+"""Fixtures for the real-X11 output tests (see x11.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.output.x11 import TargetWindow, require_virtual_x11, window_manager
+
+
+@pytest.fixture(scope="session")
+def x11(xvfb: Any) -> Iterator[str]:
+    display = require_virtual_x11(xvfb)
+    with window_manager():
+        yield display
+
+
+@pytest.fixture(scope="module")
+def target_process(x11: str) -> Iterator[TargetWindow]:
+    window = TargetWindow()
+    try:
+        yield window
+    finally:
+        window.close()
+
+
+@pytest.fixture
+def target(target_process: TargetWindow) -> TargetWindow:
+    """The target window, emptied and focused."""
+    target_process.reset()
+    return target_process

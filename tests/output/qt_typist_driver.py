@@ -1,0 +1,59 @@
+"""The app side of the Qt-clipboard test, in its own process (as in the real app).
+
+``python tests/output/qt_typist_driver.py TEXT_JSON``: a QGuiApplication on xcb builds a
+Typist with QtClipboard + pynput + the X11 focus probe, pastes TEXT into the focused
+window on the Qt main thread, prints ``RESULT <json>``, then keeps the event loop running
+(it owns the restored clipboard, which it must keep serving) until stdin says ``quit``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtGui import QGuiApplication
+
+from desktop.output.base import InjectionGuard, OutputMethod
+from desktop.output.clipboard import ClipboardPasteOutput, QtClipboard
+from desktop.output.focus import X11FocusProbe
+from desktop.output.keystrokes import PynputKeySender
+from desktop.output.policy import OutputPolicy
+from desktop.output.typist import Typist
+
+
+class Stdin(QObject):
+    line = Signal(str)
+
+
+def main() -> int:
+    text = json.loads(sys.argv[1])
+    app = QGuiApplication(sys.argv[:1])
+    guard = InjectionGuard()
+    sender = PynputKeySender(guard)
+    paste = ClipboardPasteOutput(QtClipboard(), sender, paste_timeout_s=2.0)
+    typist = Typist(OutputPolicy(method=OutputMethod.CLIPBOARD_PASTE),
+                    {OutputMethod.CLIPBOARD_PASTE: paste}, X11FocusProbe(), guard=guard)
+
+    def run() -> None:
+        r = typist.type_final(text)
+        print("RESULT " + json.dumps({
+            "method": r.method.value if r.method else None,
+            "typed": r.typed,
+            "error": r.error,
+            "seconds": r.seconds,
+            "read_observed": paste.last_read_observed,
+            "target_pid": r.target.pid if r.target else None,
+        }, ensure_ascii=False), flush=True)
+
+    stdin = Stdin()
+    stdin.line.connect(lambda cmd: app.quit() if cmd == "quit" else None)
+    threading.Thread(target=lambda: ([stdin.line.emit(x.strip()) for x in sys.stdin],
+                                     stdin.line.emit("quit")), daemon=True).start()
+    QTimer.singleShot(0, run)
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
