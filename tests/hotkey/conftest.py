@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from tests.output.x11 import require_virtual_x11
 
 
 @pytest.fixture(scope="session")
-def x11(xvfb: Any) -> str:
-    return require_virtual_x11(xvfb)
+def x11(request: pytest.FixtureRequest) -> str:
+    return require_virtual_x11(request)

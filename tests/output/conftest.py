@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -11,8 +10,8 @@ from tests.output.x11 import TargetWindow, require_virtual_x11, window_manager
 
 
 @pytest.fixture(scope="session")
-def x11(xvfb: Any) -> Iterator[str]:
-    display = require_virtual_x11(xvfb)
+def x11(request: pytest.FixtureRequest) -> Iterator[str]:
+    display = require_virtual_x11(request)
     with window_manager():
         yield display
 
