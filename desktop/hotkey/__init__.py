@@ -1,0 +1,7 @@
+"""The global push-to-talk / toggle hotkeys.
+
+``keys`` (pure) parses and formats key specs and documents the default key; ``debounce``
+(pure) turns raw press/release events into PRESS/RELEASE/TAP/CANCEL; ``router`` (pure)
+matches keys to bindings and captures keys for the settings dialog; ``listener`` runs them
+on pynput's global keyboard listener.
+"""

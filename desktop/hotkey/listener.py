@@ -54,12 +54,12 @@ def pynput_key_name(key: Any) -> str | None:
     Characters are lower-cased; keys without a character become ``vk<code>`` (the
     platform's virtual-key code, the keysym on X11), stable on one platform.
     """
-    from pynput.keyboard import Key, KeyCode
+    from pynput.keyboard import Key, KeyCode  # type: ignore[import-untyped,unused-ignore]
 
     if key is None:
         return None
     if isinstance(key, Key):
-        name = key.name
+        name = str(key.name)
         if name in _GENERIC_MODIFIERS and key.value == Key[name + "_l"].value:
             name += "_l"
         return name
@@ -122,7 +122,7 @@ class HotkeyListener:
         """
         if self.running:
             return
-        from pynput import keyboard
+        from pynput import keyboard  # type: ignore[import-untyped,unused-ignore]
 
         self._worker = threading.Thread(target=self._work, name="hotkey-router", daemon=True)
         self._worker.start()
@@ -130,7 +130,12 @@ class HotkeyListener:
         self._listener.daemon = True
         self._listener.start()
         ready = threading.Event()
-        threading.Thread(target=lambda: (self._listener.wait(), ready.set()), daemon=True).start()
+
+        def wait_ready() -> None:
+            self._listener.wait()
+            ready.set()
+
+        threading.Thread(target=wait_ready, daemon=True).start()
         if not ready.wait(timeout):
             log.warning("pynput listener not ready after %.1f s", timeout)
 
@@ -270,7 +275,7 @@ class HotkeyListener:
 def _wake_x11_listener() -> None:
     """Send one X key event (Shift tap) so a stopped XRecord listener returns."""
     try:
-        from pynput.keyboard import Controller, Key
+        from pynput.keyboard import Controller, Key  # type: ignore[import-untyped,unused-ignore]
 
         c = Controller()
         c.press(Key.shift)

@@ -86,7 +86,8 @@ class X11FocusProbe:
     """Focus on an X11 display via python-xlib. Thread-safe (one lock per connection)."""
 
     def __init__(self, display: str | None = None) -> None:
-        from Xlib import display as xdisplay  # lazy: needs an X server only when used
+        # lazy: needs an X server only when used
+        from Xlib import display as xdisplay  # type: ignore[import-untyped,unused-ignore]
 
         self._display = xdisplay.Display(display)
         self._lock = threading.Lock()

@@ -46,7 +46,7 @@ class PynputKeySender:
     def _get(self) -> Any:
         if self._controller is None:
             try:
-                from pynput import keyboard
+                from pynput import keyboard  # type: ignore[import-untyped,unused-ignore]
             except ImportError as e:  # no DISPLAY / unsupported platform
                 raise OutputError(f"pynput cannot inject keys here: {e}") from e
             self._controller = keyboard.Controller()
@@ -84,7 +84,7 @@ class PynputKeySender:
 
 def pynput_key(name: str) -> Any:
     """A pynput key for a canonical key name (``"ctrl"`` → ``Key.ctrl``, ``"v"`` → ``'v'``)."""
-    from pynput.keyboard import Key, KeyCode
+    from pynput.keyboard import Key, KeyCode  # type: ignore[import-untyped,unused-ignore]
 
     if len(name) == 1:
         return KeyCode.from_char(name)

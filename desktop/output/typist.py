@@ -141,3 +141,29 @@ class Typist:
                   target, end - start)
         return TypingResult(text=text, typed=typed, method=method, target=target,
                             seconds=end - start)
+
+
+def build_default_typist(
+    policy: OutputPolicy,
+    *,
+    guard: InjectionGuard | None = None,
+    own_window_ids: Collection[int] = (),
+    paste_timeout_s: float = 0.5,
+) -> Typist:
+    """The production typist: pynput keystrokes, Qt clipboard paste, the platform's focus
+    probe. Call on the Qt main thread after the QApplication exists; give the hotkey
+    listener ``typist.guard.active`` as its ``ignore_while``."""
+    from desktop.output.clipboard import ClipboardPasteOutput, QtClipboard
+    from desktop.output.focus import default_focus_probe
+    from desktop.output.keystrokes import KeystrokeOutput, PynputKeySender
+
+    guard = guard or InjectionGuard()
+    sender = PynputKeySender(guard)
+    outputs: dict[OutputMethod, TextOutput] = {
+        OutputMethod.KEYSTROKES: KeystrokeOutput(sender),
+        OutputMethod.CLIPBOARD_PASTE: ClipboardPasteOutput(
+            QtClipboard(), sender, default_chord=policy.default_paste_chord,
+            paste_timeout_s=paste_timeout_s),
+    }
+    return Typist(policy, outputs, default_focus_probe(), own_window_ids=own_window_ids,
+                  guard=guard)

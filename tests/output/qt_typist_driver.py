@@ -1,9 +1,10 @@
 """The app side of the Qt-clipboard test, in its own process (as in the real app).
 
-``python tests/output/qt_typist_driver.py TEXT_JSON``: a QGuiApplication on xcb builds a
-Typist with QtClipboard + pynput + the X11 focus probe, pastes TEXT into the focused
-window on the Qt main thread, prints ``RESULT <json>``, then keeps the event loop running
-(it owns the restored clipboard, which it must keep serving) until stdin says ``quit``.
+``python tests/output/qt_typist_driver.py TEXT_JSON``: a QGuiApplication on xcb builds the
+production typist (``build_default_typist``: QtClipboard + pynput + the X11 focus probe),
+pastes TEXT into the focused window on the Qt main thread, prints ``RESULT <json>``, then
+keeps the event loop running (it owns the restored clipboard, which it must keep serving)
+until stdin says ``quit``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ import threading
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 
-from desktop.output.base import InjectionGuard, OutputMethod
-from desktop.output.clipboard import ClipboardPasteOutput, QtClipboard
+from desktop.output.base import OutputMethod
+from desktop.output.clipboard import ClipboardPasteOutput
 from desktop.output.focus import X11FocusProbe
-from desktop.output.keystrokes import PynputKeySender
 from desktop.output.policy import OutputPolicy
-from desktop.output.typist import Typist
+from desktop.output.typist import build_default_typist
 
 
 class Stdin(QObject):
@@ -30,11 +30,11 @@ class Stdin(QObject):
 def main() -> int:
     text = json.loads(sys.argv[1])
     app = QGuiApplication(sys.argv[:1])
-    guard = InjectionGuard()
-    sender = PynputKeySender(guard)
-    paste = ClipboardPasteOutput(QtClipboard(), sender, paste_timeout_s=2.0)
-    typist = Typist(OutputPolicy(method=OutputMethod.CLIPBOARD_PASTE),
-                    {OutputMethod.CLIPBOARD_PASTE: paste}, X11FocusProbe(), guard=guard)
+    typist = build_default_typist(OutputPolicy(method=OutputMethod.CLIPBOARD_PASTE),
+                                  paste_timeout_s=2.0)
+    assert isinstance(typist.focus, X11FocusProbe)
+    paste = typist.outputs[OutputMethod.CLIPBOARD_PASTE]
+    assert isinstance(paste, ClipboardPasteOutput)
 
     def run() -> None:
         r = typist.type_final(text)
