@@ -21,9 +21,10 @@ from types import TracebackType
 
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
-from PySide6.QtWidgets import QApplication, QMessageBox, QPlainTextEdit
+from PySide6.QtWidgets import QApplication, QMessageBox, QPlainTextEdit, QWidget
 
 from desktop.coordinator import Coordinator, HistoryEntry
+from desktop.hotkey.keys import KeySpecError, describe_key_spec, parse_key_spec
 from desktop.launcher import (
     LauncherState,
     ServerLauncher,
@@ -31,6 +32,15 @@ from desktop.launcher import (
     build_server_command,
     build_wsl_stop_command,
     parse_wsl_distros,
+)
+from desktop.parts import (
+    BoundHotkeys,
+    bind_hotkeys,
+    input_device_names,
+    make_detector,
+    make_source,
+    make_typist,
+    open_meter_source,
 )
 from desktop.settings import Settings, SettingsStore
 from desktop.streaming import ClientState
@@ -50,12 +60,18 @@ log = logging.getLogger(__name__)
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="tingxie", description="tingxie dictation tray app")
     parser.add_argument("--version", action="version", version=f"tingxie {__version__}")
-    parser.add_argument("--settings-dir", type=Path, default=None,
-                        help="keep settings and logs in this folder (tests, portable use)")
-    parser.add_argument("--log-level", default="INFO",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    parser.add_argument("--no-tray", action="store_true",
-                        help="use the small window even where a tray exists")
+    parser.add_argument(
+        "--settings-dir",
+        type=Path,
+        default=None,
+        help="keep settings and logs in this folder (tests, portable use)",
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    parser.add_argument(
+        "--no-tray", action="store_true", help="use the small window even where a tray exists"
+    )
     return parser.parse_args(argv)
 
 
@@ -70,8 +86,9 @@ def log_directory(settings_dir: Path | None) -> Path:
 def configure_logging(directory: Path, level: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "tingxie.log"
-    handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3,
-                                                   encoding="utf-8")
+    handler = logging.handlers.RotatingFileHandler(
+        path, maxBytes=2_000_000, backupCount=3, encoding="utf-8"
+    )
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     console = logging.StreamHandler()
     console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
@@ -120,6 +137,13 @@ def already_running(name: str) -> bool:
     return False
 
 
+def key_label(spec: str) -> str:
+    try:
+        return describe_key_spec(parse_key_spec(spec))
+    except KeySpecError:
+        return spec
+
+
 # ---------------------------------------------------------------- the app
 
 
@@ -138,7 +162,6 @@ class TingxieApp(QObject):
         self.signals = _Signals()
         self.tray = Tray(force_fallback=no_tray)
         self.overlay = Overlay(settings.overlay_position, settings.show_latency)
-        from desktop.parts import make_detector, make_source, make_typist
 
         self.typist = make_typist(settings)
         self.coordinator = Coordinator(
@@ -148,11 +171,19 @@ class TingxieApp(QObject):
             make_detector,
         )
         self.history = HistoryWindow(self.coordinator.retype)
+        self._own_window(self.overlay)
+        self._own_window(self.history)
+        if self.tray.window is not None:
+            self._own_window(self.tray.window)
         self.launcher = ServerLauncher(SubprocessRunner(), self.signals.launcher_state.emit)
-        self.hotkeys: object | None = None
+        self.hotkeys: BoundHotkeys | None = None
         self._server_state = ClientState.CONNECTING
         self._server_detail = ""
         self._wire()
+
+    def _own_window(self, widget: QWidget) -> None:
+        """Never type into our own windows (the typist checks the focused window's id)."""
+        self.typist.own_window_ids.append(int(widget.winId()))
 
     def _wire(self) -> None:
         c, t = self.coordinator, self.tray
@@ -173,7 +204,7 @@ class TingxieApp(QObject):
         self.signals.microphone_status.connect(lambda text: self.tray.notify("Microphone", text))
 
     def start(self) -> None:
-        self.tray.set_talk_key(self.settings.hold_key)
+        self.tray.set_talk_key(key_label(self.settings.hold_key))
         self.tray.set_server_running(False)
         self._refresh()
         self.tray.show()
@@ -183,10 +214,8 @@ class TingxieApp(QObject):
             self.start_server()
 
     def _bind_hotkeys(self) -> None:
-        from desktop.parts import bind_hotkeys
-
         if self.hotkeys is not None:
-            self.hotkeys.stop()  # type: ignore[attr-defined]
+            self.hotkeys.stop()
         try:
             self.hotkeys = bind_hotkeys(self.settings, self.coordinator, self.typist)
         except Exception as exc:  # e.g. no X display, or a key spec we cannot parse
@@ -242,8 +271,6 @@ class TingxieApp(QObject):
 
     @Slot()
     def show_settings(self) -> None:
-        from desktop.parts import input_device_names, open_meter_source
-
         distros: list[str] = []
         if sys.platform == "win32":
             import subprocess
@@ -253,8 +280,15 @@ class TingxieApp(QObject):
                 distros = parse_wsl_distros(out.stdout)
             except (OSError, subprocess.TimeoutExpired):
                 log.info("wsl.exe not available")
-        dialog = SettingsDialog(self.settings, devices=input_device_names(),
-                                open_meter=open_meter_source, wsl_distros=distros)
+        capture = self.hotkeys.listener.capture_next if self.hotkeys is not None else None
+        dialog = SettingsDialog(
+            self.settings,
+            devices=input_device_names(),
+            open_meter=open_meter_source,
+            wsl_distros=distros,
+            capture_key=capture,
+        )
+        self._own_window(dialog)
         dialog.applied.connect(self.apply_settings)
         dialog.setModal(False)
         dialog.show()
@@ -267,11 +301,10 @@ class TingxieApp(QObject):
         self.coordinator.apply_settings(settings)
         self.overlay.position = settings.overlay_position
         self.overlay.show_latency = settings.show_latency
-        if hasattr(self.typist, "apply_settings"):
-            self.typist.apply_settings(settings)
+        self.typist.apply_settings(settings)
         if (old.hold_key, old.toggle_key) != (settings.hold_key, settings.toggle_key):
             self._bind_hotkeys()
-        self.tray.set_talk_key(settings.hold_key)
+        self.tray.set_talk_key(key_label(settings.hold_key))
         log.info("settings applied")
 
     @Slot()
@@ -292,7 +325,8 @@ class TingxieApp(QObject):
     @Slot()
     def show_about(self) -> None:
         QMessageBox.about(
-            None, "About tingxie",
+            None,
+            "About tingxie",
             f"tingxie {__version__}\nSelf-hosted dictation with Qwen3-ASR.\n\n"
             f"Settings: {self.store.location}",
         )
@@ -309,7 +343,7 @@ class TingxieApp(QObject):
     def quit(self) -> None:
         log.info("quitting")
         if self.hotkeys is not None:
-            self.hotkeys.stop()  # type: ignore[attr-defined]
+            self.hotkeys.stop()
         self.coordinator.shutdown()
         if self.launcher.running:
             self.launcher.stop()

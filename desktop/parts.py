@@ -9,8 +9,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from PySide6.QtCore import QObject, Signal, Slot
+
 from desktop.audio.source import AudioSource, MicrophoneSource, SourceStatus, list_input_devices
 from desktop.audio.vad import SileroVad, SpeechDetector
+from desktop.coordinator import Coordinator
+from desktop.hotkey.debounce import CommandKind
+from desktop.hotkey.listener import HotkeyListener
+from desktop.hotkey.router import Routed
+from desktop.output.base import InjectionGuard, OutputError, OutputMethod
+from desktop.output.policy import OutputPolicy
+from desktop.output.typist import TypingResult, Typist, build_default_typist
 from desktop.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,3 +55,99 @@ def input_device_names() -> list[str]:
 def open_meter_source(name: str) -> AudioSource:
     """A second, short-lived stream on the device for the settings dialog's level meter."""
     return MicrophoneSource(microphone_spec(name), rescan_on_reopen=False)
+
+
+# ---------------------------------------------------------------- typing
+
+
+def output_policy(settings: Settings) -> OutputPolicy:
+    return OutputPolicy(
+        method=OutputMethod.parse(settings.output_method),
+        app_methods={app: OutputMethod.parse(m) for app, m in settings.app_overrides.items()},
+    )
+
+
+class AppTypist:
+    """The typist for the current settings; rebuilt when they change.
+
+    ``own_window_ids`` is a live list: windows the app opens later (history, settings)
+    are added to it, and the typist refuses to type into any of them.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.guard = InjectionGuard()
+        self.own_window_ids: list[int] = []
+        self._typist = self._build(settings)
+
+    def _build(self, settings: Settings) -> Typist:
+        return build_default_typist(
+            output_policy(settings), guard=self.guard, own_window_ids=self.own_window_ids
+        )
+
+    def apply_settings(self, settings: Settings) -> None:
+        self._typist = self._build(settings)
+
+    def type_final(self, text: str) -> TypingResult:
+        result = self._typist.type_final(text)
+        if result.error:
+            raise OutputError(result.error)
+        if result.skipped_own_window:
+            log.info("not typing into tingxie's own window: %r", text)
+        return result
+
+
+def make_typist(settings: Settings) -> AppTypist:
+    return AppTypist(settings)
+
+
+# ---------------------------------------------------------------- hotkeys
+
+
+class HotkeyBridge(QObject):
+    """Hotkey commands arrive on the listener's thread; act on them on the Qt thread."""
+
+    command = Signal(object)  # Routed
+
+    def __init__(self, coordinator: Coordinator) -> None:
+        super().__init__()
+        self._coordinator = coordinator
+        self.command.connect(self._dispatch)
+
+    @Slot(object)
+    def _dispatch(self, routed: Routed) -> None:
+        c, kind = self._coordinator, routed.command.kind
+        if routed.binding == "toggle":
+            if kind is CommandKind.PRESS:
+                c.talk_toggled()
+        elif kind is CommandKind.PRESS:
+            c.talk_pressed()
+        elif kind is CommandKind.RELEASE:
+            c.talk_released()
+        else:  # TAP (brushed the key) or CANCEL (it was part of a shortcut): discard
+            c.talk_cancelled()
+
+
+class BoundHotkeys:
+    def __init__(self, listener: HotkeyListener, bridge: HotkeyBridge) -> None:
+        self.listener = listener
+        self.bridge = bridge  # kept alive as long as the listener
+
+    def stop(self) -> None:
+        self.listener.stop()
+
+
+def hotkey_bindings(settings: Settings) -> dict[str, str]:
+    bindings = {"hold": settings.hold_key}
+    if settings.toggle_key:
+        bindings["toggle"] = settings.toggle_key
+    return bindings
+
+
+def bind_hotkeys(settings: Settings, coordinator: Coordinator, typist: AppTypist) -> BoundHotkeys:
+    """Start the global hotkey listener (raises if the platform has none, e.g. no X)."""
+    bridge = HotkeyBridge(coordinator)
+    listener = HotkeyListener(
+        hotkey_bindings(settings), bridge.command.emit, ignore_while=typist.guard.active
+    )
+    listener.start()
+    return BoundHotkeys(listener, bridge)

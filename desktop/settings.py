@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from desktop.hotkey.keys import KeySpecError, normalize_key_spec
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
@@ -40,7 +42,7 @@ class Settings:
     release_tail_ms: float = 320.0
     # dictation
     mode: str = "push_to_talk"
-    hold_key: str = "f9"
+    hold_key: str = "ctrl_r"  # why right Ctrl: desktop/hotkey/keys.py
     toggle_key: str = ""  # "" = none
     output_method: str = "auto"
     app_overrides: dict[str, str] = field(default_factory=dict)  # app name → method
@@ -74,6 +76,13 @@ class Settings:
                 fixes[name] = getattr(defaults, name)
         if not self.server_url.startswith(("ws://", "wss://")):
             fixes["server_url"] = defaults.server_url
+        for name in ("hold_key", "toggle_key"):
+            value = getattr(self, name)
+            if value or name == "hold_key":
+                try:
+                    normalize_key_spec(value)
+                except KeySpecError:
+                    fixes[name] = getattr(defaults, name)
         overrides = {k: v for k, v in self.app_overrides.items() if v in OUTPUT_METHODS}
         if overrides != self.app_overrides:
             fixes["app_overrides"] = overrides

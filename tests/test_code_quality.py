@@ -21,6 +21,13 @@ TYPED = [
     "server/audio_buffer.py",
     "server/scheduler.py",
     "server/config.py",
+    "desktop/audio/segmenter.py",
+    "desktop/audio/timeline.py",
+    "desktop/output",
+    "desktop/hotkey",
+    "desktop/settings.py",
+    "desktop/launcher.py",
+    "desktop/coordinator.py",
 ]
 
 

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.audio.source import AudioSource
+from desktop.hotkey.keys import KeySpecError, normalize_key_spec
 from desktop.settings import LAUNCHERS, MODES, OUTPUT_METHODS, OVERLAY_POSITIONS, Settings
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,6 @@ log = logging.getLogger(__name__)
 #: Qt keys the capture button understands without help from the global hotkey library.
 _QT_KEY_NAMES = {
     **{getattr(Qt.Key, f"Key_F{i}"): f"f{i}" for i in range(1, 25)},
-    Qt.Key.Key_Control: "ctrl_r",
-    Qt.Key.Key_Alt: "alt_r",
     Qt.Key.Key_Pause: "pause",
     Qt.Key.Key_ScrollLock: "scroll_lock",
     Qt.Key.Key_Insert: "insert",
@@ -70,6 +69,7 @@ def parse_overrides(text: str) -> dict[str, str]:
 
 class SettingsDialog(QDialog):
     applied = Signal(object)  # Settings
+    key_captured = Signal(str)  # from the hotkey listener's thread
 
     def __init__(
         self,
@@ -78,6 +78,7 @@ class SettingsDialog(QDialog):
         devices: list[str] | None = None,
         open_meter: Callable[[str], AudioSource] | None = None,
         wsl_distros: list[str] | None = None,
+        capture_key: Callable[[Callable[[str], None]], None] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -87,6 +88,8 @@ class SettingsDialog(QDialog):
         self._open_meter = open_meter
         self._meter_source: AudioSource | None = None
         self._capturing: QLineEdit | None = None
+        self._capture_key = capture_key  # the global hotkey library tells left from right
+        self.key_captured.connect(self._captured)
         tabs = QTabWidget(self)
         tabs.addTab(self._server_tab(settings, wsl_distros or []), "Server")
         tabs.addTab(self._audio_tab(settings, devices or []), "Microphone")
@@ -231,20 +234,28 @@ class SettingsDialog(QDialog):
 
     def _start_capture(self, target: QLineEdit, button: QPushButton) -> None:
         self._capturing = target
-        button.setText("Waiting for a key…")
         self._capture_button = button
-        self.grabKeyboard()
+        button.setText("Waiting for a key…")
+        if self._capture_key is not None:
+            self._capture_key(self.key_captured.emit)
+        else:
+            self.grabKeyboard()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        if self._capturing is None:
+        if self._capturing is None or self._capture_key is not None:
             super().keyPressEvent(event)
             return
+        self.releaseKeyboard()
         name = _QT_KEY_NAMES.get(Qt.Key(event.key()))
         if name is None and event.text().strip():
             name = event.text().strip().lower()
-        self.releaseKeyboard()
-        if name:
-            self._capturing.setText(name)
+        self._captured(name or "")
+
+    def _captured(self, spec: str) -> None:
+        if self._capturing is None:
+            return
+        if spec:
+            self._capturing.setText(spec)
         self._capture_button.setText("Press a key…")
         self._capturing = None
 
@@ -307,8 +318,8 @@ class SettingsDialog(QDialog):
         server_url = self.server_url.text().strip()
         if not server_url.startswith(("ws://", "wss://")):
             raise ValueError("The server URL must start with ws:// or wss://")
-        if not self.hold_key.text().strip():
-            raise ValueError("Choose a hold-to-talk key")
+        hold_key = self._key(self.hold_key.text(), "hold-to-talk")
+        toggle_key = self._key(self.toggle_key.text(), "toggle") if self.toggle_key.text() else ""
         return replace(
             self._settings,
             server_url=server_url,
@@ -324,8 +335,8 @@ class SettingsDialog(QDialog):
             tail_ms=self.tail.value(),
             release_tail_ms=self.release_tail.value(),
             mode=self.mode.currentText(),
-            hold_key=self.hold_key.text().strip().lower(),
-            toggle_key=self.toggle_key.text().strip().lower(),
+            hold_key=hold_key,
+            toggle_key=toggle_key,
             language=self.language.text().strip(),
             context=self.context.toPlainText().strip(),
             output_method=self.output_method.currentText(),
@@ -333,6 +344,15 @@ class SettingsDialog(QDialog):
             overlay_position=self.overlay_position.currentText(),
             show_latency=self.show_latency.isChecked(),
         )
+
+    @staticmethod
+    def _key(text: str, what: str) -> str:
+        if not text.strip():
+            raise ValueError(f"Choose a {what} key")
+        try:
+            return normalize_key_spec(text)
+        except KeySpecError as exc:
+            raise ValueError(f"The {what} key “{text}” is not a key: {exc}") from None
 
     def apply(self) -> bool:
         try:
