@@ -218,6 +218,7 @@ class TingxieApp(QObject):
             self.hotkeys.stop()
         try:
             self.hotkeys = bind_hotkeys(self.settings, self.coordinator, self.typist)
+            log.info("global hotkeys bound: %s", self.hotkeys.listener.bindings)
         except Exception as exc:  # e.g. no X display, or a key spec we cannot parse
             log.exception("global hotkeys unavailable")
             self.hotkeys = None

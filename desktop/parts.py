@@ -93,6 +93,15 @@ class AppTypist:
             raise OutputError(result.error)
         if result.skipped_own_window:
             log.info("not typing into tingxie's own window: %r", text)
+        elif result.method is not None:
+            app = result.target.app if result.target is not None else "unknown window"
+            log.info(
+                "typed %d chars by %s into %s in %.0f ms",
+                len(result.typed),
+                result.method.value,
+                app or "unknown window",
+                result.seconds * 1000,
+            )
         return result
 
 

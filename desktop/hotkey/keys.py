@@ -214,10 +214,10 @@ def canonical_key_name(name: str) -> str:
 
     Raises :class:`KeySpecError` for unknown names.
     """
+    if len(name) == 1 and name.isspace():  # " " must not be stripped to nothing
+        return "space"
     raw = name.strip()
     if len(raw) == 1:
-        if raw.isspace():
-            return "space"
         return raw.lower()
     token = raw.lower().strip("<>").replace(" ", "_").replace("-", "_")
     token = ALIASES.get(token, ALIASES.get(token.replace("_", ""), token))
@@ -271,8 +271,9 @@ def normalize_key_spec(text: str) -> str:
 
 def describe_key_spec(spec: KeySpec) -> str:
     """Human label for menus: ``"Right Ctrl"``, ``"Ctrl+Alt+Space"``, ``"F9"``."""
-    return "+".join([*(_LABELS.get(m, m.title()) for m in MODIFIERS if m in spec.modifiers),
-                     _label(spec.key)])
+    return "+".join(
+        [*(_LABELS.get(m, m.title()) for m in MODIFIERS if m in spec.modifiers), _label(spec.key)]
+    )
 
 
 _LABELS = {"ctrl": "Ctrl", "alt": "Alt", "shift": "Shift", "cmd": "Super"}

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from desktop.hotkey.debounce import DebounceConfig
-from desktop.hotkey.keys import KeySpec, canonical_key_name
+from desktop.hotkey.keys import KeySpec, KeySpecError, canonical_key_name
 from desktop.hotkey.router import HotkeyRouter, Routed
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,10 @@ def pynput_key_name(key: Any) -> str | None:
         return name
     if isinstance(key, KeyCode):
         if key.char is not None and len(key.char) == 1 and key.char.isprintable():
-            return canonical_key_name(key.char)
+            try:
+                return canonical_key_name(key.char)
+            except KeySpecError:
+                return None
         vk = key.vk
         if vk is None:
             return None
@@ -211,7 +214,22 @@ class HotkeyListener:
 
     # --- pynput thread ---
 
+    # pynput calls these on its thread and, for keys this process types itself,
+    # synchronously inside Controller.type(): they must never raise.
+
     def _on_press(self, key: Any, injected: bool = False) -> None:
+        try:
+            self._press(key, injected)
+        except Exception:
+            log.exception("hotkey listener: ignoring a key press it could not handle")
+
+    def _on_release(self, key: Any, injected: bool = False) -> None:
+        try:
+            self._release(key)
+        except Exception:
+            log.exception("hotkey listener: ignoring a key release it could not handle")
+
+    def _press(self, key: Any, injected: bool) -> None:
         t = self._clock()
         if self._ignore_while() and (injected or not _REPORTS_INJECTED):
             self.ignored_presses += 1
@@ -220,7 +238,7 @@ class HotkeyListener:
         if name is not None:
             self._queue.put(_Raw("press", name, t))
 
-    def _on_release(self, key: Any, injected: bool = False) -> None:
+    def _release(self, key: Any) -> None:
         t = self._clock()
         name = pynput_key_name(key)
         if name is not None:
@@ -284,5 +302,10 @@ def _wake_x11_listener() -> None:
     except Exception:
         log.debug("pynput cannot send the wake-up key; trying xdotool", exc_info=True)
     if shutil.which("xdotool"):
-        subprocess.run(["xdotool", "key", "shift"], check=False, timeout=5,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            ["xdotool", "key", "shift"],
+            check=False,
+            timeout=5,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )

@@ -87,8 +87,9 @@ class HotkeyRouter:
     # --- events ---
 
     def _held_modifiers(self, excluding: str | None = None) -> frozenset[str]:
-        return frozenset(MODIFIER_KEYS[k] for k in self._down if k in MODIFIER_KEYS
-                         and k != excluding)
+        return frozenset(
+            MODIFIER_KEYS[k] for k in self._down if k in MODIFIER_KEYS and k != excluding
+        )
 
     def press(self, key: str, t: float) -> tuple[list[Routed], str | None]:
         """A key went down. Returns the commands and, in capture mode, the captured spec."""
@@ -122,7 +123,8 @@ class HotkeyRouter:
                 # the key, the others (side-less) its modifiers ("ctrl_r", "ctrl+shift_r").
                 last = self._capture_mods[-1]
                 others = frozenset(MODIFIER_KEYS[k] for k in self._capture_mods) - {
-                    MODIFIER_KEYS[last]}
+                    MODIFIER_KEYS[last]
+                }
                 self.cancel_capture()
                 return out, format_key_spec(KeySpec(last, others))
             return out, None

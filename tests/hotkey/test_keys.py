@@ -82,3 +82,10 @@ def test_describe() -> None:
     assert describe_key_spec(parse_key_spec("f9")) == "F9"
     assert describe_key_spec(parse_key_spec("cmd+h")) == "Super+H"
     assert format_key_spec(KeySpec("a", frozenset({"shift", "ctrl"}))) == "ctrl+shift+a"
+
+
+def test_space_character_is_the_space_key() -> None:
+    # pynput reports the space bar as the character " "; stripping it must not lose it.
+    from desktop.hotkey.keys import canonical_key_name
+
+    assert canonical_key_name(" ") == "space"
