@@ -129,7 +129,7 @@ class AudioPipeline:
                 pending = np.concatenate((pending, block)) if len(pending) else block
                 n = len(pending) // VAD_CHUNK_SAMPLES * VAD_CHUNK_SAMPLES
                 for i in range(0, n, VAD_CHUNK_SAMPLES):
-                    self._process(pending[i:i + VAD_CHUNK_SAMPLES])
+                    self._process(pending[i : i + VAD_CHUNK_SAMPLES])
                 pending = pending[n:]
             self._run_commands()
             # A partial last chunk (end of a file) still belongs to the utterance.

@@ -182,8 +182,14 @@ class SegmenterConfig:
             raise ValueError("threshold must be in (0, 1]")
         if self.neg_threshold is not None and not 0.0 <= self.neg_threshold <= self.threshold:
             raise ValueError("neg_threshold must be in [0, threshold]")
-        for name in ("pre_roll_ms", "min_speech_ms", "tail_ms", "release_tail_ms",
-                     "manual_min_speech_ms", "split_silence_ms"):
+        for name in (
+            "pre_roll_ms",
+            "min_speech_ms",
+            "tail_ms",
+            "release_tail_ms",
+            "manual_min_speech_ms",
+            "split_silence_ms",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         if self.min_silence_ms <= 0:
@@ -224,7 +230,7 @@ class _History:
         if start < self.start or end > self.end:
             raise AssertionError(f"samples {start}:{end} not in history {self.start}:{self.end}")
         parts = [
-            c[max(start - s, 0): end - s]
+            c[max(start - s, 0) : end - s]
             for s, c in self._chunks
             if s < end and s + len(c) > start
         ]
@@ -390,8 +396,9 @@ class Segmenter:
         if mode is not self._mode:
             self._pressed = False
             if self._utt is not None:
-                self._finish(self._utt, EndReason.MODE_CHANGED, self._utt_emit_target(
-                    self._utt), events)
+                self._finish(
+                    self._utt, EndReason.MODE_CHANGED, self._utt_emit_target(self._utt), events
+                )
             self._mode = mode
         return events
 
@@ -437,18 +444,15 @@ class Segmenter:
         # Ends that the mode asks for.
         if utt.manual:
             if utt.released_at is not None and end >= utt.released_at + self._release_tail:
-                self._finish(utt, EndReason.RELEASED, utt.released_at + self._release_tail,
-                             events)
+                self._finish(utt, EndReason.RELEASED, utt.released_at + self._release_tail, events)
                 return
         elif utt.silence_since is not None and end - utt.silence_since >= self._min_silence:
-            self._finish(utt, EndReason.SILENCE, min(end, utt.silence_since + self._tail),
-                         events)
+            self._finish(utt, EndReason.SILENCE, min(end, utt.silence_since + self._tail), events)
             return
 
         # Length limits: split at a pause after the soft limit, anywhere at the hard one.
         length = end - utt.start
-        at_pause = (utt.silence_since is not None
-                    and end - utt.silence_since >= self._split_silence)
+        at_pause = utt.silence_since is not None and end - utt.silence_since >= self._split_silence
         if length >= self._hard_max or (length >= self._soft_max and at_pause):
             self._split(utt, events)
             return
@@ -483,8 +487,7 @@ class Segmenter:
             nxt.silence_since = cut
         self._utt = nxt
 
-    def _finish(self, utt: _Candidate, reason: EndReason, end_at: int,
-                events: list[Event]) -> None:
+    def _finish(self, utt: _Candidate, reason: EndReason, end_at: int, events: list[Event]) -> None:
         if utt.confirmed:
             self._end(utt, reason, end_at, events)
         else:
@@ -493,28 +496,31 @@ class Segmenter:
     def _drop_reason(self, utt: _Candidate) -> DropReason:
         return DropReason.TOO_SHORT if utt.speech_samples else DropReason.NO_SPEECH
 
-    def _end(self, utt: _Candidate, reason: EndReason, end_at: int,
-             events: list[Event]) -> None:
+    def _end(self, utt: _Candidate, reason: EndReason, end_at: int, events: list[Event]) -> None:
         self._emit_to(utt, end_at, events)
-        events.append(UtteranceEnded(
-            utterance_id=utt.utterance_id,
-            reason=reason,
-            start_sample=utt.start,
-            end_sample=utt.emitted,
-            speech_end_sample=utt.speech_end or utt.trigger,
-            detected_at_sample=self.position,
-        ))
+        events.append(
+            UtteranceEnded(
+                utterance_id=utt.utterance_id,
+                reason=reason,
+                start_sample=utt.start,
+                end_sample=utt.emitted,
+                speech_end_sample=utt.speech_end or utt.trigger,
+                detected_at_sample=self.position,
+            )
+        )
         self._floor = max(self._floor, utt.emitted)
         self._utt = None
 
     def _drop(self, utt: _Candidate, reason: DropReason, events: list[Event]) -> None:
-        events.append(UtteranceDropped(
-            utterance_id=utt.utterance_id,
-            reason=reason,
-            start_sample=utt.start,
-            end_sample=self.position,
-            speech_samples=utt.speech_samples,
-        ))
+        events.append(
+            UtteranceDropped(
+                utterance_id=utt.utterance_id,
+                reason=reason,
+                start_sample=utt.start,
+                end_sample=self.position,
+                speech_samples=utt.speech_samples,
+            )
+        )
         self._utt = None
 
     def _emit_to(self, utt: _Candidate, target: int, events: list[Event]) -> None:

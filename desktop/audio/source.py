@@ -93,8 +93,10 @@ class InputDevice:
 
     def __str__(self) -> str:
         mark = "*" if self.is_default else " "
-        return (f"{mark}{self.index:3d} {self.name} ({self.hostapi}, "
-                f"{self.max_input_channels} ch, {self.default_samplerate:g} Hz)")
+        return (
+            f"{mark}{self.index:3d} {self.name} ({self.hostapi}, "
+            f"{self.max_input_channels} ch, {self.default_samplerate:g} Hz)"
+        )
 
 
 def _default_input_index(sd: Any) -> int | None:
@@ -120,14 +122,16 @@ def list_input_devices(sd: Any = None) -> list[InputDevice]:
         if int(d["max_input_channels"]) <= 0:
             continue
         ha = int(d.get("hostapi", -1))
-        out.append(InputDevice(
-            index=i,
-            name=str(d["name"]),
-            hostapi=hostapis[ha] if 0 <= ha < len(hostapis) else "?",
-            max_input_channels=int(d["max_input_channels"]),
-            default_samplerate=float(d["default_samplerate"]),
-            is_default=(i == default),
-        ))
+        out.append(
+            InputDevice(
+                index=i,
+                name=str(d["name"]),
+                hostapi=hostapis[ha] if 0 <= ha < len(hostapis) else "?",
+                max_input_channels=int(d["max_input_channels"]),
+                default_samplerate=float(d["default_samplerate"]),
+                is_default=(i == default),
+            )
+        )
     return out
 
 
@@ -141,16 +145,19 @@ def resolve_input_device(spec: str | int | None, sd: Any = None) -> int | None:
         idx = int(spec)
         if any(d.index == idx for d in devices):
             return idx
-        raise AudioDeviceError(f"no input device with index {idx}; have: "
-                               + ", ".join(f"{d.index}: {d.name}" for d in devices))
+        raise AudioDeviceError(
+            f"no input device with index {idx}; have: "
+            + ", ".join(f"{d.index}: {d.name}" for d in devices)
+        )
     want = spec.strip().lower()
     exact = [d for d in devices if d.name.lower() == want]
     if exact:
         return exact[0].index
     matches = [d for d in devices if want in d.name.lower()]
     if not matches:
-        raise AudioDeviceError(f"no input device matching {spec!r}; have: "
-                               + ", ".join(d.name for d in devices))
+        raise AudioDeviceError(
+            f"no input device matching {spec!r}; have: " + ", ".join(d.name for d in devices)
+        )
     if len(matches) > 1:
         log.info("%d input devices match %r; using %s", len(matches), spec, matches[0].name)
     return matches[0].index
@@ -191,8 +198,12 @@ class AudioSource(ABC):
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
 
@@ -260,7 +271,7 @@ class ArraySource(AudioSource):
                 return None
             if wait > 0:
                 self._sleep(wait)
-        block: Int16Array = self.samples[self._pos:end].copy()
+        block: Int16Array = self.samples[self._pos : end].copy()
         self._pos = end
         return block
 
@@ -271,12 +282,23 @@ class ArraySource(AudioSource):
 class WavFileSource(ArraySource):
     """An audio file (WAV, FLAC...) as a source; converted to 16 kHz mono if needed."""
 
-    def __init__(self, path: str | Path, *, realtime: bool = False, block_samples: int = 512,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        realtime: bool = False,
+        block_samples: int = 512,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.path = Path(path)
-        super().__init__(load_audio_16k_mono(self.path), realtime=realtime,
-                         block_samples=block_samples, clock=clock, sleep=sleep)
+        super().__init__(
+            load_audio_16k_mono(self.path),
+            realtime=realtime,
+            block_samples=block_samples,
+            clock=clock,
+            sleep=sleep,
+        )
 
 
 # ---- the microphone ------------------------------------------------------------------------
@@ -334,7 +356,8 @@ class MicrophoneSource(AudioSource):
         self.rescan_on_reopen = rescan_on_reopen
         self._sd = sd
         self._queue: queue.Queue[tuple[int, npt.NDArray[Any], bool]] = queue.Queue(
-            max_queued_blocks)
+            max_queued_blocks
+        )
         self._stream: Any = None
         self._gen = 0  # which stream a queued block came from
         self._finished = threading.Event()
@@ -398,8 +421,10 @@ class MicrophoneSource(AudioSource):
             if self._dropped_blocks != self._reported_drops:
                 n = self._dropped_blocks - self._reported_drops
                 self._reported_drops = self._dropped_blocks
-                self._notify(SourceStatusKind.OVERFLOW,
-                             f"audio queue full: {n} blocks dropped (audio thread too slow)")
+                self._notify(
+                    SourceStatusKind.OVERFLOW,
+                    f"audio queue full: {n} blocks dropped (audio thread too slow)",
+                )
             out = self._convert(block)
             if len(out):
                 return out
@@ -414,8 +439,9 @@ class MicrophoneSource(AudioSource):
 
     # -- PortAudio thread: copy the block into the queue and nothing else
 
-    def _callback(self, gen: int, indata: npt.NDArray[Any], frames: int, time_info: Any,
-                  status: Any) -> None:
+    def _callback(
+        self, gen: int, indata: npt.NDArray[Any], frames: int, time_info: Any, status: Any
+    ) -> None:
         try:
             self._queue.put_nowait((gen, indata.copy(), bool(status)))
         except queue.Full:
@@ -429,31 +455,39 @@ class MicrophoneSource(AudioSource):
         info = sd.query_devices(index if index is not None else None, "input")
         self.device_name = str(info["name"])
         try:
-            sd.check_input_settings(device=index, channels=1, dtype="int16",
-                                    samplerate=SAMPLE_RATE)
+            sd.check_input_settings(device=index, channels=1, dtype="int16", samplerate=SAMPLE_RATE)
             rate, channels, dtype, self.converting = float(SAMPLE_RATE), 1, "int16", False
         except Exception as exc:  # PortAudioError/ValueError: not supported as is
             rate = float(info["default_samplerate"])
             channels = 1
             try:
-                sd.check_input_settings(device=index, channels=1, dtype="float32",
-                                        samplerate=rate)
+                sd.check_input_settings(device=index, channels=1, dtype="float32", samplerate=rate)
             except Exception:
                 channels = max(1, int(info["max_input_channels"]))
             dtype, self.converting = "float32", True
-            log.info("%s cannot record 16 kHz mono int16 (%s); recording %g Hz, %d ch "
-                     "and converting", self.device_name, exc, rate, channels)
+            log.info(
+                "%s cannot record 16 kHz mono int16 (%s); recording %g Hz, %d ch and converting",
+                self.device_name,
+                exc,
+                rate,
+                channels,
+            )
         import soxr
 
-        self._resampler = (soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32",
-                                               quality="HQ")
-                           if self.converting and rate != SAMPLE_RATE else None)
+        self._resampler = (
+            soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+            if self.converting and rate != SAMPLE_RATE
+            else None
+        )
         self._native_rate = rate
         self._gen += 1
         self._drain()
         self._finished.clear()
         stream = sd.InputStream(
-            device=index, samplerate=rate, channels=channels, dtype=dtype,
+            device=index,
+            samplerate=rate,
+            channels=channels,
+            dtype=dtype,
             blocksize=max(1, round(rate * self.block_ms / 1000)),
             callback=functools.partial(self._callback, self._gen),
             finished_callback=self._finished.set,
@@ -480,8 +514,9 @@ class MicrophoneSource(AudioSource):
         self._close_stream()
         # The attempt count is only reset by audio arriving: a device that opens but
         # never delivers is retried less and less often.
-        self._next_retry = time.monotonic() + self.backoff_s[
-            min(self._attempt, len(self.backoff_s) - 1)]
+        self._next_retry = (
+            time.monotonic() + self.backoff_s[min(self._attempt, len(self.backoff_s) - 1)]
+        )
         self._notify(SourceStatusKind.LOST, f"microphone lost ({reason}); reconnecting")
 
     def _try_reopen(self) -> None:
@@ -497,8 +532,10 @@ class MicrophoneSource(AudioSource):
             self._attempt += 1
             self._next_retry = time.monotonic() + delay
             log.info("reopening microphone failed (%s); next try in %.2f s", exc, delay)
-            self._notify(SourceStatusKind.RETRYING,
-                         f"microphone unavailable ({exc}); retrying in {delay:g} s")
+            self._notify(
+                SourceStatusKind.RETRYING,
+                f"microphone unavailable ({exc}); retrying in {delay:g} s",
+            )
             return
         self._notify(SourceStatusKind.REOPENED, f"microphone reopened: {self.device_name}")
 

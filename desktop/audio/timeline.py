@@ -40,7 +40,10 @@ class UtteranceTimeline:
     audio_s: float | None = None
 
     def set_audio_positions(
-        self, start_sample: int, end_sample: int, speech_end_sample: int,
+        self,
+        start_sample: int,
+        end_sample: int,
+        speech_end_sample: int,
         detected_at_sample: int,
     ) -> None:
         """Fill the audio-time fields from an ``UtteranceEnded``'s sample positions."""

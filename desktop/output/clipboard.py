@@ -122,8 +122,12 @@ class QtClipboard:
         for fmt in md.formats():
             data = bytes(md.data(fmt).data())
             if total + len(data) > self.max_bytes:
-                log.warning("clipboard format %s (%d bytes) not saved: over %d bytes",
-                            fmt, len(data), self.max_bytes)
+                log.warning(
+                    "clipboard format %s (%d bytes) not saved: over %d bytes",
+                    fmt,
+                    len(data),
+                    self.max_bytes,
+                )
                 continue
             total += len(data)
             formats.append((str(fmt), data))
@@ -187,8 +191,20 @@ def _tracking_mime_class() -> Any:
 
 #: X11 targets that describe the selection rather than hold its content.
 _META_TARGETS = frozenset(
-    {"TARGETS", "TIMESTAMP", "MULTIPLE", "SAVE_TARGETS", "DELETE", "INSERT_SELECTION",
-     "INSERT_PROPERTY", "LENGTH", "CLIENT_WINDOW", "HOST_NAME", "USER", "OWNER_OS"}
+    {
+        "TARGETS",
+        "TIMESTAMP",
+        "MULTIPLE",
+        "SAVE_TARGETS",
+        "DELETE",
+        "INSERT_SELECTION",
+        "INSERT_PROPERTY",
+        "LENGTH",
+        "CLIENT_WINDOW",
+        "HOST_NAME",
+        "USER",
+        "OWNER_OS",
+    }
 )
 _TEXT_TARGETS = ("UTF8_STRING", "text/plain;charset=utf-8", "text/plain", "STRING", "TEXT")
 
@@ -201,8 +217,9 @@ class XclipClipboard:
     observe reads, so :meth:`wait_for_paste` always waits the full timeout.
     """
 
-    def __init__(self, selection: str = "clipboard", display: str | None = None,
-                 timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, selection: str = "clipboard", display: str | None = None, timeout_s: float = 5.0
+    ) -> None:
         if shutil.which("xclip") is None:
             raise OutputError("xclip is not installed")
         self.selection = selection
@@ -216,16 +233,23 @@ class XclipClipboard:
         return cmd
 
     def _read(self, target: str) -> bytes | None:
-        out = subprocess.run(self._cmd("-o", "-t", target), capture_output=True,
-                             timeout=self.timeout_s, check=False)
+        out = subprocess.run(
+            self._cmd("-o", "-t", target), capture_output=True, timeout=self.timeout_s, check=False
+        )
         return out.stdout if out.returncode == 0 else None
 
     def _write(self, data: bytes, target: str | None = None) -> None:
         args = ("-i",) if target is None else ("-i", "-t", target)
         # xclip forks a child that keeps serving the selection: it must not inherit pipes
         # we would wait on, hence DEVNULL for its output.
-        proc = subprocess.run(self._cmd(*args), input=data, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, timeout=self.timeout_s, check=False)
+        proc = subprocess.run(
+            self._cmd(*args),
+            input=data,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=self.timeout_s,
+            check=False,
+        )
         if proc.returncode != 0:
             raise OutputError(f"xclip -i failed with exit code {proc.returncode}")
 

@@ -119,8 +119,9 @@ class X11FocusProbe:
         if window is None:
             active = root.get_full_property(self._atoms["_NET_ACTIVE_WINDOW"], 0)
             if active is not None and len(active.value) and int(active.value[0]):
-                window = self._client_of(d.create_resource_object("window", int(active.value[0])),
-                                         root.id)
+                window = self._client_of(
+                    d.create_resource_object("window", int(active.value[0])), root.id
+                )
         if window is None:
             return None
         return self._describe(window)
@@ -186,8 +187,10 @@ class CtypesWin32Api:
         self._user32 = windll.user32
         self._kernel32 = windll.kernel32
         self._user32.GetForegroundWindow.restype = wintypes.HWND
-        self._user32.GetWindowThreadProcessId.argtypes = [wintypes.HWND,
-                                                          ctypes.POINTER(wintypes.DWORD)]
+        self._user32.GetWindowThreadProcessId.argtypes = [
+            wintypes.HWND,
+            ctypes.POINTER(wintypes.DWORD),
+        ]
         self._user32.GetWindowThreadProcessId.restype = wintypes.DWORD
         self._user32.GetClassNameW.argtypes = [wintypes.HWND, wintypes.LPWSTR, ctypes.c_int]
         self._user32.GetWindowTextW.argtypes = [wintypes.HWND, wintypes.LPWSTR, ctypes.c_int]
@@ -195,7 +198,11 @@ class CtypesWin32Api:
         self._kernel32.OpenProcess.restype = wintypes.HANDLE
         self._kernel32.OpenProcess.argtypes = [wintypes.DWORD, wintypes.BOOL, wintypes.DWORD]
         self._kernel32.QueryFullProcessImageNameW.argtypes = [
-            wintypes.HANDLE, wintypes.DWORD, wintypes.LPWSTR, ctypes.POINTER(wintypes.DWORD)]
+            wintypes.HANDLE,
+            wintypes.DWORD,
+            wintypes.LPWSTR,
+            ctypes.POINTER(wintypes.DWORD),
+        ]
         self._kernel32.CloseHandle.argtypes = [wintypes.HANDLE]
 
     def foreground_window(self) -> int:
@@ -224,8 +231,9 @@ class CtypesWin32Api:
         try:
             size = self._wintypes.DWORD(32768)
             buf = self._ctypes.create_unicode_buffer(size.value)
-            if not self._kernel32.QueryFullProcessImageNameW(handle, 0, buf,
-                                                             self._ctypes.byref(size)):
+            if not self._kernel32.QueryFullProcessImageNameW(
+                handle, 0, buf, self._ctypes.byref(size)
+            ):
                 return ""
             return str(buf.value)
         finally:
@@ -266,6 +274,9 @@ def default_focus_probe() -> FocusProbe:
         try:
             return X11FocusProbe()
         except Exception:
-            log.warning("cannot open X display %r for focus queries", os.environ.get("DISPLAY"),
-                        exc_info=True)
+            log.warning(
+                "cannot open X display %r for focus queries",
+                os.environ.get("DISPLAY"),
+                exc_info=True,
+            )
     return NullFocusProbe()

@@ -135,9 +135,7 @@ class OutputPolicy:
             dict(DEFAULT_APP_METHODS) if self.use_builtin_app_defaults else {}
         )
         methods.update({normalize_app_name(k): v for k, v in self.app_methods.items()})
-        chords: dict[str, str] = (
-            dict(DEFAULT_PASTE_CHORDS) if self.use_builtin_app_defaults else {}
-        )
+        chords: dict[str, str] = dict(DEFAULT_PASTE_CHORDS) if self.use_builtin_app_defaults else {}
         chords.update({normalize_app_name(k): v for k, v in self.paste_chords.items()})
         object.__setattr__(self, "_methods", methods)
         object.__setattr__(self, "_chords", chords)

@@ -79,8 +79,9 @@ class Typist:
     _queue: list[str] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not any(m in self.outputs for m in (OutputMethod.KEYSTROKES,
-                                               OutputMethod.CLIPBOARD_PASTE)):
+        if not any(
+            m in self.outputs for m in (OutputMethod.KEYSTROKES, OutputMethod.CLIPBOARD_PASTE)
+        ):
             raise ValueError("Typist needs a KEYSTROKES or CLIPBOARD_PASTE output")
 
     def reset_spacing(self) -> None:
@@ -123,8 +124,11 @@ class Typist:
         method = self.policy.choose(typed, names)
         output = self.outputs.get(method)
         if output is None:
-            method = next(m for m in (OutputMethod.CLIPBOARD_PASTE, OutputMethod.KEYSTROKES)
-                          if m in self.outputs)
+            method = next(
+                m
+                for m in (OutputMethod.CLIPBOARD_PASTE, OutputMethod.KEYSTROKES)
+                if m in self.outputs
+            )
             output = self.outputs[method]
         chord = self.policy.paste_chord_for(names)
         try:
@@ -133,14 +137,22 @@ class Typist:
         except Exception as e:
             log.exception("typing %d chars with %s failed", len(typed), output.name)
             self._previous = None
-            return TypingResult(text=text, typed="", method=None, target=target,
-                                seconds=self.clock() - start, error=f"{type(e).__name__}: {e}")
+            return TypingResult(
+                text=text,
+                typed="",
+                method=None,
+                target=target,
+                seconds=self.clock() - start,
+                error=f"{type(e).__name__}: {e}",
+            )
         end = self.clock()
         self._previous = _Previous(end=typed[-16:], at=end, window_id=window_id)
-        log.debug("typed %d chars with %s into %s in %.3f s", len(typed), output.name,
-                  target, end - start)
-        return TypingResult(text=text, typed=typed, method=method, target=target,
-                            seconds=end - start)
+        log.debug(
+            "typed %d chars with %s into %s in %.3f s", len(typed), output.name, target, end - start
+        )
+        return TypingResult(
+            text=text, typed=typed, method=method, target=target, seconds=end - start
+        )
 
 
 def build_default_typist(
@@ -162,8 +174,12 @@ def build_default_typist(
     outputs: dict[OutputMethod, TextOutput] = {
         OutputMethod.KEYSTROKES: KeystrokeOutput(sender),
         OutputMethod.CLIPBOARD_PASTE: ClipboardPasteOutput(
-            QtClipboard(), sender, default_chord=policy.default_paste_chord,
-            paste_timeout_s=paste_timeout_s),
+            QtClipboard(),
+            sender,
+            default_chord=policy.default_paste_chord,
+            paste_timeout_s=paste_timeout_s,
+        ),
     }
-    return Typist(policy, outputs, default_focus_probe(), own_window_ids=own_window_ids,
-                  guard=guard)
+    return Typist(
+        policy, outputs, default_focus_probe(), own_window_ids=own_window_ids, guard=guard
+    )
