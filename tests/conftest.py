@@ -109,6 +109,31 @@ def wait_healthy(port: int, timeout: float = 20.0) -> None:
     raise AssertionError(f"server on port {port} not healthy after {timeout} s")
 
 
+def spawn_fake_server(
+    *args: str,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    quiet: bool = True,
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``tingxie-server --engine fake`` as a child process, healthy on return."""
+    port = port or free_port()
+    output = subprocess.DEVNULL if quiet else None
+    proc = subprocess.Popen(
+        [*SERVER, "--engine", "fake", "--port", str(port), "--log-level", "WARNING", *args],
+        env=env,
+        cwd=Path(__file__).parents[1],
+        stdout=output,
+        stderr=output,
+    )
+    try:
+        wait_healthy(port)
+    except BaseException:
+        proc.kill()
+        proc.wait(10)
+        raise
+    return proc, port
+
+
 @pytest.fixture
 def server_process(subprocess_env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], int]]:
     port = free_port()

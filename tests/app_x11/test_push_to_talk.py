@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import Recording, free_port, wait_healthy
+from tests.conftest import Recording, spawn_fake_server
 from tests.desktop.conftest import VirtualMic
 from tests.output.target_window import CLIP_TEXT
 from tests.output.x11 import TargetWindow, child_env, xclip_get, xdotool
@@ -90,23 +90,8 @@ def live_mic(virtual_mic: VirtualMic) -> Iterator[LiveMicrophone]:
 
 @pytest.fixture(scope="module")
 def fake_server() -> Iterator[int]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "server",
-            "--engine",
-            "fake",
-            "--port",
-            str(port),
-            "--log-level",
-            "WARNING",
-        ],
-        env=child_env(),
-    )
+    proc, port = spawn_fake_server(env=child_env())
     try:
-        wait_healthy(port)
         yield port
     finally:
         proc.terminate()

@@ -21,12 +21,10 @@ import argparse
 import asyncio
 import math
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from desktop.client import ServerLink  # noqa: E402
 from protocol.messages import Final, Partial  # noqa: E402
 from tests.bench.report import machine_description, write_section  # noqa: E402
-from tests.conftest import load_recordings  # noqa: E402
+from tests.conftest import load_recordings, spawn_fake_server  # noqa: E402
 
 FRAME_BYTES = 3200  # 100 ms
 
@@ -50,45 +48,19 @@ class ClientResult:
     wrong_finals: int = 0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_server(
     per_batch_ms: float, per_request_ms: float, batch: int
 ) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "server",
-            "--engine",
-            "fake",
-            "--port",
-            str(port),
-            "--fake-per-batch-ms",
-            str(per_batch_ms),
-            "--fake-per-request-ms",
-            str(per_request_ms),
-            "--max-batch-size",
-            str(batch),
-            "--log-level",
-            "WARNING",
-        ],
-        cwd=ROOT,
+    proc, port = spawn_fake_server(
+        "--fake-per-batch-ms",
+        str(per_batch_ms),
+        "--fake-per-request-ms",
+        str(per_request_ms),
+        "--max-batch-size",
+        str(batch),
+        quiet=False,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                return proc, f"ws://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start")
+    return proc, f"ws://127.0.0.1:{port}"
 
 
 async def run_client(

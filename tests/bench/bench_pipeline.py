@@ -33,7 +33,6 @@ import asyncio
 import logging
 import math
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -65,7 +64,7 @@ from server.engine.base import Engine  # noqa: E402
 from server.engine.fake import FakeGenerator  # noqa: E402
 from server.engine.full_decode import FullDecodeEngine  # noqa: E402
 from tests.bench.report import machine_description, write_section  # noqa: E402
-from tests.conftest import free_port, load_recordings, wait_healthy  # noqa: E402
+from tests.conftest import load_recordings, spawn_fake_server  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -339,14 +338,8 @@ def main() -> None:
         else:
             rows.append(bench_latency("faster-whisper tiny.en", whisper_engine(WhisperGenerator())))
 
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "--engine", "fake", "--port", str(port),
-         "--log-level", "WARNING"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    proc, port = spawn_fake_server()
     try:
-        wait_healthy(port)
         url = f"ws://127.0.0.1:{port}"
         cpu_rows = [
             bench_cpu("room noise (no utterance)", room_noise(args.listen_s, seed=99), url),

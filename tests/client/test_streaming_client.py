@@ -19,7 +19,7 @@ from desktop.streaming import (
     FinalText,
     StateChanged,
 )
-from tests.conftest import SERVER, Recording, free_port, wait_healthy
+from tests.conftest import Recording, free_port, spawn_fake_server
 from tests.server.helpers import fake_final
 
 CHUNK_SAMPLES = 512
@@ -34,11 +34,7 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [*SERVER, "--engine", "fake", "--port", str(self.port), "--log-level", "WARNING"],
-            env=self.env,
-        )
-        wait_healthy(self.port)
+        self.proc, _ = spawn_fake_server(port=self.port, env=self.env)
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -139,22 +135,8 @@ def test_unreachable_and_auth_failed_states(subprocess_env, recordings) -> None:
     try:
         state = wait_for(events, StateChanged, where=lambda e: e.state is ClientState.UNREACHABLE)
         assert "retrying" in state.detail  # type: ignore[union-attr]
-        proc = subprocess.Popen(
-            [
-                *SERVER,
-                "--engine",
-                "fake",
-                "--port",
-                str(port),
-                "--token",
-                "right",
-                "--log-level",
-                "WARNING",
-            ],
-            env=subprocess_env,
-        )
+        proc, _ = spawn_fake_server("--token", "right", port=port, env=subprocess_env)
         try:
-            wait_healthy(port)
             wait_for(events, StateChanged, where=lambda e: e.state is ClientState.AUTH_FAILED)
             client.reconfigure(f"ws://127.0.0.1:{port}", "right")
             wait_for(events, StateChanged, where=lambda e: e.state is ClientState.READY)
