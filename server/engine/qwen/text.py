@@ -7,6 +7,7 @@ qwen_asr (and with it torch/transformers) is imported only when one is built.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,38 @@ def load_processor(model_path: str) -> Any:
     return Qwen3ASRProcessor.from_pretrained(model_path, fix_mistral_regex=True)
 
 
+class _LockedTokenizer:
+    """A Hugging Face fast tokenizer shared by threads (event loop, generator thread,
+    article-policy threads). Its Rust core refuses concurrent use ("Already borrowed"),
+    so every call goes through one lock; attributes pass through."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        object.__setattr__(self, "_tok", tokenizer)
+        object.__setattr__(self, "_lock", threading.RLock())
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._tok, name)
+        if not callable(attr):
+            return attr
+        lock = self._lock
+
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return attr(*args, **kwargs)
+
+        return locked
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._tok, name, value)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return self._tok(*args, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self._tok)
+
+
 class QwenModelText:
     """Prompt building, tokenisation and parsing exactly as qwen-asr 0.0.6 does them."""
 
@@ -27,6 +60,8 @@ class QwenModelText:
         from qwen_asr import Qwen3ASRModel  # type: ignore[import-untyped,import-not-found,unused-ignore]
         from qwen_asr.inference.utils import parse_asr_output  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
+        if not isinstance(processor.tokenizer, _LockedTokenizer):
+            processor.tokenizer = _LockedTokenizer(processor.tokenizer)
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self._parse = parse_asr_output

@@ -189,8 +189,15 @@ class VLLMGenerator(Generator):
 
     async def close(self) -> None:
         engine, self._engine = self._engine, None
-        if engine is not None:
-            await asyncio.to_thread(engine.shutdown)
+        if engine is None:
+            return
+        # Stop vLLM's output handler before its engine core goes away; otherwise it logs
+        # the dead engine as a failure on every clean shutdown.
+        handler = getattr(engine, "output_handler", None)
+        if isinstance(handler, asyncio.Task) and not handler.done():
+            handler.cancel()
+            await asyncio.gather(handler, return_exceptions=True)
+        await asyncio.to_thread(engine.shutdown)
 
     # -- generation ------------------------------------------------------------------------
 

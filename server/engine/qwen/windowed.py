@@ -271,7 +271,7 @@ class WindowedStream(EngineStream):
         for res in results:
             raw, looped = self._guard(prefix, res.text)
             if looped:
-                logger.info("repetition guard cut a loop in a final")
+                logger.debug("repetition guard cut a loop in a final")
             lang, piece = self._text.parse(raw, self._language)
             text = join_text(text, piece)
             if language is None:
