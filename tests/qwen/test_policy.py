@@ -242,3 +242,18 @@ def test_kv_cache_errors_say_which_setting_to_change() -> None:
     msg = kv_cache_message(exc, model="/m", max_model_len=8192, gpu_memory_utilization=0.5)
     assert "--max-model-len" in msg and "--gpu-memory-utilization" in msg and "8192" in msg
     assert issubclass(KVCacheError, ModelLoadError)
+
+
+def test_engine_core_root_cause_is_found_in_its_stderr() -> None:
+    from server.engine.qwen.vllm_generator import _root_cause
+
+    tail = (
+        "(EngineCore_DP0 pid=7) ERROR 11-23 [core.py:936] EngineCore failed to start.\n"
+        "(EngineCore_DP0 pid=7) ERROR 11-23 [core.py:936] ValueError: To serve at least one "
+        "request with the models's max seq len (65536), (7.0 GiB KV cache is needed)\n"
+        "RuntimeError: Engine core initialization failed. See root cause above.\n"
+    )
+    cause = _root_cause(tail)
+    assert cause.startswith("ValueError: To serve at least one request")
+    assert is_memory_error(RuntimeError(cause))
+    assert _root_cause("nothing useful\n") == ""

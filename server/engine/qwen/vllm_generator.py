@@ -20,6 +20,7 @@ import contextlib
 import itertools
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -39,6 +40,7 @@ from server.engine.qwen.text import QwenModelText, load_processor
 logger = logging.getLogger(__name__)
 
 _ids = itertools.count()
+_ERROR_LINE = re.compile(r"\b[A-Za-z_][\w.]*(?:Error|Exception): .*")
 
 
 class _StderrTail:
@@ -149,6 +151,16 @@ class VLLMGenerator(Generator):
         }
         kwargs.update(self.engine_kwargs)
         try:
+            import torch
+
+            on_cpu = not torch.cuda.is_available()
+        except ImportError:
+            on_cpu = False
+        if on_cpu and "enforce_eager" not in self.engine_kwargs:
+            # vLLM-CPU's torch.compile path needs a working C++ toolchain; eager always runs
+            kwargs["enforce_eager"] = True
+            logger.warning("vLLM without a GPU: enforce_eager=True (CPU vLLM is for tests)")
+        try:
             self.text = QwenModelText(load_processor(self.model))
         except Exception as e:
             raise ModelLoadError(
@@ -245,11 +257,10 @@ class VLLMGenerator(Generator):
 
 def _root_cause(stderr_tail: str) -> str:
     """The engine core's own error line (e.g. ``ValueError: No available memory for the
-    cache blocks...``) from its captured stderr."""
-    lines = [ln.strip() for ln in stderr_tail.splitlines()]
-    for line in reversed(lines):
-        # "(EngineCore_DP0 pid=1) ERROR ... [core.py:936] ValueError: To serve ..."
-        for marker in ("ValueError:", "RuntimeError:", "OutOfMemoryError:", "MemoryError:"):
-            if marker in line:
-                return line[line.index(marker) :]
-    return ""
+    cache blocks...``) from its captured stderr: the last ``SomeError: message``."""
+    found = ""
+    for line in stderr_tail.splitlines():
+        m = _ERROR_LINE.search(line)
+        if m and "Engine core initialization failed" not in line:
+            found = m.group(0).strip()
+    return found[:500]
