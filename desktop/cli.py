@@ -36,6 +36,7 @@ NO_FINAL_FOLLOWS = frozenset(
         ErrorCode.DUPLICATE_ID,
         ErrorCode.TOO_MANY_SESSIONS,
         ErrorCode.UNSUPPORTED_AUDIO,
+        ErrorCode.UNSUPPORTED_LANGUAGE,
         ErrorCode.INTERNAL,
     }
 )

@@ -20,6 +20,7 @@ class ErrorCode(str, Enum):
     BAD_MESSAGE = "bad_message"  # not JSON, not an object, unknown event, wrong field type
     UNSUPPORTED_VERSION = "unsupported_version"  # hello with a protocol we do not speak
     UNSUPPORTED_AUDIO = "unsupported_audio"  # start with a sample rate other than 16000
+    UNSUPPORTED_LANGUAGE = "unsupported_language"  # start with a language the model lacks
     NO_UTTERANCE = "no_utterance"  # audio/stop/cancel while no utterance is open
     ALREADY_STARTED = "already_started"  # start while an utterance is open
     DUPLICATE_ID = "duplicate_id"  # start reusing the id of a session still running

@@ -218,9 +218,13 @@ class Connection:
         utterance_id = start.id or f"u{next(self._utterance_numbers)}"
         while utterance_id in self._sessions:  # server-chosen ids never collide
             utterance_id = f"u{next(self._utterance_numbers)}"
-        stream = state.engine.open_stream(
-            StreamOptions(language=start.language, context=start.context)
-        )
+        try:
+            stream = state.engine.open_stream(
+                StreamOptions(language=start.language, context=start.context)
+            )
+        except ValueError as exc:  # the engine's word on options it cannot honour
+            await self._error(ErrorCode.UNSUPPORTED_LANGUAGE, str(exc), start.id)
+            return
         session = Session(
             utterance_id,
             stream,

@@ -21,6 +21,7 @@ TYPED = [
     "server/audio_buffer.py",
     "server/scheduler.py",
     "server/config.py",
+    "server/engine/qwen",
     "desktop/audio/segmenter.py",
     "desktop/audio/timeline.py",
     "desktop/output",
