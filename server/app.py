@@ -194,8 +194,8 @@ async def start_server(config: ServerConfig, engine: Engine | None = None) -> Ru
     return running
 
 
-async def _serve_until_signal(config: ServerConfig) -> int:
-    running = await start_server(config)
+async def _serve_until_signal(config: ServerConfig, engine: Engine) -> int:
+    running = await start_server(config, engine)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -219,10 +219,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        return asyncio.run(_serve_until_signal(config))
-    except ConfigError as exc:
+        # Built here, inside main(): vLLM's workers re-import the main module.
+        engine = build_engine(config)
+    except (ConfigError, OSError, ValueError) as exc:  # bad model path, bad option...
         print(f"tingxie-server: error: {exc}", file=sys.stderr)
         return 2
+    try:
+        return asyncio.run(_serve_until_signal(config, engine))
     except OSError as exc:
         print(
             f"tingxie-server: error: cannot listen on {config.host}:{config.port}: {exc}",

@@ -111,3 +111,16 @@ def test_environment_configures_and_flags_win(subprocess_env) -> None:
     out = subprocess.run([*SERVER, "--engine", "fake"], capture_output=True, text=True, env=env)
     assert out.returncode == 2 and "TINGXIE_PORT='not-a-port'" in out.stderr
     assert os.environ.get("TINGXIE_PORT") is None
+
+
+def test_bad_model_path_is_a_clear_error(subprocess_env, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-model"
+    out = subprocess.run(
+        [*SERVER, "--engine", "qwen", "--model", str(missing)],
+        capture_output=True,
+        text=True,
+        env=subprocess_env,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert str(missing) in out.stderr and "cannot listen" not in out.stderr
