@@ -123,6 +123,7 @@ class DictationClient:
         self._clock = clock
         self._run_tag = secrets.token_hex(3)  # wire ids unique across client restarts
         self._pending: dict[int, _Pending] = {}
+        self._cancels: list[str] = []  # wire ids to cancel on the current link
         self._link: ServerLink | None = None
         self._model_ready = False
         self.state = ClientState.CONNECTING
@@ -251,6 +252,7 @@ class DictationClient:
                 self._link = None
                 with contextlib.suppress(Exception):
                     await link.close()
+                self._cancels.clear()  # a new link has nothing open to cancel
                 for pending in self._pending.values():  # the next link starts from zero
                     pending.started_on_link = pending.stopped_on_link = False
                     pending.sent_chunks = 0
@@ -276,9 +278,10 @@ class DictationClient:
                 pending.chunks.append(event.pcm)
         elif isinstance(event, UtteranceEnded) and event.reason is EndReason.CANCELLED:
             pending = self._pending.pop(event.utterance_id, None)
-            if pending is not None and pending.started_on_link and self._link is not None:
-                self._spawn(self._cancel_on_server(self._link, pending.wire_id))
-            return
+            if pending is None or not pending.started_on_link:
+                return  # the server never heard of it
+            # Sent by the next flush before anything else, so it precedes the next start.
+            self._cancels.append(pending.wire_id)
         elif isinstance(event, UtteranceEnded):
             pending = self._pending.get(event.utterance_id)
             if pending is not None:
@@ -294,12 +297,6 @@ class DictationClient:
             return  # dropped candidates were never announced
         self._spawn(self._flush_all())
 
-    async def _cancel_on_server(self, link: ServerLink, wire_id: str) -> None:
-        assert self._flush_lock is not None
-        async with self._flush_lock:
-            with contextlib.suppress(Exception):
-                await link.cancel(wire_id)
-
     async def _flush_all(self) -> None:
         """Bring the server up to date with every pending utterance, in order."""
         assert self._flush_lock is not None
@@ -311,6 +308,8 @@ class DictationClient:
         if link is None or not self._model_ready:
             return
         try:
+            while self._cancels:
+                await link.cancel(self._cancels.pop(0))
             for pending in sorted(self._pending.values(), key=lambda p: p.local_id):
                 if pending.stopped_on_link:
                     continue
