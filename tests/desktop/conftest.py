@@ -3,7 +3,6 @@
 A private PulseAudio daemon is started whose default source reads s16le 16 kHz mono PCM
 from a FIFO. Tests write PCM into the FIFO; the code under test opens the default input
 device through sounddevice/PortAudio (ALSA's pulse plugin) as it would a real microphone.
-Adapted from ../shared/reference/virtual_mic_conftest.py.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-# Copied from ../shared/reference/make_tiny_qwen3_asr.py (test helper; run at test time).
+# Test helper, run at test time: no model hub is needed.
 """Build a tiny, randomly initialised Qwen3-ASR checkpoint (original "thinker" layout,
 same as Qwen/Qwen3-ASR-0.6B / -1.7B) WITHOUT the qwen-asr package.
 
