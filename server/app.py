@@ -159,7 +159,7 @@ async def _load_model(state: ServerState) -> None:
 async def start_server(config: ServerConfig, engine: Engine | None = None) -> RunningServer:
     """Bind the socket at once (so clients and /healthz see 'loading'), then load."""
     engine = engine or build_engine(config)
-    scheduler = Scheduler(engine.generator)
+    scheduler = Scheduler(engine.generator, config.partials_with_final)
     scheduler.start()
     state = ServerState(
         engine=engine,

@@ -32,6 +32,7 @@ class ServerConfig:
     fake_per_request_ms: float
     fake_block_seconds: float
     max_batch_size: int
+    partials_with_final: int | None
     partial_interval_ms: float
     limits: Limits
     shutdown_timeout_s: float
@@ -42,6 +43,15 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise ValueError(f"{value} is not >= 1")
+    return value
+
+
+def _partials_with_final(text: str) -> int | None:
+    if text.strip().lower() == "fill":
+        return None
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"{value} is not >= 0 (or 'fill')")
     return value
 
 
@@ -115,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     eng.add_argument(
         "--max-batch-size", type=_positive_int, default=16, help="requests per model call"
+    )
+    eng.add_argument(
+        "--partials-with-final",
+        type=_partials_with_final,
+        default=2,
+        help="most partial steps that may share a model call with finals, or 'fill'; "
+        "small values keep finals fast when the model is busy (docs/benchmarks.md)",
     )
     eng.add_argument(
         "--partial-interval-ms",
@@ -206,6 +223,7 @@ def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> ServerCo
         fake_per_request_ms=args.fake_per_request_ms,
         fake_block_seconds=args.fake_block_seconds or 1.0,
         max_batch_size=args.max_batch_size,
+        partials_with_final=args.partials_with_final,
         partial_interval_ms=args.partial_interval_ms,
         limits=Limits(
             max_audio_frame_bytes=args.max_frame_bytes,

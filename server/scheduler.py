@@ -53,8 +53,12 @@ class SchedulerStats:
 
 
 class Scheduler:
-    def __init__(self, generator: Generator) -> None:
+    def __init__(self, generator: Generator, partials_with_final: int | None = None) -> None:
+        """``partials_with_final``: how many partial steps may share a batch with a
+        final (None: fill the batch). With a batch cost that grows per request, a final
+        riding with many partials waits for all of them; finals are what users wait on."""
         self._generator = generator
+        self._partials_with_final = partials_with_final
         self._heap: list[_Item] = []
         self._seq = itertools.count()
         self._wakeup = asyncio.Event()
@@ -116,7 +120,18 @@ class Scheduler:
 
     def _take_batch(self) -> list[tuple[_Item, GenerationRequest]]:
         batch: list[tuple[_Item, GenerationRequest]] = []
-        while self._heap and len(batch) < self._generator.max_batch_size:
+        limit = self._generator.max_batch_size
+        while self._heap and len(batch) < limit:
+            if (
+                self._partials_with_final is not None
+                and batch
+                and batch[0][0].priority == Priority.FINAL
+                and self._heap[0].priority == Priority.PARTIAL
+            ):
+                # Finals sort first, so the rest of this batch would be partial steps.
+                limit = min(limit, len(batch) + self._partials_with_final)
+                if len(batch) >= limit:
+                    break
             item = heapq.heappop(self._heap)
             if item.future.done():  # cancelled while queued
                 self.stats.dropped_before_dispatch += 1

@@ -48,16 +48,37 @@ class ClientResult:
     wrong_finals: int = 0
 
 
+@dataclass(frozen=True)
+class ServerSetup:
+    """One server configuration: batch size, and partial steps allowed with a final."""
+
+    batch: int
+    partials_with_final: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ServerSetup:
+        batch, _, cap = text.partition(":")
+        return cls(int(batch), int(cap) if cap else None)
+
+    @property
+    def label(self) -> str:
+        cap = "" if self.partials_with_final is None else f", ≤{self.partials_with_final} w/ final"
+        return f"{self.batch}{cap}"
+
+
 def start_server(
-    per_batch_ms: float, per_request_ms: float, batch: int
+    per_batch_ms: float, per_request_ms: float, setup: ServerSetup
 ) -> tuple[subprocess.Popen[bytes], str]:
+    cap = setup.partials_with_final
+    extra = ["--partials-with-final", "fill" if cap is None else str(cap)]
     proc, port = spawn_fake_server(
         "--fake-per-batch-ms",
         str(per_batch_ms),
         "--fake-per-request-ms",
         str(per_request_ms),
         "--max-batch-size",
-        str(batch),
+        str(setup.batch),
+        *extra,
         quiet=False,
     )
     return proc, f"ws://127.0.0.1:{port}"
@@ -146,19 +167,25 @@ def main() -> None:
     parser.add_argument("--utterances", type=int, default=2, help="per client")
     parser.add_argument("--per-batch-ms", type=float, default=40.0)
     parser.add_argument("--per-request-ms", type=float, default=4.0)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
+    parser.add_argument(
+        "--setups",
+        nargs="+",
+        default=["1", "16", "16:2"],
+        help="server setups BATCH[:PARTIALS_WITH_FINAL]; the first is the baseline",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
+    setups = [ServerSetup.parse(text) for text in args.setups]
 
-    rows: dict[tuple[int, int], dict[str, float]] = {}
-    for batch in args.batch_sizes:
-        proc, url = start_server(args.per_batch_ms, args.per_request_ms, batch)
+    rows: dict[tuple[ServerSetup, int], dict[str, float]] = {}
+    for setup in setups:
+        proc, url = start_server(args.per_batch_ms, args.per_request_ms, setup)
         try:
             for n in args.clients:
                 began = time.monotonic()
-                rows[(batch, n)] = asyncio.run(run_config(url, n, args.utterances))
+                rows[(setup, n)] = asyncio.run(run_config(url, n, args.utterances))
                 print(
-                    f"batch {batch:>2} clients {n:>3}: {rows[(batch, n)]} "
+                    f"batch {setup.label:>16} clients {n:>3}: {rows[(setup, n)]} "
                     f"({time.monotonic() - began:.0f} s)",
                     flush=True,
                 )
@@ -170,34 +197,39 @@ def main() -> None:
         f"Machine: {machine_description()}. Fake engine cost per model call: "
         f"{args.per_batch_ms:g} ms + {args.per_request_ms:g} ms per request in the batch. "
         f"Each client streams {args.utterances} real recordings (1.1–7.1 s) in real time, "
-        "100 ms frames; partial steps every 0.5 s of new audio.",
+        '100 ms frames; partial steps every 0.5 s of new audio. Batch "16, ≤2 w/ final": '
+        "at most 2 partial steps share a model call with finals (`--partials-with-final 2`).",
         "",
         "Partial latency: partial received − the audio it covers had been sent. "
         "Final latency: final received − stop sent. Latencies in ms.",
         "",
         "| clients | batch | partial p50 | partial p95 | final p50 | final p95 "
         "| partials / s of audio | wrong finals |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for (batch, n), r in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        lines.append(
-            f"| {n} | {batch} | {r['partial_p50']:.0f} | {r['partial_p95']:.0f} "
-            f"| {r['final_p50']:.0f} | {r['final_p95']:.0f} | {r['partials_per_audio_s']:.2f} "
-            f"| {int(r['wrong_finals'])}/{int(r['finals'])} |"
-        )
-    if len(args.batch_sizes) == 2:
-        small, large = sorted(args.batch_sizes)
-        lines += [
-            "",
-            f"Batching effect (batch {small} ÷ batch {large}; > 1 means batching is faster):",
-            "",
-            "| clients | partial p50 ratio | final p50 ratio | final p95 ratio |",
-            "|---:|---:|---:|---:|",
-        ]
-        for n in args.clients:
-            a, b = rows[(small, n)], rows[(large, n)]
+    for n in args.clients:
+        for setup in setups:
+            r = rows[(setup, n)]
             lines.append(
-                f"| {n} | {a['partial_p50'] / b['partial_p50']:.2f} "
+                f"| {n} | {setup.label} | {r['partial_p50']:.0f} | {r['partial_p95']:.0f} "
+                f"| {r['final_p50']:.0f} | {r['final_p95']:.0f} "
+                f"| {r['partials_per_audio_s']:.2f} "
+                f"| {int(r['wrong_finals'])}/{int(r['finals'])} |"
+            )
+    base = setups[0]
+    lines += [
+        "",
+        f"Against batch {base.label} (baseline ÷ setup; > 1 means the setup is faster):",
+        "",
+        "| clients | batch | partial p50 ratio | final p50 ratio | final p95 ratio |",
+        "|---:|---|---:|---:|---:|",
+    ]
+    for n in args.clients:
+        a = rows[(base, n)]
+        for setup in setups[1:]:
+            b = rows[(setup, n)]
+            lines.append(
+                f"| {n} | {setup.label} | {a['partial_p50'] / b['partial_p50']:.2f} "
                 f"| {a['final_p50'] / b['final_p50']:.2f} | {a['final_p95'] / b['final_p95']:.2f} |"
             )
     command = "python tests/bench/bench_concurrency.py " + " ".join(sys.argv[1:])

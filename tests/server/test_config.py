@@ -48,3 +48,11 @@ def test_public_host_needs_token_or_explicit_insecure() -> None:
     assert parse_config(["--host", "0.0.0.0", "--token", "t"], env={}).token == "t"
     assert parse_config(["--host", "0.0.0.0", "--insecure-no-auth"], env={}).token is None
     assert parse_config(["--host", "0.0.0.0"], env={"TINGXIE_TOKEN": "t"}).token == "t"
+
+
+def test_partials_with_final() -> None:
+    assert parse_config([], env={}).partials_with_final == 2
+    assert parse_config(["--partials-with-final", "fill"], env={}).partials_with_final is None
+    assert parse_config([], env={"TINGXIE_PARTIALS_WITH_FINAL": "0"}).partials_with_final == 0
+    with pytest.raises(SystemExit):
+        parse_config(["--partials-with-final", "-1"], env={})

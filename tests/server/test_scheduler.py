@@ -129,3 +129,40 @@ async def test_a_failing_builder_fails_only_its_request() -> None:
     results = await asyncio.gather(bad, good, return_exceptions=True)
     assert isinstance(results[0], ValueError) and results[1].text == "ok"  # type: ignore[union-attr]
     await scheduler.close()
+
+
+async def test_partials_riding_with_finals_can_be_capped() -> None:
+    gen = RecordingGenerator(max_batch_size=8)
+    scheduler = Scheduler(gen, partials_with_final=1)
+    scheduler.start()
+    blocker = asyncio.create_task(scheduler.submit(lambda: request("blocker"), Priority.PARTIAL))
+    await settle()
+    tags = [
+        ("p1", Priority.PARTIAL),
+        ("f1", Priority.FINAL),
+        ("p2", Priority.PARTIAL),
+        ("p3", Priority.PARTIAL),
+        ("f2", Priority.FINAL),
+    ]
+    tasks = [asyncio.create_task(scheduler.submit(lambda t=t: request(t), p)) for t, p in tags]
+    await settle()
+    gen.gate.set()
+    await asyncio.gather(blocker, *tasks)
+    # Both finals, then only one partial with them; the other partials next.
+    assert gen.batches == [["blocker"], ["f1", "f2", "p1"], ["p2", "p3"]]
+    await scheduler.close()
+
+
+async def test_partials_with_final_zero_gives_finals_their_own_batch() -> None:
+    gen = RecordingGenerator(max_batch_size=8)
+    scheduler = Scheduler(gen, partials_with_final=0)
+    scheduler.start()
+    blocker = asyncio.create_task(scheduler.submit(lambda: request("blocker"), Priority.PARTIAL))
+    await settle()
+    tags = [("p1", Priority.PARTIAL), ("f1", Priority.FINAL), ("p2", Priority.PARTIAL)]
+    tasks = [asyncio.create_task(scheduler.submit(lambda t=t: request(t), p)) for t, p in tags]
+    await settle()
+    gen.gate.set()
+    await asyncio.gather(blocker, *tasks)
+    assert gen.batches == [["blocker"], ["f1"], ["p1", "p2"]]
+    await scheduler.close()
