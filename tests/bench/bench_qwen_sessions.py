@@ -20,7 +20,6 @@ import contextlib
 import os
 import random
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,12 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import numpy as np
 
 from server.engine.base import GenerationRequest, GenerationResult, Generator, StreamOptions
-from server.engine.qwen import WindowedConfig, build_qwen_engine
 from server.engine.qwen.article import ArticleConfig, ArticleEngine
 from server.engine.qwen.windowed import WindowedEngine
 from server.scheduler import Scheduler
 from tests.bench.report import machine_description, write_section
-from tests.qwen import make_tiny_qwen3_asr
+from tests.bench.tiny_vllm import load_tiny_vllm
 from tests.qwen.helpers import SR, ArrayAudio, speechlike
 
 MAX_NEW = 32
@@ -140,19 +138,7 @@ async def run_config(engine: Any, generator: PeakInFlight, n_sessions: int) -> d
 
 
 async def run(counts: list[int]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    model_dir = tempfile.mkdtemp(prefix="tiny_qwen3_asr_")
-    make_tiny_qwen3_asr.main(model_dir)
-    base = build_qwen_engine(
-        model_dir,
-        "vllm",
-        max_model_len=4096,
-        dtype="float32",
-        ignore_eos=True,
-        vllm_kwargs={"enforce_eager": True, "max_num_seqs": 64, "seed": 0},
-    )
-    generator = base.generator
-    await generator.load()
-    cfg = WindowedConfig(max_new_tokens=MAX_NEW, tokens_per_sec=None).fit_to_model_len(4096)
+    generator, cfg = await load_tiny_vllm(MAX_NEW)
     batched = PeakInFlight(generator)
     serial = PeakInFlight(generator, one_at_a_time=True)
     windowed = WindowedEngine(batched, cfg)

@@ -18,7 +18,6 @@ import asyncio
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,11 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import numpy as np
 
 from server.engine.base import StreamOptions
-from server.engine.qwen import WindowedConfig, build_qwen_engine
 from server.engine.qwen.article import ArticleConfig, ArticleEngine
 from server.engine.qwen.windowed import WindowedEngine
 from tests.bench.report import machine_description, write_section
-from tests.qwen import make_tiny_qwen3_asr
+from tests.bench.tiny_vllm import load_tiny_vllm
 from tests.qwen.helpers import SR, ArrayAudio, direct_runner, speechlike
 
 MAX_NEW = 32
@@ -62,19 +60,7 @@ async def time_steps(engine: Any, audio: np.ndarray, hop: float, window: float) 
 
 
 async def run(lengths: list[float]) -> list[dict[str, Any]]:
-    model_dir = tempfile.mkdtemp(prefix="tiny_qwen3_asr_")
-    make_tiny_qwen3_asr.main(model_dir)
-    base = build_qwen_engine(
-        model_dir,
-        "vllm",
-        max_model_len=4096,
-        dtype="float32",
-        ignore_eos=True,
-        vllm_kwargs={"enforce_eager": True, "max_num_seqs": 64, "seed": 0},
-    )
-    generator = base.generator
-    await generator.load()
-    cfg = WindowedConfig(max_new_tokens=MAX_NEW, tokens_per_sec=None).fit_to_model_len(4096)
+    generator, cfg = await load_tiny_vllm(MAX_NEW)
     windowed = WindowedEngine(generator, cfg)
     article = ArticleEngine(generator, ArticleConfig(max_new_tokens=MAX_NEW))
     await time_steps(windowed, utterance(3.0), 0.5, 3.0)  # warm-up
