@@ -43,10 +43,6 @@ class AudioBuffer:
         """All audio so far. A view: valid until the next append; copy to keep."""
         return self._data[: self._n]
 
-    def pcm_bytes(self) -> bytes:
-        """The audio as received, s16le (for tests and debugging)."""
-        return (np.round(self.samples() * 32768.0).astype("<i2")).tobytes()
-
     @property
     def n_samples(self) -> int:
         return self._n

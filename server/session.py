@@ -55,10 +55,6 @@ class Session:
         self._seq = 0
         self._last_partial_text = ""
 
-    @property
-    def is_open(self) -> bool:
-        return self._open
-
     # ---------------------------------------------------------------- audio / partials
 
     def append(self, frame: bytes) -> None:
