@@ -113,6 +113,7 @@ class _Bridge(QObject):
 
     segment = Signal(object)
     client = Signal(object)
+    audio_error = Signal(object)  # the audio thread stopped with this exception
 
 
 class Coordinator(QObject):
@@ -141,6 +142,7 @@ class Coordinator(QObject):
         self._bridge = _Bridge()
         self._bridge.segment.connect(self._on_segment)
         self._bridge.client.connect(self._on_client)
+        self._bridge.audio_error.connect(self._on_audio_error)
         self._pipeline: AudioPipeline | None = None
         self._speech_ended_at: dict[int, float] = {}
         self._hands_free = False  # hands-free switched on from the tray
@@ -189,7 +191,7 @@ class Coordinator(QObject):
             segmenter,
             detector,
             self._bridge.segment.emit,
-            on_error=lambda exc: self._bridge.client.emit(exc),
+            on_error=self._bridge.audio_error.emit,
         )
         self._pipeline.start()
         return True
@@ -295,12 +297,14 @@ class Coordinator(QObject):
             self._set(speaking=False)
 
     @Slot(object)
-    def _on_client(self, event: ClientEvent | BaseException) -> None:
-        if isinstance(event, BaseException):  # the audio thread died
-            self.problem.emit(f"Audio stopped: {event}")
-            self._pipeline = None
-            self._set(active=False, speaking=False)
-        elif isinstance(event, PartialText):
+    def _on_audio_error(self, error: BaseException) -> None:
+        self.problem.emit(f"Audio stopped: {error}")
+        self._pipeline = None
+        self._set(active=False, speaking=False)
+
+    @Slot(object)
+    def _on_client(self, event: ClientEvent) -> None:
+        if isinstance(event, PartialText):
             self.partial.emit(event.stable, event.unstable)
         elif isinstance(event, FinalText):
             self._type_final(event)

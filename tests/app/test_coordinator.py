@@ -101,3 +101,31 @@ def test_microphone_failure_is_reported_not_fatal(qtbot) -> None:
         assert coordinator.facts.stage is Stage.IDLE
     finally:
         coordinator.shutdown()
+
+
+class FailingSource(ArraySource):
+    """A microphone that dies after a second of audio."""
+
+    def read(self, timeout: float | None = None) -> np.ndarray | None:
+        if self._pos >= 16000:
+            raise OSError("device unplugged and gone for good")
+        return super().read(timeout)
+
+
+def test_audio_thread_failure_is_reported_and_dictation_stops(qtbot) -> None:
+    silence = np.zeros(3 * 16000, np.int16)
+    coordinator = Coordinator(
+        replace(Settings(), mode="hands_free"), RecordingTyper(),
+        lambda s: FailingSource(silence), SileroVad,
+    )
+    problems: list[str] = []
+    coordinator.problem.connect(problems.append)
+    coordinator.start()
+    try:
+        coordinator.toggle_dictation()
+        assert coordinator.facts.stage is Stage.LISTENING
+        qtbot.waitUntil(lambda: bool(problems), timeout=5000)
+        assert "device unplugged" in problems[0]
+        assert coordinator.facts.stage is Stage.IDLE
+    finally:
+        coordinator.shutdown()
