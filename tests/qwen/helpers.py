@@ -11,12 +11,14 @@ import numpy as np
 
 from server.engine.base import (
     AudioArray,
+    Engine,
     GenerationRequest,
     GenerationResult,
     Generator,
     Priority,
     RequestBuilder,
     Runner,
+    StreamOptions,
 )
 from server.engine.qwen.policy import ASR_TEXT_TAG
 from server.scheduler import Scheduler
@@ -146,3 +148,15 @@ async def scheduler_for(generator: Generator) -> AsyncIterator[Scheduler]:
         yield scheduler
     finally:
         await scheduler.close()
+
+
+async def run_session(engine: Engine, audio: np.ndarray, run: Runner) -> list[str]:
+    """One utterance through ``engine``: a partial step every 0.5 s, then the final;
+    returns what each step showed and the final, for comparing sessions."""
+    stream = engine.open_stream(StreamOptions())
+    out = []
+    for n in range(SR // 2, len(audio) + 1, SR // 2):
+        p = await stream.step(ArrayAudio(audio, n), run)
+        out.append("-" if p is None else f"{p.stable}|{p.unstable}")
+    final = await stream.finish(ArrayAudio(audio), run)
+    return [*out, f"{final.language}:{final.text}"]

@@ -20,7 +20,15 @@ from server.engine.qwen.hf_generator import TransformersGenerator
 from server.engine.qwen.policy import WindowedConfig
 from server.engine.qwen.windowed import WindowedEngine
 from tests.qwen.conftest import needs_qwen_asr
-from tests.qwen.helpers import SR, ArrayAudio, direct_runner, noise, scheduler_for, speechlike
+from tests.qwen.helpers import (
+    SR,
+    ArrayAudio,
+    direct_runner,
+    noise,
+    run_session,
+    scheduler_for,
+    speechlike,
+)
 
 pytestmark = needs_qwen_asr
 
@@ -79,16 +87,6 @@ async def test_cancelled_generate_stops_and_the_generator_stays_usable(hf_genera
     (res,) = await gen.generate([req(1.0, max_new_tokens=2)])  # waits for the aborted run
     assert loop.time() - t0 < 5.0
     assert isinstance(res.text, str)
-
-
-async def run_session(engine: WindowedEngine, audio: np.ndarray, run: Any) -> list[str]:
-    stream = engine.open_stream(StreamOptions())
-    out = []
-    for n in range(SR // 2, len(audio) + 1, SR // 2):
-        p = await stream.step(ArrayAudio(audio, n), run)
-        out.append("-" if p is None else f"{p.stable}|{p.unstable}")
-    final = await stream.finish(ArrayAudio(audio), run)
-    return [*out, f"{final.language}:{final.text}"]
 
 
 CFG = WindowedConfig(segment_soft_sec=3.0, segment_max_sec=4.0, max_new_tokens=12)

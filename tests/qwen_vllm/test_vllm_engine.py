@@ -20,7 +20,15 @@ from server.engine.qwen.errors import KVCacheError, ModelNotFoundError
 from server.engine.qwen.policy import WindowedConfig
 from server.engine.qwen.vllm_generator import VLLMGenerator
 from server.engine.qwen.windowed import WindowedEngine
-from tests.qwen.helpers import SR, ArrayAudio, direct_runner, noise, scheduler_for, speechlike
+from tests.qwen.helpers import (
+    SR,
+    ArrayAudio,
+    direct_runner,
+    noise,
+    run_session,
+    scheduler_for,
+    speechlike,
+)
 from tests.qwen_vllm.conftest import VLLM_KW
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -50,16 +58,6 @@ async def test_requests_run_on_vllm_with_qwen_asr_prompts(vllm_generator: VLLMGe
     assert (n1, n2) == (8, 5)  # ignore_eos: exactly max_new_tokens
     assert ids1.count(audio_pad_id(gen)) == 26  # 2 s of audio → 26 audio embeddings
     assert "hot" in p1 and p2.endswith("assistant\nlanguage English<asr_text>")
-
-
-async def run_session(engine: Any, audio: np.ndarray, run: Any) -> list[str]:
-    stream = engine.open_stream(StreamOptions())
-    out = []
-    for n in range(SR // 2, len(audio) + 1, SR // 2):
-        p = await stream.step(ArrayAudio(audio, n), run)
-        out.append("-" if p is None else f"{p.stable}|{p.unstable}")
-    final = await stream.finish(ArrayAudio(audio), run)
-    return [*out, f"{final.language}:{final.text}"]
 
 
 async def test_16_concurrent_sessions_equal_each_session_alone(
