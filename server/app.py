@@ -44,6 +44,8 @@ def build_engine(config: ServerConfig) -> Engine:
             per_request_ms=config.fake_per_request_ms,
             max_batch_size=config.max_batch_size,
             block_seconds=config.fake_block_seconds,
+            concurrent_batches=config.fake_concurrent_batches,
+            inject_faults=config.fake_faults,
         )
         return FullDecodeEngine(generator)
     try:
@@ -159,7 +161,7 @@ async def _load_model(state: ServerState) -> None:
 async def start_server(config: ServerConfig, engine: Engine | None = None) -> RunningServer:
     """Bind the socket at once (so clients and /healthz see 'loading'), then load."""
     engine = engine or build_engine(config)
-    scheduler = Scheduler(engine.generator, config.partials_with_final)
+    scheduler = Scheduler(engine.generator, config.partials_with_final, config.request_timeout_s)
     scheduler.start()
     state = ServerState(
         engine=engine,

@@ -31,9 +31,12 @@ class ServerConfig:
     fake_per_batch_ms: float
     fake_per_request_ms: float
     fake_block_seconds: float
+    fake_concurrent_batches: int
+    fake_faults: bool
     max_batch_size: int
     partials_with_final: int | None
     partial_interval_ms: float
+    request_timeout_s: float | None
     limits: Limits
     shutdown_timeout_s: float
     log_level: str
@@ -124,6 +127,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="fake: seconds of audio per fake word",
     )
     eng.add_argument(
+        "--fake-concurrent-batches",
+        type=_positive_int,
+        default=1,
+        help="fake: model calls at once (>1 behaves like a continuous-batching backend)",
+    )
+    eng.add_argument(
+        "--fake-faults",
+        action="store_true",
+        help="fake: fail utterances whose context is 'fault:raise', hang on 'fault:hang' "
+        "(fault-handling tests)",
+    )
+    eng.add_argument(
         "--max-batch-size", type=_positive_int, default=16, help="requests per model call"
     )
     eng.add_argument(
@@ -138,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_non_negative_float,
         default=500.0,
         help="new audio between partial steps (0: no partials)",
+    )
+    eng.add_argument(
+        "--request-timeout",
+        type=_non_negative_float,
+        default=60.0,
+        help="seconds a model call may take; past it the utterance gets engine_error (0: no limit)",
     )
     lim = p.add_argument_group("limits")
     lim.add_argument(
@@ -222,9 +243,12 @@ def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> ServerCo
         fake_per_batch_ms=args.fake_per_batch_ms,
         fake_per_request_ms=args.fake_per_request_ms,
         fake_block_seconds=args.fake_block_seconds or 1.0,
+        fake_concurrent_batches=args.fake_concurrent_batches,
+        fake_faults=args.fake_faults,
         max_batch_size=args.max_batch_size,
         partials_with_final=args.partials_with_final,
         partial_interval_ms=args.partial_interval_ms,
+        request_timeout_s=args.request_timeout or None,
         limits=Limits(
             max_audio_frame_bytes=args.max_frame_bytes,
             max_utterance_seconds=args.max_utterance_seconds,

@@ -9,6 +9,9 @@
   that waited in the queue runs on the newest audio of its session.
 - A cancelled request that has not been dispatched is dropped; a dispatched one is
   aborted where the generator can abort (its result is discarded otherwise).
+- A model call that fails or outlives ``request_timeout_s`` fails only the request that
+  caused it: a batch of several is run again one request at a time, so one poisoned or
+  hung utterance does not take the others of its batch down with it.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class _Item:
     future: asyncio.Future[GenerationResult] = field(compare=False)
     on_dispatch: Callable[[], None] | None = field(compare=False, default=None)
     queued_at: float = field(compare=False, default=0.0)
+    alone: bool = field(compare=False, default=False)  # retried after its batch failed
 
 
 @dataclass
@@ -50,15 +54,31 @@ class SchedulerStats:
     largest_batch: int = 0
     dropped_before_dispatch: int = 0
     aborted: int = 0
+    timeouts: int = 0
+    retried_alone: int = 0
+
+
+class GenerationTimeout(TimeoutError):
+    """The model gave no result within the scheduler's request timeout."""
 
 
 class Scheduler:
-    def __init__(self, generator: Generator, partials_with_final: int | None = None) -> None:
+    def __init__(
+        self,
+        generator: Generator,
+        partials_with_final: int | None = None,
+        request_timeout_s: float | None = None,
+    ) -> None:
         """``partials_with_final``: how many partial steps may share a batch with a
         final (None: fill the batch). With a batch cost that grows per request, a final
-        riding with many partials waits for all of them; finals are what users wait on."""
+        riding with many partials waits for all of them; finals are what users wait on.
+
+        ``request_timeout_s``: longest a model call may take (None: no limit). A call
+        past it is cancelled (aborted where the generator can; a generator that cannot
+        abort keeps its thread busy, but the scheduler moves on)."""
         self._generator = generator
         self._partials_with_final = partials_with_final
+        self._request_timeout_s = request_timeout_s
         self._heap: list[_Item] = []
         self._seq = itertools.count()
         self._wakeup = asyncio.Event()
@@ -122,6 +142,8 @@ class Scheduler:
         batch: list[tuple[_Item, GenerationRequest]] = []
         limit = self._generator.max_batch_size
         while self._heap and len(batch) < limit:
+            if batch and self._heap[0].alone:
+                break
             if (
                 self._partials_with_final is not None
                 and batch
@@ -145,6 +167,8 @@ class Scheduler:
             if item.on_dispatch is not None:
                 item.on_dispatch()
             batch.append((item, request))
+            if item.alone:
+                break
         return batch
 
     async def _dispatch_forever(self) -> None:
@@ -180,7 +204,7 @@ class Scheduler:
             for item in items:
                 item.future.add_done_callback(abort_if_abandoned)
         try:
-            results = await work
+            results = await asyncio.wait_for(work, self._request_timeout_s)
         except asyncio.CancelledError:
             for item in items:
                 if not item.future.done():
@@ -188,11 +212,22 @@ class Scheduler:
             if not work.cancelled():
                 raise
             return
+        except asyncio.TimeoutError:  # wait_for has cancelled the call
+            self.stats.timeouts += 1
+            log.error(
+                "generator %s gave no result within %g s for a batch of %d; abandoned",
+                self._generator.name,
+                self._request_timeout_s,
+                len(items),
+            )
+            self._fail_or_retry_alone(
+                items,
+                GenerationTimeout(f"no result from the model within {self._request_timeout_s:g} s"),
+            )
+            return
         except Exception as exc:
             log.exception("generator %s failed on a batch of %d", self._generator.name, len(items))
-            for item in items:
-                if not item.future.done():
-                    item.future.set_exception(exc)
+            self._fail_or_retry_alone(items, exc)
             return
         if len(results) != len(items):
             mismatch = RuntimeError(
@@ -206,3 +241,17 @@ class Scheduler:
         for item, result in zip(items, results, strict=True):
             if not item.future.done():
                 item.future.set_result(result)
+
+    def _fail_or_retry_alone(self, items: list[_Item], exc: BaseException) -> None:
+        """A failed call of one request fails it; a failed batch is run again one request
+        at a time (each rebuilt at dispatch), so only the request at fault fails."""
+        waiting = [item for item in items if not item.future.done()]
+        if len(items) == 1:
+            for item in waiting:
+                item.future.set_exception(exc)
+            return
+        for item in waiting:
+            item.alone = True
+            heapq.heappush(self._heap, item)  # same priority and place in line as before
+        self.stats.retried_alone += len(waiting)
+        self._wakeup.set()

@@ -6,6 +6,10 @@ one word picked by the CRC-32 of its samples, and a trailing partial block one m
 word. The same audio always gives the same text, a single changed sample changes a
 word, and a growing utterance keeps its earlier words — so tests can tell whether
 the server received every byte, in order, for the right session.
+
+For fault-handling tests the fake can also be told to misbehave on chosen utterances
+(``inject_faults``): a request whose context is :data:`FAULT_RAISE` fails, one whose
+context is :data:`FAULT_HANG` never returns.
 """
 
 from __future__ import annotations
@@ -53,6 +57,14 @@ CHINESE_WORDS = tuple("你好世界今天天气很好我们一起去公园散步
 #: Peak amplitude below which a block counts as silence (about -50 dBFS).
 SILENCE_PEAK = 0.003
 
+#: Contexts that make a fake with ``inject_faults`` fail or hang on that request.
+FAULT_RAISE = "fault:raise"
+FAULT_HANG = "fault:hang"
+
+
+class InjectedFault(RuntimeError):
+    """The failure a fake generator was told to produce."""
+
 
 def words_for_audio(
     audio: AudioArray, block_seconds: float = 1.0, language: str | None = None
@@ -84,7 +96,13 @@ def _is_chinese(language: str | None) -> bool:
 
 class FakeGenerator(Generator):
     """Batching fake: a batch of n requests costs ``per_batch_ms + n * per_request_ms``
-    of worker-thread time, like a model whose batch has a fixed overhead."""
+    of worker-thread time, like a model whose batch has a fixed overhead.
+
+    ``concurrent_batches`` > 1 makes it stand in for a continuous-batching backend
+    (vLLM): that many calls run at once. With ``inject_faults``, a batch holding a
+    :data:`FAULT_RAISE` request raises :class:`InjectedFault`, and one holding a
+    :data:`FAULT_HANG` request waits until it is cancelled, as a stuck model call that
+    the server can abort."""
 
     name = "fake"
 
@@ -95,20 +113,30 @@ class FakeGenerator(Generator):
         per_request_ms: float = 0.0,
         max_batch_size: int = 16,
         block_seconds: float = 1.0,
+        concurrent_batches: int = 1,
+        inject_faults: bool = False,
     ) -> None:
         if per_batch_ms < 0 or per_request_ms < 0:
             raise ValueError("fake compute times must be >= 0")
-        if max_batch_size < 1:
-            raise ValueError("max_batch_size must be >= 1")
+        if max_batch_size < 1 or concurrent_batches < 1:
+            raise ValueError("max_batch_size and concurrent_batches must be >= 1")
         self.per_batch_ms = per_batch_ms
         self.per_request_ms = per_request_ms
         self.max_batch_size = max_batch_size
+        self.max_concurrent_batches = concurrent_batches
         self.block_seconds = block_seconds
+        self.inject_faults = inject_faults
         self.model = f"fake(block={block_seconds}s)"
         self.batches_run = 0
         self.requests_run = 0
 
     async def generate(self, batch: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        if self.inject_faults:
+            contexts = {request.context for request in batch}
+            if FAULT_HANG in contexts:
+                await asyncio.Event().wait()  # forever, until cancelled
+            if FAULT_RAISE in contexts:
+                raise InjectedFault(f"injected failure for context {FAULT_RAISE!r}")
         return await asyncio.to_thread(self._run, list(batch))
 
     def _run(self, batch: list[GenerationRequest]) -> list[GenerationResult]:
