@@ -46,6 +46,7 @@ class Settings:
     toggle_key: str = ""  # "" = none
     output_method: str = "auto"
     app_overrides: dict[str, str] = field(default_factory=dict)  # app name → method
+    sound_cues: bool = False  # a short tone when recording starts and stops
     # overlay
     overlay_position: str = "bottom"
     show_latency: bool = False

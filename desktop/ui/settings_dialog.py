@@ -187,6 +187,8 @@ class SettingsDialog(QDialog):
         )
         self.overrides.setPlaceholderText("WindowsTerminal.exe = clipboard")
         self.overrides.setMaximumHeight(70)
+        self.sound_cues = QCheckBox("Play a short tone when recording starts and stops")
+        self.sound_cues.setChecked(s.sound_cues)
         form.addRow("Mode", self.mode)
         form.addRow("Hold-to-talk key", self._with_capture(self.hold_key))
         form.addRow("Toggle key (optional)", self._with_capture(self.toggle_key))
@@ -194,6 +196,7 @@ class SettingsDialog(QDialog):
         form.addRow("Context / hotwords", self.context)
         form.addRow("Typing method", self.output_method)
         form.addRow("Per-application method", self.overrides)
+        form.addRow(self.sound_cues)
         return page
 
     def _overlay_tab(self, s: Settings) -> QWidget:
@@ -341,6 +344,7 @@ class SettingsDialog(QDialog):
             context=self.context.toPlainText().strip(),
             output_method=self.output_method.currentText(),
             app_overrides=parse_overrides(self.overrides.toPlainText()),
+            sound_cues=self.sound_cues.isChecked(),
             overlay_position=self.overlay_position.currentText(),
             show_latency=self.show_latency.isChecked(),
         )
