@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import os
 import statistics
 import subprocess
@@ -33,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from desktop.client import ServerLink  # noqa: E402
 from protocol.messages import Final, Partial  # noqa: E402
-from tests.bench.report import machine_description, write_section  # noqa: E402
+from tests.bench.report import machine_description, percentile, write_section  # noqa: E402
 from tests.conftest import load_recordings, spawn_fake_server  # noqa: E402
 
 FRAME_BYTES = 3200  # 100 ms
@@ -130,14 +129,6 @@ async def _collect_partials(messages, sent_at: list[float], result: ClientResult
         elif isinstance(message, Final):
             return message
     raise RuntimeError("connection closed before final")
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 async def run_config(url: str, clients: int, utterances: int) -> dict[str, float]:

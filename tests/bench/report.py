@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import platform
 import re
@@ -16,6 +17,14 @@ command. Numbers are medians (p50) and 95th percentiles (p95, nearest rank) over
 events of the run; comparisons are made side by side in one run. Re-run a benchmark to
 refresh its section; the others are kept.
 """
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 def machine_description() -> str:
