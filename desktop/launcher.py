@@ -8,18 +8,21 @@ the Windows side stays a thin, unit-tested command line.
 
 from __future__ import annotations
 
+import codecs
 import collections
 import enum
+import io
 import json
 import logging
 import os
+import re
 import shlex
 import subprocess
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -31,40 +34,202 @@ WSL_EXE = "wsl.exe"
 
 # ---------------------------------------------------------------- pure parts
 
+_SAFE_WORD = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def posix_quote(word: str) -> str:
+    """One word for a POSIX shell, whatever it contains.
+
+    Like :func:`shlex.quote`, but a single quote becomes ``'\\''`` rather than
+    ``'"'"'``: the script then carries no double quote of its own, so the Windows
+    command line that wraps it (:func:`subprocess.list2cmdline`) only has to escape the
+    double quotes that were in the data.
+    """
+    if _SAFE_WORD.fullmatch(word):
+        return word
+    return "'" + word.replace("'", "'\\''") + "'"
+
+
+def login_shell_script(argv: Sequence[str]) -> str:
+    """``exec`` + the words of ``argv``, each quoted, for ``bash -lc``.
+
+    Every word stays one argument: no variable, command substitution, glob or ``;`` in
+    a setting can run anything. Two forms keep their shell meaning, because users write
+    them in the server command: a leading ``~/`` (the home folder) and leading
+    ``NAME=value`` words (run through ``env``).
+    """
+    if not argv:
+        raise ValueError("the server command is empty")
+    words: list[str] = []
+    for word in argv:
+        if word == "~":
+            words.append("~")
+        elif word.startswith("~/"):
+            words.append("~/" + posix_quote(word[2:]) if word[2:] else "~/")
+        else:
+            words.append(posix_quote(word))
+    if _ASSIGNMENT.match(argv[0]):
+        words.insert(0, "env")
+    return "exec " + " ".join(words)
+
+
+def split_command_line(text: str, windows: bool) -> list[str]:
+    """A command line typed in the settings → argv (POSIX rules, or Windows paths).
+
+    Windows paths keep their backslashes; their surrounding double quotes are removed
+    (``shlex`` in non-POSIX mode keeps them, which would put the quotes into argv).
+    """
+    try:
+        words = shlex.split(text, posix=not windows)
+    except ValueError as exc:  # "No closing quotation"
+        raise ValueError(f"the server command cannot be read: {exc}") from None
+    if windows:
+        words = [w[1:-1] if len(w) >= 2 and w[0] == w[-1] == '"' else w for w in words]
+    if not words:
+        raise ValueError("the server command is empty")
+    return words
+
+
+def join_command_line(argv: Sequence[str], windows: bool) -> str:
+    """The inverse of :func:`split_command_line`, for commands the app writes itself."""
+    return subprocess.list2cmdline(list(argv)) if windows else shlex.join(argv)
+
+
+def wsl_prefix(wsl_distro: str = "") -> list[str]:
+    return [WSL_EXE, "-d", wsl_distro] if wsl_distro else [WSL_EXE]
+
+
+def build_wsl_exec(argv: Sequence[str], wsl_distro: str = "", cwd: str = "") -> list[str]:
+    """Run ``argv`` inside WSL as it is.
+
+    ``--exec`` matters: after ``--`` wsl.exe joins the words into one string for the
+    user's default Linux shell, which parses ``$``, backquotes and quotes a second
+    time; ``--exec`` hands the words to the program unchanged.
+    """
+    where = ["--cd", cwd] if cwd else []
+    return [*wsl_prefix(wsl_distro), *where, "--exec", *argv]
+
 
 def build_server_command(
     launcher: str, server_command: str, wsl_distro: str = "", windows: bool | None = None
 ) -> list[str]:
     """The argv that starts the server.
 
-    ``exec`` makes the server the WSL session's main process, so stopping ``wsl.exe``
-    stops it; ``bash -lc`` reads the login profile where users put their venv/conda.
+    In WSL the command runs as ``bash -lc 'exec …'``: ``bash -l`` reads the login
+    profile (PATH, CUDA), ``exec`` makes the server the WSL session's main process, so
+    stopping ``wsl.exe`` stops it. The command is read as words, never as shell code.
     """
     if not server_command.strip():
         raise ValueError("the server command is empty")
     if launcher == "wsl":
-        argv = [WSL_EXE]
-        if wsl_distro:
-            argv += ["-d", wsl_distro]
-        return [*argv, "--", "bash", "-lc", f"exec {server_command}"]
+        argv = split_command_line(server_command, windows=False)  # a Linux command line
+        return build_wsl_exec(["bash", "-lc", login_shell_script(argv)], wsl_distro)
     if launcher == "direct":
-        posix = (os.name != "nt") if windows is None else not windows
-        return shlex.split(server_command, posix=posix)
+        on_windows = (os.name == "nt") if windows is None else windows
+        return split_command_line(server_command, windows=on_windows)
     raise ValueError(f"unknown launcher {launcher!r}")
 
 
 def build_wsl_stop_command(wsl_distro: str = "") -> list[str]:
     """Asks the server inside WSL to shut down cleanly (SIGINT finishes open finals)."""
-    argv = [WSL_EXE] + (["-d", wsl_distro] if wsl_distro else [])
-    return [*argv, "--", "pkill", "-INT", "-f", "tingxie-server"]
+    return build_wsl_exec(["pkill", "-INT", "-f", "tingxie-server"], wsl_distro)
+
+
+def server_environment(token: str, launcher: str, inherited_wslenv: str = "") -> dict[str, str]:
+    """Variables that hand the token to a server started from here.
+
+    The token travels in ``TINGXIE_TOKEN``, never on the command line (where ``ps``
+    and the server log would show it). ``WSLENV`` tells wsl.exe to pass it into WSL.
+    """
+    if not token:
+        return {}
+    env = {"TINGXIE_TOKEN": token}
+    if launcher == "wsl":
+        names = [n for n in inherited_wslenv.split(":") if n]
+        if "TINGXIE_TOKEN" not in names:
+            names.append("TINGXIE_TOKEN")
+        env["WSLENV"] = ":".join(names)
+    return env
+
+
+def redact_argv(argv: Sequence[str]) -> list[str]:
+    """argv for logs: the value after ``--token`` (or in ``--token=…``) is hidden."""
+    shown: list[str] = []
+    hide_next = False
+    for word in argv:
+        if hide_next:
+            shown.append("***")
+            hide_next = False
+        elif word == "--token":
+            shown.append(word)
+            hide_next = True
+        elif word.startswith("--token="):
+            shown.append("--token=***")
+        else:
+            shown.append(word)
+    return shown
+
+
+def _looks_utf16le(data: bytes) -> bool:
+    """wsl.exe writes UTF-16LE without a BOM. UTF-8 text never holds a NUL byte, while
+    UTF-16 has one in every ASCII character and in every line break."""
+    return data.startswith(b"\xff\xfe") or b"\x00" in data
+
+
+def decode_console_output(data: bytes) -> str:
+    """Text of a console program's output: UTF-16LE (wsl.exe) or UTF-8 (Linux)."""
+    if _looks_utf16le(data):
+        return data.decode("utf-16-le", errors="replace").lstrip("\ufeff")
+    return data.decode("utf-8", errors="replace")
+
+
+class ConsoleDecoder:
+    """Splits a stream of output bytes into text lines, UTF-16LE or UTF-8.
+
+    The encoding is chosen once, from the bytes up to the first line break: a stream
+    comes either from wsl.exe itself (UTF-16LE) or from a Linux program (UTF-8).
+    """
+
+    def __init__(self) -> None:
+        self._pending = b""
+        self._decoder: codecs.IncrementalDecoder | None = None
+        self._text = ""
+
+    def _choose(self) -> None:
+        encoding = "utf-16-le" if _looks_utf16le(self._pending) else "utf-8"
+        self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        data, self._pending = self._pending, b""
+        self._text += self._decoder.decode(data)
+
+    def _lines(self) -> list[str]:
+        *lines, self._text = self._text.split("\n")
+        return [line.rstrip("\r").lstrip("\ufeff") for line in lines]
+
+    def feed(self, data: bytes) -> list[str]:
+        if self._decoder is None:
+            self._pending += data
+            if b"\n" not in self._pending and len(self._pending) < 256:
+                return []
+            self._choose()
+        else:
+            self._text += self._decoder.decode(data)
+        return self._lines()
+
+    def close(self) -> list[str]:
+        """The lines still held, including a last one without a line break."""
+        if self._decoder is None:
+            self._choose()
+        assert self._decoder is not None
+        self._text += self._decoder.decode(b"", final=True)
+        lines = self._lines()
+        last, self._text = self._text.rstrip("\r").lstrip("\ufeff"), ""
+        return [*lines, last] if last else lines
 
 
 def parse_wsl_distros(output: bytes) -> list[str]:
     """Distro names from ``wsl.exe -l -q``, which writes UTF-16LE (often with NULs)."""
-    if output.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in output:
-        text = output.decode("utf-16-le", errors="replace").lstrip("\ufeff")
-    else:
-        text = output.decode("utf-8", errors="replace")
+    text = decode_console_output(output)
     return [line.strip().strip("\x00") for line in text.splitlines() if line.strip("\x00 \r")]
 
 
@@ -112,45 +277,90 @@ class ProcessHandle(Protocol):
     def wait(self, timeout: float | None = None) -> int: ...
 
 
+@dataclass(frozen=True)
+class Captured:
+    """What a short command printed (stdout and stderr together, as raw bytes)."""
+
+    returncode: int
+    output: bytes
+    launch_error: str = ""  # the program could not be started, or ran out of time
+
+    @property
+    def text(self) -> str:
+        return decode_console_output(self.output)
+
+
 class ProcessRunner(Protocol):
-    def start(self, argv: Sequence[str], on_line: Callable[[str], None]) -> ProcessHandle: ...
+    def start(
+        self,
+        argv: Sequence[str],
+        on_line: Callable[[str], None],
+        env: Mapping[str, str] | None = None,
+    ) -> ProcessHandle: ...
     def run(self, argv: Sequence[str], timeout: float) -> int: ...
+    def capture(self, argv: Sequence[str], timeout: float) -> Captured: ...
+
+
+def _child_environment(extra: Mapping[str, str] | None) -> dict[str, str] | None:
+    if not extra:
+        return None
+    return {**os.environ, **extra}
 
 
 class SubprocessRunner:
     """Real processes; output lines are read on a thread and handed to ``on_line``."""
 
-    def start(self, argv: Sequence[str], on_line: Callable[[str], None]) -> ProcessHandle:
+    def start(
+        self,
+        argv: Sequence[str],
+        on_line: Callable[[str], None],
+        env: Mapping[str, str] | None = None,
+    ) -> ProcessHandle:
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)  # no console window on Windows
         proc = subprocess.Popen(
             list(argv),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            bufsize=1,
+            env=_child_environment(env),
             creationflags=flags,
         )
 
         def pump() -> None:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                on_line(line.rstrip("\n"))
+            stream = proc.stdout
+            assert isinstance(stream, io.BufferedReader)  # Popen's default buffering
+            decoder = ConsoleDecoder()
+            while chunk := stream.read1(65536):  # whatever arrived, without waiting for more
+                for line in decoder.feed(chunk):
+                    on_line(line)
+            for line in decoder.close():
+                on_line(line)
 
-        threading.Thread(target=pump, name="server-log", daemon=True).start()
+        threading.Thread(target=pump, name="process-output", daemon=True).start()
         return proc
 
     def run(self, argv: Sequence[str], timeout: float) -> int:
+        return self.capture(argv, timeout).returncode
+
+    def capture(self, argv: Sequence[str], timeout: float) -> Captured:
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
         try:
-            return subprocess.run(
-                list(argv), timeout=timeout, capture_output=True, creationflags=flags
-            ).returncode
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            log.warning("%s failed: %s", argv[0], exc)
-            return -1
+            done = subprocess.run(
+                list(argv),
+                timeout=timeout,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                creationflags=flags,
+            )
+        except OSError as exc:
+            log.info("cannot run %s: %s", argv[0], exc)
+            return Captured(-1, b"", f"cannot run {argv[0]}: {exc.strerror or exc}")
+        except subprocess.TimeoutExpired as exc:
+            log.warning("%s did not finish within %.0f s", argv[0], timeout)
+            partial = exc.output if isinstance(exc.output, bytes) else b""
+            return Captured(-1, partial, f"{argv[0]} did not finish within {timeout:.0f} s")
+        return Captured(done.returncode, done.stdout)
 
 
 # ---------------------------------------------------------------- the launcher
@@ -195,6 +405,7 @@ class ServerLauncher:
         self._lock = threading.Lock()
         self._proc: ProcessHandle | None = None
         self._argv: list[str] = []
+        self._env: dict[str, str] = {}
         self._stop_argv: list[str] | None = None
         self._health_url = ""
         self._stopping = threading.Event()
@@ -225,12 +436,17 @@ class ServerLauncher:
             log.exception("launcher state callback failed")
 
     def start(
-        self, argv: Sequence[str], server_url: str, stop_argv: Sequence[str] | None = None
+        self,
+        argv: Sequence[str],
+        server_url: str,
+        stop_argv: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
-        """Start the server (no-op if already running)."""
+        """Start the server (no-op if already running); ``env`` adds to the environment."""
         if self.running:
             return
         self._argv = list(argv)
+        self._env = dict(env or {})
         self._stop_argv = list(stop_argv) if stop_argv else None
         self._health_url = health_url(server_url)
         self._stopping.clear()
@@ -239,10 +455,10 @@ class ServerLauncher:
         self._watcher.start()
 
     def _spawn(self) -> None:
-        self._append_log(f"$ {shlex.join(self._argv)}")
+        self._append_log(f"$ {shlex.join(redact_argv(self._argv))}")
         self._set(LauncherState.STARTING, "starting the server")
         try:
-            self._proc = self._runner.start(self._argv, self._append_log)
+            self._proc = self._runner.start(self._argv, self._append_log, self._env or None)
         except OSError as exc:
             self._proc = None
             self._set(LauncherState.FAILED, f"cannot start {self._argv[0]}: {exc}")

@@ -24,17 +24,17 @@ def test_wsl_command_lines() -> None:
         "wsl.exe",
         "-d",
         "Ubuntu-24.04",
-        "--",
+        "--exec",
         "bash",
         "-lc",
         "exec tingxie-server --model /m",
     ]
-    assert build_server_command("wsl", "tingxie-server")[:2] == ["wsl.exe", "--"]
+    assert build_server_command("wsl", "tingxie-server")[:2] == ["wsl.exe", "--exec"]
     assert build_wsl_stop_command("Debian") == [
         "wsl.exe",
         "-d",
         "Debian",
-        "--",
+        "--exec",
         "pkill",
         "-INT",
         "-f",
