@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ class Settings:
     # server
     server_url: str = "ws://127.0.0.1:8765"
     token: str = ""
+    server_configured: bool = False  # False: the first-run setup opens at start
     # audio
     microphone: str = ""  # name substring or index; "" = system default
     language: str = ""  # "" = detect
@@ -123,6 +125,29 @@ def migrate(values: dict[str, Any], version: int) -> dict[str, Any]:
     return values
 
 
+def settings_directory(settings_file: Path, chosen: Path | None) -> Path | None:
+    """The folder that belongs to tingxie alone (so it may be made private), if any.
+
+    ``--settings-dir`` is ours; so is ``~/.config/tingxie``. A shared folder such as
+    macOS's ``~/Library/Preferences`` is not. On Windows the settings live in the
+    user's own registry hive (HKEY_CURRENT_USER), which other users cannot read.
+    """
+    if chosen is not None:
+        return chosen
+    parent = settings_file.parent
+    return parent if parent.name == "tingxie" else None
+
+
+def restrict_to_user(path: Path, mode: int) -> None:
+    """chmod on POSIX (the settings hold the server token); nothing on Windows."""
+    if os.name == "nt" or not path.exists():
+        return
+    try:
+        os.chmod(path, mode)
+    except OSError as exc:
+        log.warning("cannot restrict %s to its owner: %s", path, exc)
+
+
 class SettingsStore:
     """Loads and saves :class:`Settings` with QSettings.
 
@@ -138,6 +163,7 @@ class SettingsStore:
             self._qs = QSettings(str(directory / "tingxie.ini"), QSettings.Format.IniFormat)
         else:
             self._qs = QSettings("tingxie", "tingxie")
+        self._own_directory = settings_directory(Path(self.location), directory)
 
     @property
     def location(self) -> str:
@@ -151,6 +177,10 @@ class SettingsStore:
             version = SCHEMA_VERSION
         stored = {key: qs.value(key) for key in qs.allKeys()}
         stored = migrate(stored, version)
+        if "server_configured" not in stored and "server_url" in stored:
+            # Settings saved before the first-run setup existed, or written by hand:
+            # whoever stored a server URL has chosen a server.
+            stored["server_configured"] = True
         defaults = Settings()
         values: dict[str, Any] = {}
         for f in fields(Settings):
@@ -171,4 +201,7 @@ class SettingsStore:
         for f in fields(Settings):
             value = getattr(settings, f.name)
             qs.setValue(f.name, json.dumps(value) if isinstance(value, dict) else value)
+        if self._own_directory is not None:
+            restrict_to_user(self._own_directory, 0o700)  # before the file is written
         qs.sync()
+        restrict_to_user(Path(self.location), 0o600)  # sync() replaces the file: every time
