@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from desktop.audio.pipeline import AudioPipeline
 from desktop.audio.segmenter import Event, Mode, Segmenter, SegmenterConfig, UtteranceStarted
 from desktop.audio.source import AudioSource
-from desktop.audio.vad import SileroVad
+from desktop.audio.vad import SileroOnnxVad
 from desktop.streaming import ClientEvent, DictationClient, FinalText, UtteranceFailed
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class LiveDictation:
         self.pipeline = AudioPipeline(
             source,
             Segmenter(options.segmenter, options.mode),
-            SileroVad(),
+            SileroOnnxVad(),
             self._segment_event,
         )
 

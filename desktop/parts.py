@@ -1,7 +1,7 @@
 """Factories for the tray app's platform parts (microphone, VAD, typing, hotkeys).
 
 Kept apart from app.py so tests can build the app with the same parts, and so heavy
-imports (torch for the VAD, sounddevice, pynput) happen only when a part is made.
+imports (onnxruntime for the VAD, sounddevice, pynput) happen only when a part is made.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, Signal, Slot
 
 from desktop.audio.source import AudioSource, MicrophoneSource, SourceStatus, list_input_devices
-from desktop.audio.vad import SileroVad, SpeechDetector
+from desktop.audio.vad import SileroOnnxVad, SpeechDetector
 from desktop.coordinator import Coordinator
 from desktop.hotkey.debounce import CommandKind
 from desktop.hotkey.listener import HotkeyListener
@@ -41,7 +41,7 @@ def make_source(settings: Settings, on_status: Callable[[str], None]) -> AudioSo
 
 
 def make_detector() -> SpeechDetector:
-    return SileroVad()
+    return SileroOnnxVad()
 
 
 def input_device_names() -> list[str]:

@@ -24,6 +24,8 @@ TYPED = [
     "server/engine/qwen",
     "desktop/audio/segmenter.py",
     "desktop/audio/timeline.py",
+    "desktop/audio/vad.py",
+    "desktop/resources.py",
     "desktop/output",
     "desktop/hotkey",
     "desktop/settings.py",
