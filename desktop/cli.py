@@ -19,8 +19,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
-from desktop.client import AuthFailed, ClientError, ServerLink, ServerUnreachable
+from desktop.client import AuthFailed, ClientError, ServerLink, ServerUnreachable, TlsError
 from protocol.audio import BYTES_PER_SECOND, CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
+from protocol.log_redaction import TRANSCRIPTS_ENV, env_flag
 from protocol.messages import Error, ErrorCode, Final, Partial, Ready, ServerMessage, Status
 from protocol.version import __version__
 
@@ -41,7 +42,7 @@ NO_FINAL_FOLLOWS = frozenset(
     }
 )
 
-EXIT_OK, EXIT_SERVER_ERROR, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_AUTH = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_SERVER_ERROR, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_AUTH, EXIT_TLS = 0, 1, 2, 3, 4, 5
 
 
 class WavError(ValueError):
@@ -129,12 +130,26 @@ class Printer:
             self._partial_shown = False
 
 
-async def connect_with_retry(url: str, token: str | None, wait_s: float) -> ServerLink:
+async def connect_with_retry(
+    url: str,
+    token: str | None,
+    wait_s: float,
+    ca_file: str | None = None,
+    log_content: bool = False,
+) -> ServerLink:
     """Connect; while the server is not up yet, retry for up to ``wait_s`` seconds."""
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            return await ServerLink.open(url, token=token, client_name=f"tingxie-cli/{__version__}")
+            return await ServerLink.open(
+                url,
+                token=token,
+                client_name=f"tingxie-cli/{__version__}",
+                ca_file=ca_file,
+                log_content=log_content,
+            )
+        except TlsError:
+            raise  # waiting does not make a certificate trusted
         except ServerUnreachable:
             if time.monotonic() >= deadline:
                 raise
@@ -153,10 +168,12 @@ async def stream_files(
     printer: Printer,
     final_timeout_s: float,
     wait_s: float = 0.0,
+    ca_file: str | None = None,
+    log_content: bool = False,
 ) -> int:
     """Stream each file as one utterance; return an exit code."""
     audio = [load_wav_pcm(path) for path in files]  # fail on a bad file before connecting
-    link = await connect_with_retry(url, token, wait_s)
+    link = await connect_with_retry(url, token, wait_s, ca_file, log_content)
     async with link:
         ready: Ready = link.ready
         printer.event(
@@ -249,7 +266,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="server URL (env TINGXIE_URL)",
     )
     p.add_argument(
-        "--token", default=os.environ.get("TINGXIE_TOKEN"), help="bearer token (env TINGXIE_TOKEN)"
+        "--token",
+        default=os.environ.get("TINGXIE_TOKEN"),
+        help="bearer token, sent in the Authorization header (env TINGXIE_TOKEN)",
+    )
+    p.add_argument(
+        "--ca-file",
+        default=os.environ.get("TINGXIE_CA_FILE"),
+        metavar="PEM",
+        help="wss://: trust this CA certificate (or self-signed server certificate) "
+        "instead of the system's CAs (env TINGXIE_CA_FILE)",
     )
     pace = p.add_mutually_exclusive_group()
     pace.add_argument(
@@ -274,7 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="keep trying to connect this long (server still starting)",
     )
-    p.add_argument("-v", "--verbose", action="store_true", help="log connection details")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log connection details (what was said only with TINGXIE_LOG_TRANSCRIPTS=1)",
+    )
     return p
 
 
@@ -307,11 +338,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 printer=printer,
                 final_timeout_s=args.final_timeout,
                 wait_s=args.wait,
+                ca_file=args.ca_file,
+                log_content=env_flag(os.environ, TRANSCRIPTS_ENV),
             )
         )
     except WavError as exc:
         print(f"tingxie-cli: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except TlsError as exc:
+        print(
+            f"tingxie-cli: error: {exc}\n  CA file: --ca-file PEM (env TINGXIE_CA_FILE)",
+            file=sys.stderr,
+        )
+        return EXIT_TLS
     except AuthFailed as exc:
         print(f"tingxie-cli: error: {exc}; check --token", file=sys.stderr)
         return EXIT_AUTH
@@ -382,7 +421,9 @@ def run_live(args: argparse.Namespace, printer: Printer) -> int:
             if args.mic
             else [WavFileSource(path, realtime=args.realtime) for path in args.files]
         )
-        options = LiveOptions(args.url, args.token, args.language, args.context)
+        options = LiveOptions(
+            args.url, args.token, args.language, args.context, ca_file=args.ca_file
+        )
         for source in sources:
             live = LiveDictation(source, options, on_event)
             live.start()

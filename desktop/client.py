@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from types import TracebackType
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidMessage,
+    InvalidStatus,
+)
 
 from protocol.codec import ProtocolError, decode_server, encode_client
+from protocol.log_redaction import WireLogRedactor, redact_url
 from protocol.messages import (
     PROTOCOL_VERSION,
     Cancel,
@@ -47,6 +54,46 @@ class VersionMismatch(ClientError):
     pass
 
 
+class TlsError(ServerUnreachable):
+    """No trusted TLS connection: unverifiable certificate, unreadable CA file, or a
+    server that does not speak TLS. Retrying does not help until something changes."""
+
+
+def client_tls_context(url: str, ca_file: str | None) -> ssl.SSLContext | None:
+    """For ``wss://``: a verifying context that trusts the system's CAs, or only
+    ``ca_file`` (a CA certificate, or a self-signed server certificate) when given."""
+    if not url.lower().startswith("wss://"):
+        return None
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        detail = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
+        raise TlsError(f"cannot load the CA file {ca_file}: {detail}") from None
+
+
+def _tls_failure(url: str, exc: ssl.SSLError) -> TlsError:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return TlsError(
+            f"{url}: the server's certificate is not trusted "
+            f"(certificate verify failed: {exc.verify_message}); give the certificate of "
+            "the CA that signed it (or the self-signed certificate itself) as the CA file"
+        )
+    return TlsError(
+        f"{url}: TLS handshake failed ({exc.reason or exc}); does the server serve TLS "
+        "(wss://) on this port?"
+    )
+
+
+def _scheme_hint(url: str, exc: BaseException) -> str:
+    """A likely ws:// vs wss:// mix-up, judged from how the handshake failed."""
+    secure = url.lower().startswith("wss://")
+    if secure and isinstance(exc, ConnectionResetError):
+        return " (if the server does not use TLS, the URL must start with ws://)"
+    if not secure and isinstance(exc, InvalidMessage):
+        return " (if the server uses TLS, the URL must start with wss://)"
+    return ""
+
+
 class ServerLink:
     """A connected, greeted server. Use :meth:`open`, then ``async with``."""
 
@@ -62,27 +109,50 @@ class ServerLink:
         token: str | None = None,
         client_name: str = f"tingxie/{__version__}",
         timeout_s: float = 10.0,
+        ca_file: str | None = None,
+        log_content: bool = False,
     ) -> ServerLink:
-        """Connect and exchange hello/ready. Raises a :class:`ClientError` subclass."""
+        """Connect and exchange hello/ready. Raises a :class:`ClientError` subclass.
+
+        The token goes in an ``Authorization`` header (not the URL, where proxies and
+        logs would see it). ``ca_file`` is trusted for ``wss://`` instead of the
+        system's CAs. ``log_content`` lets frame payloads into the DEBUG log.
+        """
+        shown = redact_url(url)  # error messages end up in logs and on screen
         headers = {"Authorization": f"Bearer {token}"} if token else None
+        tls = client_tls_context(url, ca_file)
         try:
             ws = await connect(
                 url,
                 additional_headers=headers,
+                ssl=tls,
                 open_timeout=timeout_s,
                 max_size=None,
                 compression=None,
                 ping_interval=20,
                 ping_timeout=60,
+                logger=WireLogRedactor(
+                    logging.getLogger("websockets.client"), log_content=log_content
+                ),
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
-            if status in (401, 403):
-                raise AuthFailed(f"{url} refused the token (HTTP {status})") from None
-            raise ServerUnreachable(f"{url} answered HTTP {status}, not a tingxie server") from None
+            if status == 401:
+                raise AuthFailed(f"{shown} refused the token (HTTP 401)") from None
+            if status == 403:
+                raise AuthFailed(
+                    f"{shown} refused the connection (HTTP 403: the server does not allow "
+                    "this client's web origin)"
+                ) from None
+            raise ServerUnreachable(
+                f"{shown} answered HTTP {status}, not a tingxie server"
+            ) from None
+        except ssl.SSLError as exc:
+            raise _tls_failure(shown, exc) from None
         except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
             raise ServerUnreachable(
-                f"cannot connect to {url}: {exc or type(exc).__name__}"
+                f"cannot connect to {shown}: {str(exc) or type(exc).__name__}"
+                + _scheme_hint(url, exc)
             ) from None
         try:
             await ws.send(encode_client(Hello(protocol=PROTOCOL_VERSION, client=client_name)))

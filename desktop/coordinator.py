@@ -43,6 +43,7 @@ from desktop.streaming import (
     StateChanged,
     UtteranceFailed,
 )
+from protocol.log_redaction import text_for_log
 
 log = logging.getLogger(__name__)
 
@@ -338,9 +339,9 @@ class Coordinator(QObject):
             self.history.append(entry)
             del self.history[:-200]
         log.info(
-            "final %d: %r (%s)",
+            "final %d: %s (%s)",
             event.utterance_id,
-            text,
+            text_for_log(text, self.client.log_transcripts),
             f"{latency:.0f} ms end of speech → typed" if latency is not None else "not typed",
         )
         self._set(outstanding=self.facts.outstanding - {event.utterance_id})

@@ -29,6 +29,7 @@ class LiveOptions:
     context: str = ""
     mode: Mode = Mode.HANDS_FREE
     segmenter: SegmenterConfig | None = None
+    ca_file: str | None = None  # trusted for wss:// instead of the system's CAs
 
 
 class LiveDictation:
@@ -46,6 +47,7 @@ class LiveDictation:
             options.url,
             self._client_event,
             token=options.token,
+            ca_file=options.ca_file,
             language=options.language,
             context=options.context,
         )

@@ -92,7 +92,7 @@ class AppTypist:
         if result.error:
             raise OutputError(result.error)
         if result.skipped_own_window:
-            log.info("not typing into tingxie's own window: %r", text)
+            log.info("not typing %d chars into tingxie's own window", len(text))
         elif result.method is not None:
             app = result.target.app if result.target is not None else "unknown window"
             log.info(

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import os
 import secrets
 import threading
 import time
@@ -30,7 +31,8 @@ from desktop.audio.segmenter import (
     UtteranceStarted,
 )
 from desktop.audio.timeline import UtteranceTimeline
-from desktop.client import AuthFailed, ServerLink, ServerUnreachable, VersionMismatch
+from desktop.client import AuthFailed, ServerLink, ServerUnreachable, TlsError, VersionMismatch
+from protocol.log_redaction import TRANSCRIPTS_ENV, env_flag
 from protocol.messages import Error, ErrorCode, Final, Partial, Status
 
 log = logging.getLogger(__name__)
@@ -109,13 +111,22 @@ class DictationClient:
         on_event: Callable[[ClientEvent], None],
         *,
         token: str | None = None,
+        ca_file: str | None = None,
         language: str | None = None,
         context: str = "",
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
+        log_transcripts: bool | None = None,
     ) -> None:
+        """``ca_file``: trusted for ``wss://`` instead of the system's CAs.
+        ``log_transcripts``: let what was said into the logs (debugging only); default
+        from the environment variable ``TINGXIE_LOG_TRANSCRIPTS``."""
         self.url = url
         self.token = token
+        self.ca_file = ca_file
+        self.log_transcripts = (
+            env_flag(os.environ, TRANSCRIPTS_ENV) if log_transcripts is None else log_transcripts
+        )
         self.language = language
         self.context = context
         self._on_event = on_event
@@ -149,12 +160,13 @@ class DictationClient:
         assert self._loop is not None, "start() first"
         self._loop.call_soon_threadsafe(self._on_segment_event, event)
 
-    def reconfigure(self, url: str, token: str | None) -> None:
-        """New server settings: reconnect with them (pending audio is replayed)."""
+    def reconfigure(self, url: str, token: str | None, ca_file: str | None = None) -> None:
+        """New server settings (all of them): reconnect with them (pending audio is
+        replayed)."""
         assert self._loop is not None, "start() first"
 
         def apply() -> None:
-            self.url, self.token = url, token
+            self.url, self.token, self.ca_file = url, token, ca_file
             if self._link is not None:
                 self._spawn(self._link.close())
             if self._wake is not None:
@@ -201,7 +213,8 @@ class DictationClient:
         try:
             self._on_event(event)
         except Exception:  # a consumer bug must not kill the connection
-            log.exception("client event handler failed on %r", event)
+            shown = repr(event) if self.log_transcripts else type(event).__name__
+            log.exception("client event handler failed on %s", shown)
 
     def _set_state(self, state: ClientState, detail: str = "") -> None:
         if state is not self.state or detail:
@@ -220,9 +233,19 @@ class DictationClient:
         while True:
             self._set_state(ClientState.CONNECTING)
             try:
-                link = await ServerLink.open(self.url, token=self.token, client_name="tingxie")
+                link = await ServerLink.open(
+                    self.url,
+                    token=self.token,
+                    client_name="tingxie",
+                    ca_file=self.ca_file,
+                    log_content=self.log_transcripts,
+                )
             except AuthFailed as exc:
                 self._set_state(ClientState.AUTH_FAILED, str(exc))
+                await self._sleep_or_wake(self._backoff.auth_failed_s)
+                continue
+            except TlsError as exc:  # needs a new certificate or setting: retry slowly
+                self._set_state(ClientState.UNREACHABLE, str(exc))
                 await self._sleep_or_wake(self._backoff.auth_failed_s)
                 continue
             except VersionMismatch as exc:

@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from protocol.limits import HARD_MAX_FRAME_BYTES
+from protocol.log_redaction import WireLogRedactor
+from server.access import offered_token, origin_allowed, token_matches
 from server.config import ConfigError, ServerConfig, parse_config
 from server.connection import Connection
 from server.engine.base import Engine
@@ -30,10 +32,13 @@ from server.engine.fake import FakeGenerator
 from server.engine.full_decode import FullDecodeEngine
 from server.scheduler import Scheduler
 from server.state import ModelState, ServerState
+from server.tls import server_tls_context
 
 log = logging.getLogger(__name__)
 
 HEALTH_PATH = "/healthz"
+#: Shorter tokens draw a warning at start-up.
+MIN_TOKEN_CHARS = 16
 
 
 def build_engine(config: ServerConfig) -> Engine:
@@ -65,20 +70,20 @@ def build_engine(config: ServerConfig) -> Engine:
     )
 
 
-def _token_of(request: Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    values = parse_qs(urlsplit(request.path).query).get("token")
-    return values[0] if values else None
-
-
 def make_request_handler(
-    state: ServerState, token: str | None
+    state: ServerState, token: str | None, allowed_origins: frozenset[str] = frozenset()
 ) -> Callable[[ServerConnection, Request], Response | None]:
-    """HTTP hook: answers ``/healthz`` and checks the token before the handshake."""
+    """HTTP hook, before any WebSocket handshake: Origin check, ``/healthz``, token."""
 
     def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        origins = request.headers.get_all("Origin")
+        if not origin_allowed(origins, allowed_origins):
+            log.warning(
+                "rejected %s: origin %.100r not allowed (see --allowed-origin)",
+                connection.remote_address,
+                ", ".join(origins),
+            )
+            return connection.respond(403, "origin not allowed\n")
         path = urlsplit(request.path).path
         if path == HEALTH_PATH:
             ready = state.model_state is ModelState.READY and not state.shutting_down
@@ -86,8 +91,8 @@ def make_request_handler(
             response.headers["Content-Type"] = "application/json"
             return response
         if token is not None:
-            offered = _token_of(request)
-            if offered is None or not hmac.compare_digest(offered.encode(), token.encode()):
+            offered = offered_token(request.headers.get("Authorization"), request.path)
+            if not token_matches(offered, token):
                 log.warning("rejected %s: missing or wrong token", connection.remote_address)
                 return connection.respond(401, "missing or invalid token\n")
         return None
@@ -112,7 +117,8 @@ class RunningServer:
     @property
     def url(self) -> str:
         host = self.config.host if ":" not in self.config.host else f"[{self.config.host}]"
-        return f"ws://{host}:{self.port}"
+        scheme = "wss" if self.config.tls_cert else "ws"
+        return f"{scheme}://{host}:{self.port}"
 
     async def wait_loaded(self) -> None:
         await asyncio.shield(self.load_task)
@@ -158,8 +164,21 @@ async def _load_model(state: ServerState) -> None:
     state.set_model_state(ModelState.READY)
 
 
-async def start_server(config: ServerConfig, engine: Engine | None = None) -> RunningServer:
-    """Bind the socket at once (so clients and /healthz see 'loading'), then load."""
+def load_tls(config: ServerConfig) -> ssl.SSLContext | None:
+    """The TLS context the config asks for, or None. Raises ConfigError."""
+    if config.tls_cert is None:
+        return None
+    return server_tls_context(config.tls_cert, config.tls_key)
+
+
+async def start_server(
+    config: ServerConfig, engine: Engine | None = None, tls: ssl.SSLContext | None = None
+) -> RunningServer:
+    """Bind the socket at once (so clients and /healthz see 'loading'), then load.
+
+    ``tls`` is the context :func:`load_tls` made; without it, it is loaded here.
+    """
+    tls = tls or load_tls(config)
     engine = engine or build_engine(config)
     scheduler = Scheduler(engine.generator, config.partials_with_final, config.request_timeout_s)
     scheduler.start()
@@ -177,7 +196,13 @@ async def start_server(config: ServerConfig, engine: Engine | None = None) -> Ru
         handler,
         config.host,
         config.port,
-        process_request=make_request_handler(state, config.token),
+        process_request=make_request_handler(state, config.token, config.allowed_origins),
+        ssl=tls,
+        # websockets logs frame payloads and handshake headers at DEBUG: keep the
+        # token out always, transcripts and audio unless --log-transcripts.
+        logger=WireLogRedactor(
+            logging.getLogger("websockets.server"), log_content=config.log_transcripts
+        ),
         max_size=HARD_MAX_FRAME_BYTES,
         # Dictation idles for minutes between utterances: keep the socket alive with
         # pings, but allow a busy client or server a generous pong delay.
@@ -188,16 +213,27 @@ async def start_server(config: ServerConfig, engine: Engine | None = None) -> Ru
     load_task = asyncio.create_task(_load_model(state), name="load-model")
     running = RunningServer(state=state, server=server, config=config, load_task=load_task)
     log.info(
-        "listening on %s (engine %s, auth %s)",
+        "listening on %s (engine %s, auth %s, web origins allowed: %s)",
         running.url,
         engine.name,
         "token" if config.token else "none",
+        ", ".join(sorted(config.allowed_origins)) or "none",
     )
+    if config.token is not None and len(config.token) < MIN_TOKEN_CHARS:
+        log.warning(
+            "the token has fewer than %d characters; a long random one is much harder "
+            "to guess: python -c 'import secrets; print(secrets.token_urlsafe(32))'",
+            MIN_TOKEN_CHARS,
+        )
+    if config.log_transcripts:
+        log.warning("--log-transcripts: what users say is written to the log at DEBUG level")
     return running
 
 
-async def _serve_until_signal(config: ServerConfig, engine: Engine) -> int:
-    running = await start_server(config, engine)
+async def _serve_until_signal(
+    config: ServerConfig, engine: Engine, tls: ssl.SSLContext | None
+) -> int:
+    running = await start_server(config, engine, tls)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -213,6 +249,7 @@ async def _serve_until_signal(config: ServerConfig, engine: Engine) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = parse_config(argv, os.environ)
+        tls = load_tls(config)  # before the model: a bad certificate path fails fast
     except ConfigError as exc:
         print(f"tingxie-server: error: {exc}", file=sys.stderr)
         return 2
@@ -227,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tingxie-server: error: {exc}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_serve_until_signal(config, engine))
+        return asyncio.run(_serve_until_signal(config, engine, tls))
     except OSError as exc:
         print(
             f"tingxie-server: error: cannot listen on {config.host}:{config.port}: {exc}",

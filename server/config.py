@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping, Sequence
+import ipaddress
+import socket
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from protocol.limits import HARD_MAX_FRAME_BYTES, MAX_AUDIO_FRAME_BYTES, Limits
 from protocol.version import __version__
@@ -22,6 +25,10 @@ class ServerConfig:
     port: int
     token: str | None
     insecure_no_auth: bool
+    tls_cert: str | None
+    tls_key: str | None
+    allowed_origins: frozenset[str]
+    log_transcripts: bool
     engine: str
     model: str
     backend: str
@@ -72,6 +79,31 @@ def _fraction(text: str) -> float:
     return value
 
 
+def normalize_origin(text: str) -> str:
+    """An ``Origin`` as browsers send it: ``scheme://host[:port]``, lower case, no
+    default port, no path. Raises ValueError for anything else."""
+    value = text.strip().rstrip("/")
+    if value.lower() in {"null", "*"}:
+        raise ValueError(
+            f"{value!r} cannot be allowed: 'null' is sent by sandboxed pages of any site "
+            "and '*' would allow every site; name each origin"
+        )
+    parts = urlsplit(value)
+    if not parts.scheme or not parts.hostname or parts.path or parts.query or parts.fragment:
+        raise ValueError(f"{text!r} is not an origin like https://app.example.com[:port]")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{text!r} has an invalid port") from None
+    scheme, host = parts.scheme.lower(), parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    default_port = {"http": 80, "https": 443, "ws": 80, "wss": 443}.get(scheme)
+    if port is None or port == default_port:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tingxie-server",
@@ -89,6 +121,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--insecure-no-auth",
         action="store_true",
         help="allow a non-loopback --host without --token (anyone on the network can use it)",
+    )
+    net.add_argument(
+        "--tls-cert",
+        default=None,
+        metavar="PEM",
+        help="serve wss:// and https:// with this certificate (chain) file",
+    )
+    net.add_argument(
+        "--tls-key",
+        default=None,
+        metavar="PEM",
+        help="private key of --tls-cert (default: read from the --tls-cert file)",
+    )
+    net.add_argument(
+        "--allowed-origin",
+        dest="allowed_origins",
+        action="append",
+        type=normalize_origin,
+        default=None,
+        metavar="ORIGIN",
+        help="web page origin (https://host[:port]) whose scripts may connect; repeatable. "
+        "Requests with any other Origin header (browsers always send one) get 403; "
+        "clients that send none are not affected. Env: comma-separated list "
+        f"{ENV_PREFIX}ALLOWED_ORIGINS (default: no web page may connect)",
     )
     eng = p.add_argument_group("engine")
     eng.add_argument("--engine", choices=["fake", "qwen"], default="qwen", help="recognizer")
@@ -184,12 +240,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to finish pending finals on SIGINT/SIGTERM",
     )
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default="INFO")
+    p.add_argument(
+        "--log-transcripts",
+        action="store_true",
+        help="let transcripts, hotwords and audio bytes into the log (with --log-level DEBUG); "
+        "for debugging only: without it the log never holds what was said",
+    )
     return p
 
 
-def _apply_environment(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
-    """Turn ``TINGXIE_<DEST>`` variables into parser defaults, validated like flags."""
+def _apply_environment(
+    parser: argparse.ArgumentParser, env: Mapping[str, str]
+) -> dict[str, list[object]]:
+    """Turn ``TINGXIE_<DEST>`` variables into parser defaults, validated like flags.
+
+    Returns the values of repeatable options (comma-separated in the variable): these
+    apply only where no flag is given, since argparse would append flags to them.
+    """
     defaults: dict[str, object] = {}
+    lists: dict[str, list[object]] = {}
     for action in parser._actions:  # argparse has no public iterator over actions
         if not action.option_strings or action.dest in {"help", "version"}:
             continue
@@ -202,6 +271,13 @@ def _apply_environment(parser: argparse.ArgumentParser, env: Mapping[str, str]) 
                 raise ConfigError(f"{name}={raw!r}: expected 1/0, true/false or yes/no")
             defaults[action.dest] = raw.lower() in {"1", "true", "yes"}
             continue
+        if isinstance(action, argparse._AppendAction):
+            try:
+                convert = action.type if callable(action.type) else str
+                lists[action.dest] = [convert(item) for item in raw.split(",") if item.strip()]
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{name}={raw!r}: {exc}") from None
+            continue
         try:
             value = action.type(raw) if callable(action.type) else raw
         except (TypeError, ValueError) as exc:
@@ -210,30 +286,88 @@ def _apply_environment(parser: argparse.ArgumentParser, env: Mapping[str, str]) 
             raise ConfigError(f"{name}={raw!r}: choose from {', '.join(map(str, action.choices))}")
         defaults[action.dest] = value
     parser.set_defaults(**defaults)
+    return lists
 
 
-def _is_loopback(host: str) -> bool:
-    return host in {"localhost", "::1"} or host.startswith("127.")
+Resolver = Callable[[str], list[str]]
 
 
-def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> ServerConfig:
-    """Parse flags and environment. Raises ConfigError (or exits for --help/--version)."""
+def resolve_host(host: str) -> list[str]:
+    """Every address ``host`` resolves to (the server binds all of them)."""
+    infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def _ip_is_loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def is_loopback_host(host: str, resolve: Resolver = resolve_host) -> bool:
+    """True when binding ``host`` listens on loopback addresses only.
+
+    An empty host or an any-address (0.0.0.0, ::) listens everywhere; a name counts
+    as loopback only if every address it resolves to is loopback. Raises ConfigError
+    for a name that does not resolve.
+    """
+    name = host.strip()
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    if not name:
+        return False
+    try:
+        return _ip_is_loopback(ipaddress.ip_address(name.split("%", 1)[0]))
+    except ValueError:
+        pass  # a name, not an address
+    try:
+        addresses = resolve(name)
+    except OSError as exc:
+        raise ConfigError(f"--host {host}: cannot resolve this name ({exc})") from None
+    if not addresses:
+        raise ConfigError(f"--host {host}: the name resolves to no address")
+    return all(_ip_is_loopback(ipaddress.ip_address(a.split("%", 1)[0])) for a in addresses)
+
+
+def _bare_host(host: str) -> str:
+    """``[::1]`` (URL form) → ``::1`` (what the socket layer binds)."""
+    name = host.strip()
+    return name[1:-1] if name.startswith("[") and name.endswith("]") else name
+
+
+def parse_config(
+    argv: Sequence[str] | None, env: Mapping[str, str], resolve: Resolver = resolve_host
+) -> ServerConfig:
+    """Parse flags and environment. Raises ConfigError (or exits for --help/--version).
+
+    ``resolve`` looks up a --host name, to refuse a non-loopback bind without a token.
+    """
     parser = build_parser()
-    _apply_environment(parser, env)
+    env_lists = _apply_environment(parser, env)
     args = parser.parse_args(argv)
+    for dest, values in env_lists.items():
+        if getattr(args, dest) is None:
+            setattr(args, dest, values)
     if args.max_frame_bytes > HARD_MAX_FRAME_BYTES:
         raise ConfigError(f"--max-frame-bytes may be at most {HARD_MAX_FRAME_BYTES}")
     token = args.token or None
-    if not _is_loopback(args.host) and token is None and not args.insecure_no_auth:
+    if token is None and not args.insecure_no_auth and not is_loopback_host(args.host, resolve):
         raise ConfigError(
-            f"--host {args.host} exposes the server beyond this machine: set --token "
-            f"(or {ENV_PREFIX}TOKEN), or pass --insecure-no-auth to allow anyone to use it"
+            f"--host {args.host!r} listens beyond this machine: set a token with --token "
+            f"(or {ENV_PREFIX}TOKEN), or pass --insecure-no-auth (or "
+            f"{ENV_PREFIX}INSECURE_NO_AUTH=1) to let anyone who can reach it use it"
         )
+    if args.tls_key and not args.tls_cert:
+        raise ConfigError("--tls-key needs --tls-cert (the certificate it belongs to)")
     return ServerConfig(
-        host=args.host,
+        host=_bare_host(args.host),
         port=args.port,
         token=token,
         insecure_no_auth=args.insecure_no_auth,
+        tls_cert=args.tls_cert or None,
+        tls_key=args.tls_key or None,
+        allowed_origins=frozenset(args.allowed_origins or ()),
+        log_transcripts=args.log_transcripts,
         engine=args.engine,
         model=args.model,
         backend=args.backend,
