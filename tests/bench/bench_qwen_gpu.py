@@ -1,0 +1,627 @@
+"""Per-step time of full-size Qwen3-ASR models (0.6B, 1.7B) on a GPU, through the engine's
+transformers backend: random bf16 weights with the released configurations
+(tests/bench/qwen_full_size.py), exactly 32 generated tokens per request (ignore_eos).
+
+    python tests/bench/bench_qwen_gpu.py --out results.json            # on the GPU machine
+    python tests/bench/bench_qwen_gpu.py --render tests/bench/results/qwen_gpu_h100.json
+    python tests/bench/bench_qwen_gpu.py --tiny --no-write             # CPU check
+
+Needs qwen-asr 0.0.6 with its transformers 4.57.6 (vLLM is not used). For each size and
+utterance length L (5, 15, 30, 60 s of speech-level noise with a pause every ~6 s):
+
+- partial: the windowed policy's step (its bounded window, at most 20 s, with the committed
+  prefix), steps every 0.5 s; the steps ending in the last 2 s before L are timed;
+- article: the article's policy (qwen-asr's own streaming: every 2 s chunk re-feeds all
+  audio so far); the chunk steps ending in the last 2 s before L are timed;
+- final: the windowed policy's final (one re-decode of the whole utterance, no prefix),
+  with 32 tokens and with 1 token (encoder + prefill + first token, i.e. a TTFT);
+- batch: 1, 4, 16, 32 partial-step requests (10 s windows, 27-token prefixes) in one
+  ``generate`` call.
+
+Steps before the timed ones are answered by a stand-in (the prefix plus 32 random tokens of
+the same tokenizer) so that a stream reaches L in seconds; the timed steps run the model.
+Each timing is host wall time around the engine call with the GPU synchronised, after a
+warm-up; fresh random audio for every repeat. Results go to JSON; ``--render`` writes the
+docs/benchmarks.md section from a saved JSON without a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import numpy as np
+
+from server.engine.base import (
+    Engine,
+    GenerationRequest,
+    GenerationResult,
+    Generator,
+    Priority,
+    RequestBuilder,
+    StreamOptions,
+)
+from server.engine.qwen import WindowedConfig, build_qwen_engine
+from server.engine.qwen.article import ArticleConfig, ArticleEngine
+from server.engine.qwen.policy import ModelText
+from server.engine.qwen.windowed import WindowedEngine
+from tests.bench.qwen_full_size import BASE_VOCAB, SIZES, build_checkpoint
+from tests.bench.report import write_section
+from tests.qwen.helpers import SR, ArrayAudio, speechlike
+
+logger = logging.getLogger(__name__)
+
+MAX_NEW = 32
+HOP_SEC = 0.5
+TIMED_SEC = 2.0  # steps ending this close to L are timed
+BATCH_WINDOW_SEC = 10.0
+#: What the stand-in and the batch requests assume a transcript holds: a language header
+#: and about 4 tokens per second of speech (English ~2.5 words/s, Chinese ~4 characters/s).
+HEADER_TOKENS = 5
+SPEECH_TOKENS_PER_SEC = 4.0
+#: A partial step's committed prefix for a BATCH_WINDOW_SEC window: the text up to the
+#: previous step (0.5 s earlier) minus the 5 tokens rolled back.
+BATCH_PREFIX_TOKENS = HEADER_TOKENS + int(SPEECH_TOKENS_PER_SEC * (BATCH_WINDOW_SEC - HOP_SEC)) - 5
+TITLE = "Qwen3-ASR per-step time on a GPU (full-size models, transformers backend)"
+#: Qwen3-ASR technical report, vLLM, concurrency 1: time to first token.
+REPORT_TTFT_MS = {"0.6b": 92.0, "1.7b": 102.0}
+
+
+@dataclass(frozen=True)
+class Plan:
+    sizes: list[str]
+    lengths: list[float]
+    batches: list[int]
+    partial_repeats: int  # streams per length (each gives TIMED_SEC / HOP_SEC steps)
+    article_repeats: int  # streams per length (each gives one 2 s chunk)
+    final_repeats: int
+    batch_repeats: int
+    device: str
+    dtype: str
+
+
+FULL = Plan(
+    sizes=["0.6b", "1.7b"],
+    lengths=[5, 15, 30, 60],
+    batches=[1, 4, 16, 32],
+    partial_repeats=4,
+    article_repeats=8,
+    final_repeats=8,
+    batch_repeats=6,
+    device="cuda:0",
+    dtype="bfloat16",
+)
+TINY = Plan(
+    sizes=["tiny"],
+    lengths=[3, 6],
+    batches=[1, 4],
+    partial_repeats=1,
+    article_repeats=2,
+    final_repeats=2,
+    batch_repeats=2,
+    device="cpu",
+    dtype="bfloat16",
+)
+
+
+def utterance(seconds: float, seed: int) -> np.ndarray:
+    """Speech-level noise with a short pause every ~6 s, as in dictation."""
+    gaps = [(t, t + 0.35) for t in np.arange(6.0, seconds, 6.3)]
+    return speechlike(seconds, seed=seed, gaps=gaps)
+
+
+def nearest_rank(xs: Sequence[float], q: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
+
+
+# ---------------------------------------------------------------------------------------
+# runners
+
+
+class StandIn:
+    """Answers without the model, as a real model would in length: the prefix continued to
+    HEADER_TOKENS + SPEECH_TOKENS_PER_SEC tokens per second of the request's audio, with
+    random tokens of the model's tokenizer. Streams reach a given length in seconds with a
+    realistic state (segments, forced prefix) before the timed step."""
+
+    def __init__(self, text: ModelText, seed: int) -> None:
+        self.text = text
+        self.rng = np.random.default_rng(seed)
+
+    def random_text(self, n_tokens: int) -> str:
+        if n_tokens <= 0:
+            return ""
+        ids = self.rng.integers(0, BASE_VOCAB, n_tokens).tolist()
+        # random pieces re-encode to slightly more tokens: keep exactly n_tokens
+        return self.text.decode(self.text.encode(self.text.decode(ids))[:n_tokens])
+
+    async def __call__(self, builder: RequestBuilder, priority: Priority) -> GenerationResult:
+        r = builder()
+        target = HEADER_TOKENS + round(SPEECH_TOKENS_PER_SEC * len(r.audio) / SR)
+        have = len(self.text.encode(r.prefix)) if r.prefix else 0
+        new = min(r.max_new_tokens, target - have)
+        return GenerationResult(text=r.prefix + self.random_text(new))
+
+
+class Recorder:
+    """Runs each request on the model alone (no batching) and records it."""
+
+    def __init__(self, generator: Generator) -> None:
+        self.generator = generator
+        self.requests: list[GenerationRequest] = []
+
+    async def __call__(self, builder: RequestBuilder, priority: Priority) -> GenerationResult:
+        request = builder()
+        self.requests.append(request)
+        return (await self.generator.generate([request]))[0]
+
+
+def synchronize() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def sample(seconds: float, requests: list[GenerationRequest], text: ModelText) -> dict[str, Any]:
+    return {
+        "ms": 1000 * seconds,
+        "requests": len(requests),
+        "audio_s": [round(len(r.audio) / SR, 3) for r in requests],
+        "prefix_tokens": [len(text.encode(r.prefix)) if r.prefix else 0 for r in requests],
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# measurements
+
+
+async def timed_step(
+    engine: Engine,
+    audio: np.ndarray,
+    n: int,
+    stand_in: StandIn,
+    recorder: Recorder,
+    text: ModelText,
+) -> dict[str, Any] | None:
+    """A fresh stream stepped every HOP_SEC by the stand-in, then the step whose audio ends
+    at sample ``n`` on the model; None if that step made no model call (an article step
+    between chunks)."""
+    stream = engine.open_stream(StreamOptions())
+    hop = int(HOP_SEC * SR)
+    for m in range(hop, n, hop):
+        await stream.step(ArrayAudio(audio, m), stand_in)
+    recorder.requests.clear()
+    synchronize()
+    t0 = time.perf_counter()
+    await stream.step(ArrayAudio(audio, n), recorder)
+    synchronize()
+    dt = time.perf_counter() - t0
+    return sample(dt, list(recorder.requests), text) if recorder.requests else None
+
+
+async def timed_steps(
+    engine: Engine, audio: np.ndarray, seed: int, recorder: Recorder, text: ModelText
+) -> list[dict[str, Any]]:
+    """The steps every HOP_SEC that end within TIMED_SEC of the audio's end, each after a
+    stand-in run from the start (so the model's fixed-length output of one timed step does
+    not become the next one's prefix)."""
+    hop = int(HOP_SEC * SR)
+    end = len(audio)
+    targets = [n for n in range(hop, end + 1, hop) if n > end - int(TIMED_SEC * SR)]
+    out = []
+    for i, n in enumerate(targets):
+        got = await timed_step(engine, audio, n, StandIn(text, seed * 100 + i), recorder, text)
+        if got is not None:
+            out.append(got)
+    return out
+
+
+async def timed_final(
+    engine: Engine, audio: np.ndarray, recorder: Recorder, text: ModelText
+) -> dict[str, Any]:
+    stream = engine.open_stream(StreamOptions())
+    recorder.requests.clear()
+    synchronize()
+    t0 = time.perf_counter()
+    await stream.finish(ArrayAudio(audio), recorder)
+    synchronize()
+    return sample(time.perf_counter() - t0, list(recorder.requests), text)
+
+
+async def timed_batch(
+    generator: Generator, size: int, stand_in: StandIn, seed: int
+) -> dict[str, Any]:
+    batch = [
+        GenerationRequest(
+            audio=utterance(BATCH_WINDOW_SEC, seed=seed * 1000 + i),
+            prefix=stand_in.random_text(BATCH_PREFIX_TOKENS),
+            max_new_tokens=MAX_NEW,
+        )
+        for i in range(size)
+    ]
+    synchronize()
+    t0 = time.perf_counter()
+    results = await generator.generate(batch)
+    synchronize()
+    dt = time.perf_counter() - t0
+    assert len(results) == size
+    return {"ms": 1000 * dt, "batch": size}
+
+
+def environment(generator: Generator, device: str) -> dict[str, Any]:
+    from importlib.metadata import version
+
+    import torch
+    import transformers
+
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "qwen_asr": version("qwen-asr"),
+        "device": device,
+    }
+    if device.startswith("cuda"):
+        props = torch.cuda.get_device_properties(0)
+        env["gpu"] = torch.cuda.get_device_name(0)
+        env["gpu_memory_gib"] = round(props.total_memory / 2**30, 1)
+        env["cuda"] = torch.version.cuda
+        try:
+            env["driver"] = subprocess.run(
+                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            env["driver"] = "unknown"
+    else:
+        env["gpu"] = None
+        env["cpu"] = platform.processor() or platform.machine()
+    model = getattr(generator, "_model", None)
+    env["attn_implementation"] = getattr(getattr(model, "config", None), "_attn_implementation", "")
+    return env
+
+
+async def bench_size(
+    size_name: str, plan: Plan, workdir: Path, results: dict[str, Any], save: Any
+) -> None:
+    ckpt = workdir / size_name
+    t0 = time.perf_counter()
+    params = build_checkpoint(ckpt, size_name, device=plan.device.split(":")[0], seed=0)
+    built = time.perf_counter() - t0
+    engine = build_qwen_engine(
+        str(ckpt),
+        "transformers",
+        "windowed",
+        device=plan.device,
+        dtype=plan.dtype,
+        max_batch_size=max(plan.batches),
+        windowed=WindowedConfig(max_new_tokens=MAX_NEW, tokens_per_sec=None),
+        ignore_eos=True,
+    )
+    generator = engine.generator
+    t0 = time.perf_counter()
+    await generator.load()
+    loaded = time.perf_counter() - t0
+    text: ModelText = generator.text  # type: ignore[attr-defined]
+    article = ArticleEngine(generator, ArticleConfig(max_new_tokens=MAX_NEW))
+    assert isinstance(engine, WindowedEngine)
+    first_token = WindowedEngine(generator, replace(engine.config, max_new_tokens=1))
+    recorder = Recorder(generator)
+    entry: dict[str, Any] = {
+        "label": SIZES[size_name].label,
+        "parameters": params,
+        "build_s": round(built, 1),
+        "load_s": round(loaded, 1),
+        "environment": environment(generator, plan.device),
+        "lengths": {},
+        "batch": {},
+    }
+    results["models"][size_name] = entry
+    try:
+        # warm-up: kernels, cuBLAS handles and the allocator's pools for the largest shapes
+        warm = StandIn(text, seed=99)
+        await timed_steps(engine, utterance(4.0, seed=99), 99, recorder, text)
+        await timed_final(engine, utterance(max(plan.lengths), seed=98), recorder, text)
+        await timed_batch(generator, max(plan.batches), warm, seed=97)
+        for length in plan.lengths:
+            row: dict[str, list[dict[str, Any]]] = {
+                "partial": [],
+                "article": [],
+                "final": [],
+                "final_1_token": [],
+            }
+            for r in range(plan.partial_repeats):
+                audio = utterance(length, seed=int(length) * 100 + r)
+                row["partial"] += await timed_steps(engine, audio, r, recorder, text)
+            for r in range(plan.article_repeats):
+                audio = utterance(length, seed=int(length) * 100 + 50 + r)
+                row["article"] += await timed_steps(article, audio, r, recorder, text)
+            for r in range(plan.final_repeats):
+                audio = utterance(length, seed=int(length) * 100 + 70 + r)
+                row["final"].append(await timed_final(engine, audio, recorder, text))
+                row["final_1_token"].append(await timed_final(first_token, audio, recorder, text))
+            entry["lengths"][f"{length:g}"] = row
+            print(f"{size_name} {length:g} s: {summary_line(row)}", flush=True)
+            save()
+        for b in plan.batches:
+            warm_b = StandIn(text, seed=b)
+            await timed_batch(generator, b, warm_b, seed=b)  # this shape's warm-up
+            runs = [
+                await timed_batch(generator, b, warm_b, seed=b * 10 + r)
+                for r in range(plan.batch_repeats)
+            ]
+            entry["batch"][str(b)] = [x["ms"] for x in runs]
+            p50 = float(np.median(entry["batch"][str(b)]))
+            print(f"{size_name} batch {b}: {p50:.0f} ms, {1000 * b / p50:.1f} req/s", flush=True)
+            save()
+    finally:
+        await generator.close()
+        del generator, engine, article, first_token
+        import gc
+
+        gc.collect()
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def summary_line(row: dict[str, list[dict[str, Any]]]) -> str:
+    parts = []
+    for key in ("partial", "article", "final", "final_1_token"):
+        ms = [s["ms"] for s in row[key]]
+        parts.append(f"{key} {np.median(ms):.0f} ms (n={len(ms)})" if ms else f"{key} -")
+    return ", ".join(parts)
+
+
+async def run(plan: Plan, out: Path) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "settings": {
+            "max_new_tokens": MAX_NEW,
+            "hop_s": HOP_SEC,
+            "timed_s": TIMED_SEC,
+            "batch_window_s": BATCH_WINDOW_SEC,
+            "batch_prefix_tokens": BATCH_PREFIX_TOKENS,
+            "header_tokens": HEADER_TOKENS,
+            "speech_tokens_per_s": SPEECH_TOKENS_PER_SEC,
+            "dtype": plan.dtype,
+            "repeats": {
+                "partial_streams": plan.partial_repeats,
+                "article_streams": plan.article_repeats,
+                "final": plan.final_repeats,
+                "batch": plan.batch_repeats,
+            },
+        },
+        "models": {},
+    }
+
+    def save() -> None:
+        out.write_text(json.dumps(results, indent=1))
+
+    with tempfile.TemporaryDirectory(prefix="qwen_full_size_") as tmp:
+        for size_name in plan.sizes:
+            await bench_size(size_name, plan, Path(tmp), results, save)
+            save()
+    return results
+
+
+# ---------------------------------------------------------------------------------------
+# report
+
+
+def _stats(samples: list[dict[str, Any]]) -> tuple[float, float, int]:
+    ms = [s["ms"] for s in samples]
+    return float(np.median(ms)), nearest_rank(ms, 0.95), len(ms)
+
+
+def _span(values: list[float], fmt: str) -> str:
+    lo, hi = min(values), max(values)
+    return format(lo, fmt) if format(lo, fmt) == format(hi, fmt) else f"{lo:{fmt}}–{hi:{fmt}}"
+
+
+def _input(samples: list[dict[str, Any]]) -> str:
+    """What the timed requests fed the model: audio seconds and forced-prefix tokens."""
+    secs = [a for s in samples for a in s["audio_s"]]
+    toks = [float(t) for s in samples for t in s["prefix_tokens"]]
+    return f"{_span(secs, '.1f')} s + {_span(toks, '.0f')} tok"
+
+
+def device_line(env: dict[str, Any]) -> str:
+    if env.get("gpu"):
+        return (
+            f"{env['gpu']} ({env['gpu_memory_gib']} GiB, driver {env['driver']}, "
+            f"CUDA {env['cuda']}), torch {env['torch']}, transformers {env['transformers']}, "
+            f"qwen-asr {env['qwen_asr']}, Python {env['python']}"
+        )
+    return f"CPU ({env.get('cpu')}), torch {env['torch']}, transformers {env['transformers']}"
+
+
+def render(results: dict[str, Any]) -> str:
+    """The docs/benchmarks.md section, from a results JSON alone."""
+    models = results["models"]
+    env = next(iter(models.values()))["environment"]
+    st = results["settings"]
+    n_new = st["max_new_tokens"]
+    lines = [
+        f"Device: **{device_line(env)}**.",
+        "",
+        "Engine: ours, on its **transformers backend** (qwen-asr's model code, attention "
+        f"`{env['attn_implementation']}`, one `generate` call per batch, no CUDA graphs); "
+        "vLLM cannot be carried to that machine. **bf16, random weights with the released "
+        "configurations** (0.6B and 1.7B: layer counts, widths, heads, audio encoder "
+        "windows, 151,936-row vocabulary; built by tests/bench/qwen_full_size.py), "
+        f"**{n_new} generated tokens per request** (end of sequence ignored).",
+        "",
+        "Wall time per engine call in ms, p50 / p95 (nearest rank: with under 20 samples the "
+        "p95 is the largest), GPU synchronised, after a warm-up, fresh random audio per "
+        "stream. Utterances: speech-level noise with a short pause every ~6 s.",
+        "",
+        f"- *partial*: the windowed policy's step (every {st['hop_s']} s; one window of at "
+        "most 20 s plus its committed prefix; a step that closes a segment decodes the "
+        f"closed piece too); the steps ending in the last {st['timed_s']:g} s.",
+        "- *article*: the article's policy, qwen-asr's own streaming: each 2 s chunk re-feeds "
+        f"all audio so far with the previous text as prefix; its chunk in the last "
+        f"{st['timed_s']:g} s.",
+        "- *final*: the windowed policy's final: one re-decode of the whole utterance, no "
+        "prefix. *final, 1 token*: the same request stopped after one token (audio encoder "
+        "+ prefill + first token: a time to first token).",
+        "- *input*: audio seconds and forced-prefix tokens per model request of the timed "
+        "steps. Each timed step runs on a stream brought to that point by a stand-in that "
+        f"answers like a transcript ({st.get('header_tokens', HEADER_TOKENS)} + "
+        f"{st.get('speech_tokens_per_s', SPEECH_TOKENS_PER_SEC):g} tokens per second of "
+        f"audio, random tokens of the same tokenizer), so prefixes have realistic lengths; "
+        f"the timed step itself generates {n_new}.",
+        "",
+        "| model | utterance | partial p50 / p95 | partial input | article p50 / p95 "
+        "| article input | final p50 / p95 | final, 1 token p50 / p95 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for m in models.values():
+        for length, row in m["lengths"].items():
+            cells = []
+            for key in ("partial", "article", "final", "final_1_token"):
+                p50, p95, _ = _stats(row[key])
+                cells.append(f"{p50:.0f} / {p95:.0f}")
+            lines.append(
+                f"| {m['label']} | {length} s | {cells[0]} | {_input(row['partial'])} | "
+                f"{cells[1]} | {_input(row['article'])} | {cells[2]} | {cells[3]} |"
+            )
+    first_row = next(iter(next(iter(models.values()))["lengths"].values()))
+    counts = [_stats(first_row[k])[2] for k in ("partial", "article", "final")]
+    lines += [
+        "",
+        f"Samples per cell: partial {counts[0]}, article {counts[1]}, final {counts[2]}.",
+        "",
+        f"Batch scaling: one `generate` call with B partial-step requests "
+        f"({st['batch_window_s']:g} s windows, {st['batch_prefix_tokens']}-token prefixes, "
+        f"{n_new} new tokens): what the server's scheduler hands the backend when B "
+        "sessions step at once.",
+        "",
+        "| model | batch | call p50 / p95 (ms) | requests / s | per-request gain vs batch 1 |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for m in models.values():
+        base = 0.0
+        for b, ms in m["batch"].items():
+            p50 = float(np.median(ms))
+            rate = 1000 * int(b) / p50
+            base = base or rate
+            lines.append(
+                f"| {m['label']} | {b} | {p50:.0f} / {nearest_rank(ms, 0.95):.0f} | "
+                f"{rate:.1f} | {rate / base:.2f}× |"
+            )
+    lines += ["", *reading(results)]
+    return "\n".join(lines)
+
+
+def reading(results: dict[str, Any]) -> list[str]:
+    """What the numbers say, computed from them."""
+    n_new = results["settings"]["max_new_tokens"]
+    out = ["Reading the numbers:", ""]
+    for name, m in results["models"].items():
+        rows = m["lengths"]
+        keys = list(rows)
+        short, long = rows[keys[0]], rows[keys[-1]]
+        f32, f1 = _stats(short["final"])[0], _stats(short["final_1_token"])[0]
+        per_token = (f32 - f1) / (n_new - 1)
+        p_short, p_long = _stats(short["partial"])[0], _stats(long["partial"])[0]
+        a_short, a_long = _stats(short["article"])[0], _stats(long["article"])[0]
+        fin_long, f1_long = _stats(long["final"])[0], _stats(long["final_1_token"])[0]
+        line = (
+            f"- **{m['label']}**: partial step {p_short:.0f} → {p_long:.0f} ms from "
+            f"{keys[0]} to {keys[-1]} s ({p_long / p_short:.2f}×); article step "
+            f"{a_short:.0f} → {a_long:.0f} ms ({a_long / a_short:.2f}×; at {keys[-1]} s "
+            f"{a_long / p_long:.2f}× the partial step). A token after the first costs "
+            f"~{per_token:.0f} ms, so {n_new} tokens are most of every step; the audio "
+            f"encoder and prefill (1-token column) cost {f1:.0f} ms at {keys[0]} s and "
+            f"{f1_long:.0f} ms at {keys[-1]} s."
+        )
+        ttft = REPORT_TTFT_MS.get(name)
+        if ttft:
+            line += (
+                f" The Qwen3-ASR report's vLLM time to first token at concurrency 1 is "
+                f"{ttft:.0f} ms; our 1-token time is {f1 / ttft:.1f}–{f1_long / ttft:.1f}× "
+                f"that. A TTFT is not a {n_new}-token step: a step adds {n_new - 1} decode "
+                "iterations, and those are where this backend (Python and kernel launches "
+                "per layer) is slow and vLLM is built to be fast."
+            )
+        out.append(line)
+        real_tokens = HEADER_TOKENS + SPEECH_TOKENS_PER_SEC * float(keys[-1])
+        real_final = fin_long + per_token * (real_tokens - n_new)
+        out.append(
+            f"  End of speech → final for a {keys[-1]} s utterance: the final re-decode "
+            f"({fin_long:.0f} ms with {n_new} tokens; a real transcript of that length has "
+            f"~{real_tokens:.0f} tokens, ~{real_final:.0f} ms on this backend), after any "
+            f"partial step already running (up to {p_long:.0f} ms: the server lets it "
+            "finish), plus the network round trip and typing."
+        )
+    out += [
+        "- Partial steps are asked for every 0.5 s of audio. Where a step takes longer, a "
+        "session's partials run back to back (at most one in flight) and the shown text "
+        "trails the audio by about one step.",
+    ]
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, help="results JSON (default: a temp file)")
+    parser.add_argument("--render", type=Path, help="write the docs section from this JSON")
+    parser.add_argument("--tiny", action="store_true", help="tiny widths on the CPU (a check)")
+    parser.add_argument("--sizes", nargs="+", choices=sorted(SIZES))
+    parser.add_argument("--lengths", type=float, nargs="+")
+    parser.add_argument("--no-write", action="store_true", help="print, do not edit docs")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.render:
+        results = json.loads(args.render.read_text())
+    else:
+        plan = TINY if args.tiny else FULL
+        if args.sizes or args.lengths:
+            plan = Plan(
+                **{
+                    **plan.__dict__,
+                    "sizes": args.sizes or plan.sizes,
+                    "lengths": args.lengths or plan.lengths,
+                }
+            )
+        out = args.out or Path(tempfile.mkstemp(suffix=".json", prefix="qwen_gpu_")[1])
+        results = asyncio.run(run(plan, out))
+        print(f"results: {out}")
+    body = render(results)
+    print(body)
+    if not args.no_write and not args.tiny:
+        write_section(
+            TITLE,
+            "python tests/bench/bench_qwen_gpu.py --out RESULTS.json  (GPU machine; then "
+            "--render RESULTS.json here)",
+            body,
+        )
+
+
+if __name__ == "__main__":
+    main()
