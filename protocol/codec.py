@@ -9,6 +9,7 @@ so older clients skip messages added later, as the original protocol's clients d
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from protocol.limits import (
@@ -47,16 +48,26 @@ def _bad(message: str) -> ProtocolError:
     return ProtocolError(ErrorCode.BAD_MESSAGE, message)
 
 
+def _too_large(text: str | bytes) -> bool:
+    """Whether a frame exceeds the control-frame limit in UTF-8 bytes on the wire."""
+    if len(text) > MAX_TEXT_FRAME_BYTES:  # every character takes at least one byte
+        return True
+    return isinstance(text, str) and len(text.encode("utf-8", "surrogatepass")) > (
+        MAX_TEXT_FRAME_BYTES
+    )
+
+
 def _load_object(text: str | bytes, key: str) -> tuple[str, dict[str, Any]]:
-    if len(text) > MAX_TEXT_FRAME_BYTES:
+    if _too_large(text):
         raise ProtocolError(
-            ErrorCode.FRAME_TOO_LARGE,
-            f"control frame of {len(text)} bytes exceeds {MAX_TEXT_FRAME_BYTES}",
+            ErrorCode.FRAME_TOO_LARGE, f"control frame larger than {MAX_TEXT_FRAME_BYTES} bytes"
         )
     try:
         obj = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise _bad(f"not valid JSON: {exc}") from None
+    except RecursionError:  # arrays or objects nested hundreds deep
+        raise _bad("not valid JSON: nested too deeply") from None
     if not isinstance(obj, dict):
         raise _bad(f"expected a JSON object, got {type(obj).__name__}")
     kind = obj.get(key)
@@ -84,11 +95,24 @@ def _int(obj: dict[str, Any], name: str, default: int) -> int:
     return value
 
 
+def _is_number(value: object) -> bool:
+    """A JSON number: not a bool, and not NaN or Infinity (which JSON does not have)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or math.isfinite(value)
+
+
 def _float(obj: dict[str, Any], name: str, default: float) -> float:
     value = obj.get(name, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _bad(f'"{name}" must be a number, got {type(value).__name__}')
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        number = math.inf
+    if not math.isfinite(number):
+        raise _bad(f'"{name}" must be a finite number')
+    return number
 
 
 def _bool(obj: dict[str, Any], name: str, default: bool) -> bool:
@@ -250,9 +274,7 @@ def decode_server(text: str | bytes) -> ServerMessage | None:
         if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
             raise _bad('"capabilities" must be a list of strings')
         limits = obj.get("limits", {})
-        if not isinstance(limits, dict) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in limits.values()
-        ):
+        if not isinstance(limits, dict) or not all(_is_number(v) for v in limits.values()):
             raise _bad('"limits" must be an object of numbers')
         return Ready(
             protocol=_int(obj, "protocol", 1),
