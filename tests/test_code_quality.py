@@ -21,6 +21,8 @@ TYPED = [
     "server/audio_buffer.py",
     "server/scheduler.py",
     "server/config.py",
+    "server/access.py",
+    "server/tls.py",
     "server/engine/qwen",
     "desktop/audio/segmenter.py",
     "desktop/audio/timeline.py",
