@@ -14,8 +14,6 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from websockets.frames import Frame, Opcode
-
 #: Set to 1/true/yes/on to let transcripts and audio frames into the logs (debugging).
 TRANSCRIPTS_ENV = "TINGXIE_LOG_TRANSCRIPTS"
 REDACTED = "[redacted]"
@@ -24,7 +22,8 @@ REDACTED = "[redacted]"
 SECRET_PARAMETERS = frozenset({"token"})
 #: Handshake headers that carry secrets.
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
-_DATA_OPCODES = frozenset({Opcode.TEXT, Opcode.BINARY, Opcode.CONT})
+#: websockets' frame opcodes whose payload is data (ping, pong, close are not).
+_DATA_OPCODES = frozenset({"TEXT", "BINARY", "CONT"})
 _FRAME_FORMATS = frozenset({"< %s", "> %s"})
 _HEADER_FORMATS = frozenset({"< %s: %s", "> %s: %s"})
 _SERVER_REQUEST_LINE = "< %s %s %s"  # method, path, protocol
@@ -53,16 +52,27 @@ def text_for_log(text: str, reveal: bool) -> str:
     return repr(text) if reveal else f"<{len(text)} chars>"
 
 
+def _data_frame(arg: object) -> tuple[str, int] | None:
+    """(opcode name, payload size) of a websockets data frame; None for anything else.
+    Duck-typed: protocol/ depends on the standard library only."""
+    name = getattr(getattr(arg, "opcode", None), "name", None)
+    data = getattr(arg, "data", None)
+    if name in _DATA_OPCODES and isinstance(data, (bytes, bytearray, memoryview)):
+        return str(name), len(data)
+    return None
+
+
 def redact_wire_record(
     msg: object, args: tuple[Any, ...], log_content: bool
 ) -> tuple[object, tuple[Any, ...]]:
     """The arguments of one websockets log call with secrets (and, unless
     ``log_content``, frame payloads) replaced. Other records pass unchanged."""
-    if msg in _FRAME_FORMATS and len(args) == 1 and isinstance(args[0], Frame):
-        frame = args[0]
-        if log_content or frame.opcode not in _DATA_OPCODES:
-            return msg, args
-        return msg, (f"{frame.opcode.name} {REDACTED} [{len(frame.data)} bytes]",)
+    if msg in _FRAME_FORMATS and len(args) == 1 and not log_content:
+        frame = _data_frame(args[0])
+        if frame is not None:
+            name, size = frame
+            return msg, (f"{name} {REDACTED} [{size} bytes]",)
+        return msg, args
     if msg in _HEADER_FORMATS and len(args) == 2 and str(args[0]).lower() in SECRET_HEADERS:
         return msg, (args[0], REDACTED)
     if msg == _SERVER_REQUEST_LINE and len(args) == 3:
