@@ -45,6 +45,7 @@ from desktop.parts import (
 from desktop.settings import Settings, SettingsStore
 from desktop.streaming import ClientState
 from desktop.ui.history import HistoryWindow
+from desktop.ui.icons import app_icon
 from desktop.ui.look import tray_look
 from desktop.ui.overlay import Overlay
 from desktop.ui.settings_dialog import SettingsDialog
@@ -360,6 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("tingxie %s starting (settings dir: %s)", __version__, args.settings_dir or "default")
     qt_app = QApplication([sys.argv[0]])
     qt_app.setApplicationName("tingxie")
+    qt_app.setWindowIcon(app_icon())
     qt_app.setQuitOnLastWindowClosed(False)
     name = instance_name(args.settings_dir)
     if already_running(name):

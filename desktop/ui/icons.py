@@ -1,31 +1,95 @@
-"""Tray icons drawn at run time: a coloured disc with a microphone."""
+"""The tray's state icons and the app icon, loaded from resources/icons.
+
+The PNGs are drawn per size on the pixel grid by resources/source/make_icons.py, in two
+variants: ``light`` for light taskbars (a dark glyph) and ``dark`` for dark ones. Which
+variant the taskbar needs is decided by :func:`choose_taskbar_theme` (pure); the inputs
+come from the platform (the Windows registry, Qt's colour scheme, the palette).
+"""
 
 from __future__ import annotations
 
+import enum
+import logging
+import sys
 from functools import cache
 
-from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication, QIcon
+
+from desktop.resources import resource_path
+
+log = logging.getLogger(__name__)
+
+#: One icon per ``Look.key`` (desktop/ui/look.py), each at these pixel sizes.
+TRAY_STATES = ("offline", "connecting", "ready", "listening", "speaking", "finalizing")
+TRAY_SIZES = (16, 20, 24, 32)
+
+
+class TaskbarTheme(enum.Enum):
+    LIGHT = "light"  # a light taskbar: dark glyphs
+    DARK = "dark"  # a dark taskbar: light glyphs
+
+
+def choose_taskbar_theme(
+    windows_taskbar_light: bool | None, color_scheme: str, window_lightness: int
+) -> TaskbarTheme:
+    """Pick the icon variant for the taskbar.
+
+    On Windows the taskbar follows the *Windows* mode (``SystemUsesLightTheme``), which
+    can differ from the app mode that Qt reports: a dark taskbar with light apps is the
+    default on Windows 10. Elsewhere Qt's colour scheme ("light", "dark", "unknown") is
+    the best hint; failing that, the palette's window colour (0–255 lightness).
+    """
+    if windows_taskbar_light is not None:
+        return TaskbarTheme.LIGHT if windows_taskbar_light else TaskbarTheme.DARK
+    if color_scheme in ("light", "dark"):
+        return TaskbarTheme(color_scheme)
+    return TaskbarTheme.DARK if window_lightness < 128 else TaskbarTheme.LIGHT
+
+
+def windows_taskbar_light() -> bool | None:
+    """Windows' ``SystemUsesLightTheme`` (the taskbar's mode); None elsewhere or unset."""
+    if sys.platform != "win32":
+        return None
+    import winreg
+
+    key = r"Software\Microsoft\Windows\CurrentVersion\Themes\Personalize"
+    try:
+        with winreg.OpenKey(winreg.HKEY_CURRENT_USER, key) as handle:
+            value, _kind = winreg.QueryValueEx(handle, "SystemUsesLightTheme")
+    except OSError:
+        return None  # Windows 7/8 have no such value: their taskbars are dark
+    return bool(value)
+
+
+def current_taskbar_theme() -> TaskbarTheme:
+    app = QGuiApplication.instance()
+    scheme, lightness = "unknown", 255
+    if isinstance(app, QGuiApplication):
+        scheme = {
+            Qt.ColorScheme.Light: "light",
+            Qt.ColorScheme.Dark: "dark",
+        }.get(app.styleHints().colorScheme(), "unknown")
+        lightness = app.palette().window().color().lightness()
+    return choose_taskbar_theme(windows_taskbar_light(), scheme, lightness)
+
+
+def tray_icon_file(state: str, theme: TaskbarTheme, size: int) -> str:
+    return f"{state}-{theme.value}-{size}.png"
 
 
 @cache
-def mic_icon(color: str, size: int = 64) -> QIcon:
-    pixmap = QPixmap(size, size)
-    pixmap.fill(Qt.GlobalColor.transparent)
-    p = QPainter(pixmap)
-    p.setRenderHint(QPainter.RenderHint.Antialiasing)
-    p.setPen(Qt.PenStyle.NoPen)
-    p.setBrush(QColor(color))
-    p.drawEllipse(QRectF(1, 1, size - 2, size - 2))
-    s = size / 64.0
-    p.setBrush(QColor("white"))
-    p.drawRoundedRect(QRectF(25 * s, 12 * s, 14 * s, 26 * s), 7 * s, 7 * s)  # capsule
-    pen = QPen(QColor("white"), 3.5 * s)
-    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
-    p.setPen(pen)
-    p.setBrush(Qt.BrushStyle.NoBrush)
-    p.drawArc(QRectF(19 * s, 20 * s, 26 * s, 24 * s), 200 * 16, 140 * 16)  # cradle
-    p.drawLine(int(32 * s), int(44 * s), int(32 * s), int(51 * s))  # stem
-    p.drawLine(int(25 * s), int(52 * s), int(39 * s), int(52 * s))  # base
-    p.end()
-    return QIcon(pixmap)
+def tray_icon(state: str, theme: TaskbarTheme) -> QIcon:
+    """The icon for a tray state, with every drawn size (Qt picks the one it needs)."""
+    if state not in TRAY_STATES:
+        raise ValueError(f"no tray icon for state {state!r}")
+    icon = QIcon()
+    for size in TRAY_SIZES:
+        icon.addFile(str(resource_path("icons", "tray", tray_icon_file(state, theme, size))))
+    return icon
+
+
+@cache
+def app_icon() -> QIcon:
+    """The application icon (windows, dialogs, the taskbar button), 16–256 px."""
+    return QIcon(str(resource_path("icons", "tingxie.ico")))

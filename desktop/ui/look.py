@@ -1,4 +1,4 @@
-"""What the tray shows for a combination of states (pure), and the icons for it."""
+"""What the tray shows for a combination of states (pure): which icon, which tooltip."""
 
 from __future__ import annotations
 
@@ -11,19 +11,8 @@ from desktop.streaming import ClientState
 
 @dataclass(frozen=True)
 class Look:
-    key: str  # offline | connecting | ready | listening | speaking | finalizing
-    color: str  # icon colour
+    key: str  # offline | connecting | ready | listening | speaking | finalizing (the icon)
     tooltip: str
-
-
-COLORS = {
-    "offline": "#8a8f98",
-    "connecting": "#e0a100",
-    "ready": "#3c8d5a",
-    "listening": "#2f6fde",
-    "speaking": "#d93b3b",
-    "finalizing": "#8e44ad",
-}
 
 
 def tray_look(
@@ -32,7 +21,7 @@ def tray_look(
     """The tray's icon and tooltip. The server's state wins until it is ready."""
 
     def look(key: str, text: str) -> Look:
-        return Look(key, COLORS[key], f"tingxie — {text}")
+        return Look(key, f"tingxie — {text}")
 
     if server in (ClientState.CONNECTING, ClientState.MODEL_LOADING) or launcher in (
         LauncherState.STARTING,

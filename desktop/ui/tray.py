@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QLabel,
     QMenu,
@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.ui.icons import mic_icon
+from desktop.ui.icons import current_taskbar_theme, tray_icon
 from desktop.ui.look import Look
 
 
@@ -66,6 +66,7 @@ class Tray(QObject):
         self._action("Quit", self.quit_requested)
         self.icon: QSystemTrayIcon | None = None
         self.window: FallbackWindow | None = None
+        self._look: Look | None = None
         if QSystemTrayIcon.isSystemTrayAvailable() and not force_fallback:
             self.icon = QSystemTrayIcon()
             self.icon.setContextMenu(self.menu)
@@ -73,6 +74,9 @@ class Tray(QObject):
         else:
             self.window = FallbackWindow(self.menu)
             self.window.dictate.clicked.connect(self.toggle_dictation)
+        app = QGuiApplication.instance()
+        if isinstance(app, QGuiApplication):  # light/dark switched: redraw in the other variant
+            app.styleHints().colorSchemeChanged.connect(self._restyle)
 
     def _action(self, text: str, signal: object) -> QAction:
         action = QAction(text, self.menu)
@@ -97,12 +101,18 @@ class Tray(QObject):
             self.window.hide()
 
     def set_look(self, look: Look) -> None:
+        self._look = look
+        icon = tray_icon(look.key, current_taskbar_theme())
         if self.icon is not None:
-            self.icon.setIcon(mic_icon(look.color))
+            self.icon.setIcon(icon)
             self.icon.setToolTip(look.tooltip)
         if self.window is not None:
-            self.window.setWindowIcon(mic_icon(look.color))
+            self.window.setWindowIcon(icon)
             self.window.status.setText(look.tooltip)
+
+    def _restyle(self) -> None:
+        if self._look is not None:
+            self.set_look(self._look)
 
     def set_dictating(self, on: bool) -> None:
         text = "Stop dictation" if on else "Start dictation"
