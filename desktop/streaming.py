@@ -37,6 +37,13 @@ from protocol.messages import Error, ErrorCode, Final, Partial, Status
 
 log = logging.getLogger(__name__)
 
+#: A CA file to trust for ``wss://`` when none is given (no settings field for it yet).
+CA_FILE_ENV = "TINGXIE_CA_FILE"
+
+
+def _ca_file_or_default(ca_file: str | None) -> str | None:
+    return ca_file or os.environ.get(CA_FILE_ENV) or None
+
 
 class ClientState(enum.Enum):
     CONNECTING = "connecting"
@@ -118,12 +125,12 @@ class DictationClient:
         clock: Callable[[], float] = time.monotonic,
         log_transcripts: bool | None = None,
     ) -> None:
-        """``ca_file``: trusted for ``wss://`` instead of the system's CAs.
-        ``log_transcripts``: let what was said into the logs (debugging only); default
-        from the environment variable ``TINGXIE_LOG_TRANSCRIPTS``."""
+        """``ca_file``: trusted for ``wss://`` instead of the system's CAs; default from
+        the environment variable ``TINGXIE_CA_FILE``. ``log_transcripts``: let what was
+        said into the logs (debugging only); default from ``TINGXIE_LOG_TRANSCRIPTS``."""
         self.url = url
         self.token = token
-        self.ca_file = ca_file
+        self.ca_file = _ca_file_or_default(ca_file)
         self.log_transcripts = (
             env_flag(os.environ, TRANSCRIPTS_ENV) if log_transcripts is None else log_transcripts
         )
@@ -166,7 +173,7 @@ class DictationClient:
         assert self._loop is not None, "start() first"
 
         def apply() -> None:
-            self.url, self.token, self.ca_file = url, token, ca_file
+            self.url, self.token, self.ca_file = url, token, _ca_file_or_default(ca_file)
             if self._link is not None:
                 self._spawn(self._link.close())
             if self._wake is not None:

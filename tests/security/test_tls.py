@@ -82,10 +82,21 @@ async def test_unreadable_ca_file_is_named(tls_server: TlsServer, tmp_path: Path
         await ServerLink.open(tls_server.url, ca_file=str(missing))
 
 
-def test_dictation_client_over_wss(tls_server: TlsServer, recordings: list[Recording]) -> None:
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_dictation_client_over_wss(
+    tls_server: TlsServer,
+    recordings: list[Recording],
+    monkeypatch: pytest.MonkeyPatch,
+    how: str,
+) -> None:
     rec = recording(recordings)
     events: queue.Queue[ClientEvent] = queue.Queue()
-    client = DictationClient(tls_server.url, events.put, ca_file=str(tls_server.files.ca))
+    ca = str(tls_server.files.ca)
+    if how == "environment":  # what the tray app has until its settings hold a CA file
+        monkeypatch.setenv("TINGXIE_CA_FILE", ca)
+        client = DictationClient(tls_server.url, events.put)
+    else:
+        client = DictationClient(tls_server.url, events.put, ca_file=ca)
     client.start()
     try:
         submit_recording(client, rec)
@@ -96,8 +107,9 @@ def test_dictation_client_over_wss(tls_server: TlsServer, recordings: list[Recor
 
 
 def test_dictation_client_without_the_ca_reports_the_untrusted_certificate(
-    tls_server: TlsServer,
+    tls_server: TlsServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("TINGXIE_CA_FILE", raising=False)
     events: queue.Queue[ClientEvent] = queue.Queue()
     client = DictationClient(tls_server.url, events.put)
     client.start()
