@@ -116,7 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     net = p.add_argument_group("network")
     net.add_argument("--host", default="127.0.0.1", help="address to bind")
     net.add_argument("--port", type=int, default=8765, help="TCP port (0: any free port)")
-    net.add_argument("--token", default=None, help="bearer token clients must present")
+    net.add_argument(
+        "--token",
+        default=None,
+        help=f"bearer token clients must present; prefer {ENV_PREFIX}TOKEN, since other "
+        "local users can read a command line",
+    )
     net.add_argument(
         "--insecure-no-auth",
         action="store_true",
@@ -132,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--tls-key",
         default=None,
         metavar="PEM",
-        help="private key of --tls-cert (default: read from the --tls-cert file)",
+        help="private key of --tls-cert, unless that file holds it",
     )
     net.add_argument(
         "--allowed-origin",
@@ -143,8 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ORIGIN",
         help="web page origin (https://host[:port]) whose scripts may connect; repeatable. "
         "Requests with any other Origin header (browsers always send one) get 403; "
-        "clients that send none are not affected. Env: comma-separated list "
-        f"{ENV_PREFIX}ALLOWED_ORIGINS (default: no web page may connect)",
+        "clients that send none are not affected; none is allowed unless given. Env: "
+        f"comma-separated list {ENV_PREFIX}ALLOWED_ORIGINS",
     )
     eng = p.add_argument_group("engine")
     eng.add_argument("--engine", choices=["fake", "qwen"], default="qwen", help="recognizer")
