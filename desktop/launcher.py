@@ -307,6 +307,30 @@ def _child_environment(extra: Mapping[str, str] | None) -> dict[str, str] | None
     return {**os.environ, **extra}
 
 
+class _RunningProcess:
+    """A started process whose ``wait`` returns only after its last line was handed on
+    (so a caller that reads the output after the exit sees all of it)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], reader: threading.Thread) -> None:
+        self._proc = proc
+        self._reader = reader
+        self.pid = proc.pid
+
+    def poll(self) -> int | None:
+        return self._proc.poll()
+
+    def terminate(self) -> None:
+        self._proc.terminate()
+
+    def kill(self) -> None:
+        self._proc.kill()
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = self._proc.wait(timeout)
+        self._reader.join(5.0)  # the pipe closes when the process (and its children) end
+        return code
+
+
 class SubprocessRunner:
     """Real processes; output lines are read on a thread and handed to ``on_line``."""
 
@@ -336,8 +360,9 @@ class SubprocessRunner:
             for line in decoder.close():
                 on_line(line)
 
-        threading.Thread(target=pump, name="process-output", daemon=True).start()
-        return proc
+        reader = threading.Thread(target=pump, name="process-output", daemon=True)
+        reader.start()
+        return _RunningProcess(proc, reader)
 
     def run(self, argv: Sequence[str], timeout: float) -> int:
         return self.capture(argv, timeout).returncode
@@ -412,6 +437,11 @@ class ServerLauncher:
         self._watcher: threading.Thread | None = None
         self.state = LauncherState.STOPPED
         self.detail = ""
+
+    @property
+    def argv(self) -> list[str]:
+        """The command of the server started last (empty before the first start)."""
+        return list(self._argv)
 
     @property
     def running(self) -> bool:

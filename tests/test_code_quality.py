@@ -32,6 +32,12 @@ TYPED = [
     "desktop/hotkey",
     "desktop/settings.py",
     "desktop/launcher.py",
+    "desktop/setup/facts.py",
+    "desktop/setup/problems.py",
+    "desktop/setup/decide.py",
+    "desktop/setup/commands.py",
+    "desktop/setup/progress.py",
+    "server/download.py",
     "desktop/coordinator.py",
 ]
 

@@ -1,0 +1,231 @@
+"""``python -m server.download``: fetch a model from the Hugging Face hub into a folder.
+
+The tray app's first-run setup runs this inside WSL (or on this PC) and reads its
+output: every line that starts with ``tingxie-download`` carries one JSON event —
+
+    {"event": "progress", "done": <bytes>, "total": <bytes>}
+    {"event": "done", "path": "/absolute/folder"}
+    {"event": "error", "kind": "network|auth|not_found|disk|failed", "message": "..."}
+
+Other lines (warnings from libraries) may appear in between. Running it again is safe:
+a folder that was fully downloaded before is checked against its record and kept
+without asking the hub; a partial one is resumed.
+
+The folder is printed as an absolute path: vLLM and transformers read a relative path
+that contains ``../`` as a hub model id and fail (the article's first pitfall).
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import logging
+import os
+import shutil
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+LINE_PREFIX = "tingxie-download "
+RECORD_NAME = ".tingxie-download.json"  # files and sizes of a finished download
+DISK_MARGIN_BYTES = 512 * 1024 * 1024  # room left for the filesystem after the download
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    name: str
+    size: int
+
+
+class DownloadError(Exception):
+    """A failure the setup can explain; ``kind`` picks the advice."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def event_line(event: str, **fields: Any) -> str:
+    return LINE_PREFIX + json.dumps({"event": event, **fields}, ensure_ascii=False)
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes of all files below ``folder`` (finished files and partial downloads)."""
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += (Path(root) / name).stat().st_size
+            except OSError:  # renamed while we looked
+                continue
+    return total
+
+
+def recorded_files(folder: Path) -> list[RemoteFile]:
+    """The files of an earlier run that finished here, if every one is still whole."""
+    try:
+        record = json.loads((folder / RECORD_NAME).read_text(encoding="utf-8"))
+        files = [RemoteFile(str(f["name"]), int(f["size"])) for f in record["files"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    whole = all(
+        (folder / f.name).is_file() and (folder / f.name).stat().st_size == f.size for f in files
+    )
+    return files if whole else []
+
+
+def classify(exc: BaseException) -> DownloadError:
+    """Turn the hub client's exceptions into the kinds the setup explains."""
+    if isinstance(exc, DownloadError):
+        return exc
+    from huggingface_hub import errors as hub_errors
+    from requests import exceptions as http_errors
+
+    text = f"{type(exc).__name__}: {exc}".strip()
+    if isinstance(exc, hub_errors.GatedRepoError):
+        return DownloadError("auth", text)
+    if isinstance(exc, (hub_errors.RepositoryNotFoundError, hub_errors.RevisionNotFoundError)):
+        return DownloadError("not_found", text)
+    if isinstance(exc, hub_errors.HfHubHTTPError):
+        status = exc.response.status_code if exc.response is not None else None
+        if status in (401, 403):
+            return DownloadError("auth", text)
+        if status == 404:
+            return DownloadError("not_found", text)
+        return DownloadError("network", text)
+    if isinstance(
+        exc,
+        (
+            http_errors.ConnectionError,
+            http_errors.Timeout,
+            hub_errors.LocalEntryNotFoundError,
+            hub_errors.OfflineModeIsEnabled,
+        ),
+    ):
+        return DownloadError("network", text)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DownloadError("disk", text)
+    return DownloadError("failed", text)
+
+
+def list_files(repo: str, revision: str, endpoint: str | None) -> list[RemoteFile]:
+    """The repository's files and sizes (one hub request; raises when it is unreachable)."""
+    from huggingface_hub import HfApi
+
+    info = HfApi(endpoint=endpoint).model_info(repo, revision=revision, files_metadata=True)
+    return [RemoteFile(s.rfilename, int(s.size or 0)) for s in info.siblings or []]
+
+
+def check_disk(folder: Path, missing_bytes: int) -> None:
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < missing_bytes + DISK_MARGIN_BYTES:
+        gib = 1024**3
+        raise DownloadError(
+            "disk",
+            f"{free / gib:.1f} GiB free in {probe}, the model needs "
+            f"{(missing_bytes + DISK_MARGIN_BYTES) / gib:.1f} GiB more",
+        )
+
+
+def download(
+    repo: str,
+    dest: Path,
+    *,
+    revision: str = "main",
+    endpoint: str | None = None,
+    emit: Callable[[str], None] = print,
+    interval_s: float = 0.5,
+) -> Path:
+    """Download ``repo`` into ``dest`` with progress events; returns the absolute folder."""
+    from huggingface_hub import snapshot_download
+
+    folder = dest.expanduser().resolve()
+    if done_before := recorded_files(folder):
+        size = sum(f.size for f in done_before)
+        emit(event_line("progress", done=size, total=size))
+        return folder
+    files = list_files(repo, revision, endpoint)
+    total = sum(f.size for f in files)
+    present = folder_bytes(folder) if folder.exists() else 0
+    check_disk(folder, max(0, total - present))
+    emit(event_line("progress", done=min(present, total), total=total))
+
+    finished = threading.Event()
+
+    def report() -> None:
+        last = -1
+        while not finished.wait(interval_s):
+            done = min(folder_bytes(folder), total) if folder.exists() else 0
+            if done != last:
+                emit(event_line("progress", done=done, total=total))
+                last = done
+
+    watcher = threading.Thread(target=report, name="download-progress", daemon=True)
+    watcher.start()
+    try:
+        snapshot_download(repo, revision=revision, local_dir=str(folder), endpoint=endpoint)
+    finally:
+        finished.set()
+        watcher.join()
+    record = {"repo": repo, "revision": revision, "files": [f.__dict__ for f in files]}
+    (folder / RECORD_NAME).write_text(json.dumps(record), encoding="utf-8")
+    emit(event_line("progress", done=total, total=total))
+    return folder
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m server.download",
+        description="Download a Qwen3-ASR model for tingxie-server, with progress lines.",
+    )
+    p.add_argument("--repo", required=True, help="hub model id, e.g. Qwen/Qwen3-ASR-1.7B")
+    p.add_argument("--dest", required=True, type=Path, help="folder to download into")
+    p.add_argument("--revision", default="main")
+    p.add_argument(
+        "--endpoint",
+        default=None,
+        help="hub address (default: HF_ENDPOINT or huggingface.co; e.g. a mirror)",
+    )
+    p.add_argument("--interval", type=float, default=0.5, help="seconds between progress lines")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from huggingface_hub.utils.tqdm import disable_progress_bars
+
+    disable_progress_bars()  # our own progress lines replace the library's bars
+
+    def emit(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        path = download(
+            args.repo,
+            args.dest,
+            revision=args.revision,
+            endpoint=args.endpoint,
+            emit=emit,
+            interval_s=args.interval,
+        )
+    except Exception as exc:  # every failure becomes one error event the setup can read
+        failure = classify(exc)
+        log.debug("download failed", exc_info=True)
+        emit(event_line("error", kind=failure.kind, message=str(failure)))
+        return 1
+    emit(event_line("done", path=str(path)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
