@@ -43,6 +43,7 @@ from desktop.parts import (
     open_meter_source,
 )
 from desktop.settings import Settings, SettingsStore
+from desktop.sounds import CuePlayer
 from desktop.streaming import ClientState
 from desktop.ui.history import HistoryWindow
 from desktop.ui.icons import app_icon
@@ -172,6 +173,7 @@ class TingxieApp(QObject):
             make_detector,
         )
         self.history = HistoryWindow(self.coordinator.retype)
+        self.cues = CuePlayer(settings.sound_cues)
         self._own_window(self.overlay)
         self._own_window(self.history)
         if self.tray.window is not None:
@@ -201,6 +203,7 @@ class TingxieApp(QObject):
         c.partial.connect(self.overlay.show_partial)
         c.final.connect(self._on_final)
         c.problem.connect(lambda text: self.tray.notify("tingxie", text))
+        c.recording_changed.connect(self.cues.on_recording_changed)
         self.signals.launcher_state.connect(self._on_launcher_state)
         self.signals.microphone_status.connect(lambda text: self.tray.notify("Microphone", text))
 
@@ -303,6 +306,7 @@ class TingxieApp(QObject):
         self.coordinator.apply_settings(settings)
         self.overlay.position = settings.overlay_position
         self.overlay.show_latency = settings.show_latency
+        self.cues.enabled = settings.sound_cues
         self.typist.apply_settings(settings)
         if (old.hold_key, old.toggle_key) != (settings.hold_key, settings.toggle_key):
             self._bind_hotkeys()
@@ -347,6 +351,7 @@ class TingxieApp(QObject):
         if self.hotkeys is not None:
             self.hotkeys.stop()
         self.coordinator.shutdown()
+        self.cues.close()
         if self.launcher.running:
             self.launcher.stop()
         self.tray.hide()

@@ -66,6 +66,12 @@ class DictationFacts:
     typing: bool = False
 
     @property
+    def recording(self) -> bool:
+        """The microphone is feeding (or may feed) the server: dictation is on, or an
+        utterance is still open (a released key's tail is being recorded)."""
+        return self.active or self.speaking
+
+    @property
     def stage(self) -> Stage:
         if self.typing:
             return Stage.TYPING
@@ -123,6 +129,7 @@ class Coordinator(QObject):
     final = Signal(object)  # HistoryEntry
     server_state = Signal(object, str)  # ClientState, detail
     problem = Signal(str)  # something the user should be told
+    recording_changed = Signal(bool)  # DictationFacts.recording (start/stop cues)
 
     def __init__(
         self,
@@ -225,8 +232,10 @@ class Coordinator(QObject):
     # ---------------------------------------------------------------- commands
 
     def _set(self, **changes: object) -> None:
-        before = self.facts.stage
+        before, was_recording = self.facts.stage, self.facts.recording
         self.facts = replace(self.facts, **changes)  # type: ignore[arg-type]
+        if self.facts.recording != was_recording:
+            self.recording_changed.emit(self.facts.recording)
         if self.facts.stage is not before:
             self.stage_changed.emit(self.facts.stage)
 

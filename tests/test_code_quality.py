@@ -28,6 +28,8 @@ TYPED = [
     "desktop/audio/timeline.py",
     "desktop/audio/vad.py",
     "desktop/resources.py",
+    "desktop/sounds.py",
+    "desktop/ui/icons.py",
     "desktop/output",
     "desktop/hotkey",
     "desktop/settings.py",
