@@ -114,17 +114,23 @@ def spawn_fake_server(
     port: int | None = None,
     env: dict[str, str] | None = None,
     quiet: bool = True,
+    log: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """``tingxie-server --engine fake`` as a child process, healthy on return."""
+    """``tingxie-server --engine fake`` as a child process, healthy on return. Its output
+    goes to ``log`` if given, else nowhere (``quiet``) or to ours."""
     port = port or free_port()
-    output = subprocess.DEVNULL if quiet else None
+    output: Any = subprocess.DEVNULL if quiet else None
+    if log is not None:
+        output = log.open("ab")
     proc = subprocess.Popen(
         [*SERVER, "--engine", "fake", "--port", str(port), "--log-level", "WARNING", *args],
         env=env,
         cwd=Path(__file__).parents[1],
         stdout=output,
-        stderr=output,
+        stderr=subprocess.STDOUT if log is not None else output,
     )
+    if log is not None:
+        output.close()  # the child holds its own copy
     try:
         wait_healthy(port)
     except BaseException:
