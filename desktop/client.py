@@ -59,6 +59,9 @@ class TlsError(ServerUnreachable):
     server that does not speak TLS. Retrying does not help until something changes."""
 
 
+_NOT_TLS_HINT = " (if the server does not use TLS, the URL must start with ws://)"
+
+
 def client_tls_context(url: str, ca_file: str | None) -> ssl.SSLContext | None:
     """For ``wss://``: a verifying context that trusts the system's CAs, or only
     ``ca_file`` (a CA certificate, or a self-signed server certificate) when given."""
@@ -78,17 +81,14 @@ def _tls_failure(url: str, exc: ssl.SSLError) -> TlsError:
             f"(certificate verify failed: {exc.verify_message}); give the certificate of "
             "the CA that signed it (or the self-signed certificate itself) as the CA file"
         )
-    return TlsError(
-        f"{url}: TLS handshake failed ({exc.reason or exc}); does the server serve TLS "
-        "(wss://) on this port?"
-    )
+    return TlsError(f"{url}: TLS handshake failed ({exc.reason or exc})" + _NOT_TLS_HINT)
 
 
 def _scheme_hint(url: str, exc: BaseException) -> str:
     """A likely ws:// vs wss:// mix-up, judged from how the handshake failed."""
     secure = url.lower().startswith("wss://")
     if secure and isinstance(exc, ConnectionResetError):
-        return " (if the server does not use TLS, the URL must start with ws://)"
+        return _NOT_TLS_HINT
     if not secure and isinstance(exc, InvalidMessage):
         return " (if the server uses TLS, the URL must start with wss://)"
     return ""

@@ -76,6 +76,12 @@ async def test_plain_ws_url_to_a_tls_server_suggests_wss(tls_server: TlsServer) 
         await ServerLink.open(f"ws://127.0.0.1:{tls_server.port}")
 
 
+async def test_wss_url_to_a_plain_server_suggests_ws(start) -> None:
+    server = await start()
+    with pytest.raises(ServerUnreachable, match="must start with ws://"):
+        await ServerLink.open(f"wss://127.0.0.1:{server.port}")
+
+
 async def test_unreadable_ca_file_is_named(tls_server: TlsServer, tmp_path: Path) -> None:
     missing = tmp_path / "nope.pem"
     with pytest.raises(TlsError, match=f"cannot load the CA file {missing}"):
