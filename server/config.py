@@ -327,8 +327,8 @@ def is_loopback_host(host: str, resolve: Resolver = resolve_host) -> bool:
         pass  # a name, not an address
     try:
         addresses = resolve(name)
-    except OSError as exc:
-        raise ConfigError(f"--host {host}: cannot resolve this name ({exc})") from None
+    except (OSError, UnicodeError) as exc:  # UnicodeError: not a valid host name at all
+        raise ConfigError(f"--host {host!r}: cannot resolve this name ({exc})") from None
     if not addresses:
         raise ConfigError(f"--host {host}: the name resolves to no address")
     return all(_ip_is_loopback(ipaddress.ip_address(a.split("%", 1)[0])) for a in addresses)
