@@ -42,6 +42,7 @@ from desktop.parts import (
     make_typist,
     open_meter_source,
 )
+from desktop.selfcheck import run_self_check
 from desktop.settings import Settings, SettingsStore
 from desktop.sounds import CuePlayer
 from desktop.streaming import ClientState
@@ -73,6 +74,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--no-tray", action="store_true", help="use the small window even where a tray exists"
+    )
+    parser.add_argument(
+        "--self-check",
+        action="store_true",
+        help="check this install (VAD model, tray, overlay, bundled files) and exit; "
+        "0 when every step passed",
+    )
+    parser.add_argument(
+        "--server",
+        metavar="URL",
+        default=None,
+        help="with --self-check: also dictate a short tone to this server "
+        "(token from TINGXIE_TOKEN)",
     )
     return parser.parse_args(argv)
 
@@ -362,6 +376,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_path: list[Path] = []
     install_excepthook(log_path)
     args = parse_args(argv)
+    if args.self_check:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        return run_self_check(args.server)
     log_path.append(configure_logging(log_directory(args.settings_dir), args.log_level))
     log.info("tingxie %s starting (settings dir: %s)", __version__, args.settings_dir or "default")
     qt_app = QApplication([sys.argv[0]])

@@ -29,6 +29,7 @@ TYPED = [
     "desktop/audio/vad.py",
     "desktop/resources.py",
     "desktop/sounds.py",
+    "desktop/selfcheck.py",
     "desktop/ui/icons.py",
     "desktop/output",
     "desktop/hotkey",
