@@ -45,6 +45,9 @@ class Target:
     python: tuple[str, ...]  # the Python that creates the virtual environment
     wsl_distro: str = ""  # "" = this PC
     windows: bool = False  # this PC runs Windows (only matters when not in WSL)
+    #: Let the environment see the packages of ``python`` (an offline machine that has
+    #: them already); pip then installs only what is missing.
+    system_site_packages: bool = False
 
     @property
     def in_wsl(self) -> bool:
@@ -95,18 +98,19 @@ class Target:
 
     def create_venv(self) -> list[str]:
         # --clear: a half-made environment (say, python3-venv was missing) starts over.
-        return self.wrap([*self.python, "-m", "venv", "--clear", self.venv_dir])
+        shared = ["--system-site-packages"] if self.system_site_packages else []
+        return self.wrap([*self.python, "-m", "venv", "--clear", *shared, self.venv_dir])
 
-    def pip_install(self, *requirements: str, index_url: str = "") -> list[str]:
-        index = ["--index-url", index_url] if index_url else []
+    def pip_install(self, requirement: str, cpu_torch: bool = False) -> list[str]:
+        """pip install into the environment. ``cpu_torch``: on Linux pip would take the
+        CUDA build of torch (GBs the CPU server never uses); PyTorch's CPU index offers
+        ``2.x+cpu``, which sorts above ``2.x`` and is chosen. Windows wheels on PyPI are
+        CPU builds already."""
+        extra = (
+            ["--extra-index-url", CPU_TORCH_INDEX] if cpu_torch and not self.windows_paths else []
+        )
         pip = [self.venv_python, "-m", "pip", "install", "--progress-bar", "off"]
-        return self.wrap([*pip, *index, *requirements])
-
-    @property
-    def needs_cpu_torch_index(self) -> bool:
-        """Linux pip installs the CUDA build of torch by default (several GB the CPU
-        server never uses); Windows wheels on PyPI are CPU builds already."""
-        return not self.windows_paths
+        return self.wrap([*pip, *extra, requirement])
 
     def to_target_path(self, windows_path: str) -> list[str]:
         """``wslpath`` turns a file chosen in Windows into its path inside WSL."""
