@@ -247,10 +247,9 @@ async def timed_final(
     return sample(time.perf_counter() - t0, list(recorder.requests), text)
 
 
-async def timed_batch(
-    generator: Generator, size: int, stand_in: StandIn, seed: int
-) -> dict[str, Any]:
-    batch = [
+def batch_requests(size: int, stand_in: StandIn, seed: int) -> list[GenerationRequest]:
+    """``size`` partial-step requests as B sessions would send them together."""
+    return [
         GenerationRequest(
             audio=utterance(BATCH_WINDOW_SEC, seed=seed * 1000 + i),
             prefix=stand_in.random_text(BATCH_PREFIX_TOKENS),
@@ -258,6 +257,12 @@ async def timed_batch(
         )
         for i in range(size)
     ]
+
+
+async def timed_batch(
+    generator: Generator, size: int, stand_in: StandIn, seed: int
+) -> dict[str, Any]:
+    batch = batch_requests(size, stand_in, seed)
     synchronize()
     t0 = time.perf_counter()
     results = await generator.generate(batch)
@@ -265,6 +270,45 @@ async def timed_batch(
     dt = time.perf_counter() - t0
     assert len(results) == size
     return {"ms": 1000 * dt, "batch": size}
+
+
+def gpu_busy(generator: Generator, batch: list[GenerationRequest]) -> dict[str, float]:
+    """Wall time and GPU busy time (the sum of kernel durations, PyTorch profiler) of one
+    model call, run on this thread so the profiler sees its operators. The busy time is
+    what a runtime without per-kernel launch overhead (CUDA graphs) would still need."""
+    import threading
+
+    from torch.profiler import ProfilerActivity, profile
+
+    run = generator._generate_sync  # type: ignore[attr-defined]
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        synchronize()
+        t0 = time.perf_counter()
+        run(batch, threading.Event())
+        synchronize()
+        wall = time.perf_counter() - t0
+    busy_us = sum(getattr(e, "self_device_time_total", 0.0) for e in prof.key_averages())
+    return {"wall_ms": 1000 * wall, "gpu_ms": busy_us / 1000}
+
+
+def gpu_busy_calls(
+    generator: Generator, plan: Plan, stand_in: StandIn
+) -> dict[str, list[dict[str, float]]]:
+    """Profiled calls: finals of the shortest and longest utterance (32 tokens and 1),
+    and the smallest and largest batch of partial-step requests."""
+    calls: dict[str, list[GenerationRequest]] = {}
+    for length in (min(plan.lengths), max(plan.lengths)):
+        audio = utterance(length, seed=int(length) * 100 + 90)
+        calls[f"final {length:g} s"] = [GenerationRequest(audio=audio, max_new_tokens=MAX_NEW)]
+        calls[f"final {length:g} s, 1 token"] = [GenerationRequest(audio=audio, max_new_tokens=1)]
+    for b in (min(plan.batches), max(plan.batches)):
+        calls[f"batch {b}"] = batch_requests(b, stand_in, seed=b + 5)
+    out: dict[str, list[dict[str, float]]] = {}
+    for name, batch in calls.items():
+        gpu_busy(generator, batch)  # the profiler's own first-use cost stays out
+        out[name] = [gpu_busy(generator, batch) for _ in range(2)]
+        print(f"  profiled {name}: {out[name]}", flush=True)
+    return out
 
 
 def environment(generator: Generator, device: str) -> dict[str, Any]:
@@ -351,6 +395,20 @@ async def bench_size(
                 "final": [],
                 "final_1_token": [],
             }
+            # one untimed call of each kind at this length: first use of its shapes
+            warm_audio = utterance(length, seed=int(length) * 100 + 99)
+            chunk_end = int(length // 2 * 2 * SR)  # the article's last 2 s chunk boundary
+            warm = StandIn(text, seed=99)
+            row["warmup"] = [
+                x
+                for x in (
+                    await timed_step(engine, warm_audio, len(warm_audio), warm, recorder, text),
+                    await timed_step(article, warm_audio, chunk_end, warm, recorder, text),
+                    await timed_final(engine, warm_audio, recorder, text),
+                    await timed_final(first_token, warm_audio, recorder, text),
+                )
+                if x is not None
+            ]
             for r in range(plan.partial_repeats):
                 audio = utterance(length, seed=int(length) * 100 + r)
                 row["partial"] += await timed_steps(engine, audio, r, recorder, text)
@@ -374,6 +432,13 @@ async def bench_size(
             entry["batch"][str(b)] = [x["ms"] for x in runs]
             p50 = float(np.median(entry["batch"][str(b)]))
             print(f"{size_name} batch {b}: {p50:.0f} ms, {1000 * b / p50:.1f} req/s", flush=True)
+            save()
+        if plan.device.startswith("cuda"):
+            try:
+                entry["gpu_busy"] = gpu_busy_calls(generator, plan, StandIn(text, seed=5))
+            except Exception as e:  # the profiler is a bonus: keep the timings regardless
+                logger.exception("profiling failed")
+                entry["gpu_busy_error"] = f"{type(e).__name__}: {e}"
             save()
     finally:
         await generator.close()
@@ -531,8 +596,56 @@ def render(results: dict[str, Any]) -> str:
                 f"| {m['label']} | {b} | {p50:.0f} / {nearest_rank(ms, 0.95):.0f} | "
                 f"{rate:.1f} | {rate / base:.2f}× |"
             )
+    lines += gpu_busy_table(models)
     lines += ["", *reading(results)]
     return "\n".join(lines)
+
+
+def _busy(m: dict[str, Any], call: str) -> tuple[float, float]:
+    """(wall, GPU busy) medians in ms of a profiled call."""
+    runs = m["gpu_busy"][call]
+    return (
+        float(np.median([r["wall_ms"] for r in runs])),
+        float(np.median([r["gpu_ms"] for r in runs])),
+    )
+
+
+def gpu_busy_table(models: dict[str, Any]) -> list[str]:
+    profiled = {k: m for k, m in models.items() if m.get("gpu_busy")}
+    if not profiled:
+        return []
+    lines = [
+        "",
+        "Where the time goes: the same calls under the PyTorch profiler (median of 2). GPU "
+        "busy = the sum of kernel durations; the rest of the wall time the GPU waits for "
+        "the host (Python, per-kernel launches; the profiler adds a little to the wall time).",
+        "",
+        "| model | call | wall (ms) | GPU busy (ms) | busy share |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for m in profiled.values():
+        for call in m["gpu_busy"]:
+            wall, gpu = _busy(m, call)
+            lines.append(
+                f"| {m['label']} | {call} | {wall:.0f} | {gpu:.1f} | {100 * gpu / wall:.0f}% |"
+            )
+    return lines
+
+
+def busy_reading(m: dict[str, Any], keys: list[str], n_new: int, real_tokens: float) -> str:
+    """The same work without host overhead: what the GPU itself needs."""
+    long = keys[-1]
+    _, g32 = _busy(m, f"final {long} s")
+    _, g1 = _busy(m, f"final {long} s, 1 token")
+    per_iter = (g32 - g1) / (n_new - 1)
+    return (
+        f"The GPU itself is busy {g32:.0f} ms of that final ({g1:.0f} ms for the encoder, "
+        f"prefill and first token, {per_iter:.1f} ms per further token): with these same "
+        "kernels launched without host overhead (CUDA graphs, as vLLM does) the final of a "
+        f"{long} s utterance would need ~{g1 + per_iter * (real_tokens - 1):.0f} ms of GPU "
+        f"time for ~{real_tokens:.0f} tokens, and vLLM's own kernels differ, so take it as "
+        "an estimate of the hardware's share, not a vLLM figure."
+    )
 
 
 def reading(results: dict[str, Any]) -> list[str]:
@@ -569,13 +682,16 @@ def reading(results: dict[str, Any]) -> list[str]:
         out.append(line)
         real_tokens = HEADER_TOKENS + SPEECH_TOKENS_PER_SEC * float(keys[-1])
         real_final = fin_long + per_token * (real_tokens - n_new)
-        out.append(
+        line = (
             f"  End of speech → final for a {keys[-1]} s utterance: the final re-decode "
             f"({fin_long:.0f} ms with {n_new} tokens; a real transcript of that length has "
             f"~{real_tokens:.0f} tokens, ~{real_final:.0f} ms on this backend), after any "
             f"partial step already running (up to {p_long:.0f} ms: the server lets it "
             "finish), plus the network round trip and typing."
         )
+        if m.get("gpu_busy"):
+            line += " " + busy_reading(m, keys, n_new, real_tokens)
+        out.append(line)
     out += [
         "- Partial steps are asked for every 0.5 s of audio. Where a step takes longer, a "
         "session's partials run back to back (at most one in flight) and the shown text "
@@ -587,10 +703,20 @@ def reading(results: dict[str, Any]) -> list[str]:
 # ---------------------------------------------------------------------------------------
 
 
+def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Results of several runs (one model each) with the same settings as one."""
+    settings = parts[0]["settings"]
+    if any(p["settings"] != settings for p in parts):
+        raise ValueError("results were measured with different settings")
+    return {"settings": settings, "models": {k: v for p in parts for k, v in p["models"].items()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, help="results JSON (default: a temp file)")
-    parser.add_argument("--render", type=Path, help="write the docs section from this JSON")
+    parser.add_argument(
+        "--render", type=Path, nargs="+", help="write the docs section from these JSONs"
+    )
     parser.add_argument("--tiny", action="store_true", help="tiny widths on the CPU (a check)")
     parser.add_argument("--sizes", nargs="+", choices=sorted(SIZES))
     parser.add_argument("--lengths", type=float, nargs="+")
@@ -598,7 +724,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.render:
-        results = json.loads(args.render.read_text())
+        results = merge([json.loads(p.read_text()) for p in args.render])
     else:
         plan = TINY if args.tiny else FULL
         if args.sizes or args.lengths:
