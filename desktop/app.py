@@ -12,6 +12,7 @@ import getpass
 import hashlib
 import logging
 import logging.handlers
+import os
 import sys
 import threading
 import traceback
@@ -32,6 +33,7 @@ from desktop.launcher import (
     build_server_command,
     build_wsl_stop_command,
     parse_wsl_distros,
+    server_environment,
 )
 from desktop.parts import (
     BoundHotkeys,
@@ -44,8 +46,10 @@ from desktop.parts import (
 )
 from desktop.selfcheck import run_self_check
 from desktop.settings import Settings, SettingsStore
+from desktop.setup.probe import probe_config_for_this_pc
 from desktop.sounds import CuePlayer
 from desktop.streaming import ClientState
+from desktop.ui.first_run import FirstRunDialog
 from desktop.ui.history import HistoryWindow
 from desktop.ui.icons import app_icon
 from desktop.ui.look import tray_look
@@ -230,6 +234,9 @@ class TingxieApp(QObject):
         self._bind_hotkeys()
         if self.settings.start_server_on_launch:
             self.start_server()
+        if not self.settings.server_configured:
+            log.info("no server configured yet: opening the first-run setup")
+            self.show_first_run()
 
     def _bind_hotkeys(self) -> None:
         if self.hotkeys is not None:
@@ -285,8 +292,18 @@ class TingxieApp(QObject):
             self.tray.notify("Cannot start the server", str(exc))
             return
         stop_argv = build_wsl_stop_command(s.wsl_distro) if s.launcher == "wsl" else None
-        self.launcher.start(argv, s.server_url, stop_argv)
+        env = server_environment(s.token, s.launcher, os.environ.get("WSLENV", ""))
+        self.launcher.start(argv, s.server_url, stop_argv, env)
         self.tray.set_server_running(True)
+
+    @Slot()
+    def show_first_run(self) -> None:
+        config = probe_config_for_this_pc(self.settings.server_url)
+        dialog = FirstRunDialog(self.settings, SubprocessRunner(), self.launcher, config)
+        self._own_window(dialog)
+        dialog.configured.connect(self.apply_settings)
+        dialog.show()
+        self._first_run = dialog  # keep it alive while open
 
     @Slot()
     def show_settings(self) -> None:
@@ -309,6 +326,7 @@ class TingxieApp(QObject):
         )
         self._own_window(dialog)
         dialog.applied.connect(self.apply_settings)
+        dialog.setup_requested.connect(self.show_first_run)
         dialog.setModal(False)
         dialog.show()
         self._dialog = dialog  # keep it alive while open

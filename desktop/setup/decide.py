@@ -152,15 +152,26 @@ def vram_budget_mib(gpu: Gpu) -> int:
     return int(min(gpu.free_mib - DESKTOP_RESERVE_MIB, gpu.total_mib * MAX_UTILIZATION))
 
 
+def utilization_for(total_mib: int, budget_mib: int, model: ModelChoice) -> float:
+    """The share of the card vLLM may take: what the model is comfortable with, within
+    the budget, rounded down (vLLM refuses to start when less than that is free)."""
+    wanted = min(budget_mib, model.comfortable_mib)
+    return math.floor(wanted / total_mib * 100) / 100
+
+
+def models_that_fit(budget_mib: int) -> list[ModelChoice]:
+    return [m for m in (MODEL_LARGE, MODEL_SMALL) if budget_mib >= m.min_budget_mib]
+
+
 def plan_gpu(gpu: Gpu) -> GpuPlan | Problem:
     """The model this GPU can hold, and the memory share to ask vLLM for."""
     budget = vram_budget_mib(gpu)
-    for model in (MODEL_LARGE, MODEL_SMALL):
-        if budget >= model.min_budget_mib:
-            wanted = min(budget, model.comfortable_mib)
-            utilization = math.floor(wanted / gpu.total_mib * 100) / 100
-            return GpuPlan(gpu, model, budget, utilization, model is not MODEL_LARGE)
-    return problems.not_enough_vram(gpu.name, gpu.free_mib, MODEL_SMALL.min_budget_mib)
+    fitting = models_that_fit(budget)
+    if not fitting:
+        return problems.not_enough_vram(gpu.name, gpu.free_mib, MODEL_SMALL.min_budget_mib)
+    model = fitting[0]
+    utilization = utilization_for(gpu.total_mib, budget, model)
+    return GpuPlan(gpu, model, budget, utilization, model is not MODEL_LARGE)
 
 
 def disk_needed(venv_bytes: int, model: ModelChoice, installed: bool) -> int:
@@ -197,7 +208,7 @@ def _port_for(port: PortFacts) -> tuple[int, tuple[str, ...], tuple[Problem, ...
 
 
 def _wsl_gpu_option(facts: MachineFacts) -> Option:
-    title = "GPU server in WSL (recommended for NVIDIA GPUs)"
+    title = "GPU server in WSL (NVIDIA GPU, fast)"
     wsl = facts.wsl
     found: list[Problem] = []
     if wsl is None:

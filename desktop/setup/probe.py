@@ -7,11 +7,14 @@ Linux the tests replay recorded ``wsl.exe`` outputs through a fake runner.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from desktop.launcher import WSL_EXE, Captured, ProcessRunner, build_wsl_exec, probe_health
 from desktop.setup import facts, problems
@@ -31,6 +34,22 @@ class ProbeConfig:
     #: A folder on the drive that holds WSL's virtual disk (``%LOCALAPPDATA%``).
     windows_drive: str = ""
     timeout_s: float = 90.0  # the first wsl.exe call may boot the WSL virtual machine
+
+
+def probe_config_for_this_pc(server_url: str) -> ProbeConfig:
+    """Where to look on this PC: the port of the configured URL when it is local."""
+    import platformdirs
+
+    windows = sys.platform == "win32"
+    parts = urlsplit(server_url)
+    local = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    return ProbeConfig(
+        windows=windows,
+        port=(parts.port or 8765) if local else 8765,
+        local_pythons=(("py", "-3"), ("python",)) if windows else (("python3",),),
+        local_data_dir=platformdirs.user_data_dir("tingxie", appauthor=False),
+        windows_drive=os.environ.get("LOCALAPPDATA", "") if windows else "",
+    )
 
 
 def free_bytes(path: str) -> int | None:

@@ -31,7 +31,7 @@ from desktop.launcher import (
 )
 from desktop.setup import commands, problems, progress
 from desktop.setup.commands import Target
-from desktop.setup.decide import ModelChoice, PathKind
+from desktop.setup.decide import MachineFacts, ModelChoice, Option, PathKind, utilization_for
 from desktop.setup.problems import Problem
 from protocol.version import __version__
 
@@ -322,6 +322,49 @@ def _connect(choice: SetupChoice) -> Callable[[StepContext], None]:
 
 def new_token() -> str:
     return secrets.token_urlsafe(24)
+
+
+def choice_from_option(
+    option: Option,
+    facts: MachineFacts,
+    *,
+    model: ModelChoice | None = None,
+    wheel: str = "",
+    remote_url: str = "",
+    token: str = "",
+) -> SetupChoice:
+    """The dialog's choice: the option as recommended, with what the user changed.
+
+    A local server gets a new token unless one is given; ``model`` may replace the
+    recommended one (say, the smaller one after the GPU ran out of memory).
+    """
+    if option.kind is PathKind.REMOTE:
+        return SetupChoice(option.kind, remote_url=remote_url, token=token)
+    if option.kind is PathKind.EXISTING:
+        url = remote_url or f"ws://127.0.0.1:{option.port}"
+        return SetupChoice(option.kind, port=option.port, remote_url=url, token=token)
+    chosen = model or option.model
+    wsl = facts.wsl
+    if wsl is not None and wsl.distro is not None and option.where == wsl.distro.name:
+        target = Target(commands.wsl_data_root(wsl.home), ("python3",), wsl.distro.name)
+    else:
+        local = facts.local
+        if local is None or local.python is None:
+            raise ValueError("no Python on this PC")
+        target = Target(local.data_dir, local.python, windows=facts.windows)
+    utilization = 0.0
+    if option.gpu_plan is not None and chosen is not None:
+        plan = option.gpu_plan
+        utilization = utilization_for(plan.gpu.total_mib, plan.budget_mib, chosen)
+    return SetupChoice(
+        option.kind,
+        port=option.port,
+        target=target,
+        model=chosen,
+        gpu_memory_utilization=utilization,
+        wheel=wheel,
+        token=token or new_token(),
+    )
 
 
 def build_steps(

@@ -69,6 +69,7 @@ def parse_overrides(text: str) -> dict[str, str]:
 
 class SettingsDialog(QDialog):
     applied = Signal(object)  # Settings
+    setup_requested = Signal()  # "Run setup again"
     key_captured = Signal(str)  # from the hotkey listener's thread
 
     def __init__(
@@ -136,6 +137,10 @@ class SettingsDialog(QDialog):
         form.addRow("Run the server", self.launcher)
         form.addRow("WSL distribution", self.wsl_distro)
         form.addRow("Server command", self.server_command)
+        self.run_setup = QPushButton("Run setup again…")
+        self.run_setup.setToolTip("Find out what this PC can do and set up a server")
+        self.run_setup.clicked.connect(self.setup_requested.emit)
+        form.addRow("", self.run_setup)
         return page
 
     def _audio_tab(self, s: Settings, devices: list[str]) -> QWidget:
@@ -323,8 +328,19 @@ class SettingsDialog(QDialog):
             raise ValueError("The server URL must start with ws:// or wss://")
         hold_key = self._key(self.hold_key.text(), "hold-to-talk")
         toggle_key = self._key(self.toggle_key.text(), "toggle") if self.toggle_key.text() else ""
+        server = (
+            server_url,
+            self.token.text().strip(),
+            self.launcher.currentText(),
+            self.wsl_distro.currentText().strip(),
+            self.server_command.text().strip(),
+        )
+        s = self._settings
+        changed = server != (s.server_url, s.token, s.launcher, s.wsl_distro, s.server_command)
         return replace(
             self._settings,
+            # A server entered here by hand counts as set up: no first-run setup next time.
+            server_configured=s.server_configured or changed,
             server_url=server_url,
             token=self.token.text().strip(),
             start_server_on_launch=self.start_server.isChecked(),

@@ -112,7 +112,8 @@ def test_settings_dialog_edits_validates_and_applies(qtbot, artifacts: Path) -> 
     new: Settings = applied.args[0]
     assert new == replace(Settings(), language="zh", context="通义千问", mode="hands_free",
                           app_overrides={"WindowsTerminal.exe": "clipboard"},
-                          wsl_distro="Ubuntu-24.04")
+                          wsl_distro="Ubuntu-24.04",
+                          server_configured=True)  # a server setting was edited by hand
     save_screenshot(dialog, "settings-dialog", artifacts)
     dialog.server_url.setText("http://wrong")
     assert not dialog.apply() and "ws://" in dialog.error.text()

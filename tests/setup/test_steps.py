@@ -15,11 +15,18 @@ from typing import Any
 import pytest
 
 from desktop.launcher import LauncherState, ServerLauncher, SubprocessRunner
-from desktop.setup.commands import Target, wsl_data_root
+from desktop.setup.commands import Target
 from desktop.setup.decide import MODEL_SMALL, PathKind, decide
 from desktop.setup.probe import ProbeConfig, Prober
 from desktop.setup.problems import Problem
-from desktop.setup.steps import SetupChoice, SetupListener, SetupRun, build_steps, check_remote
+from desktop.setup.steps import (
+    SetupChoice,
+    SetupListener,
+    SetupRun,
+    build_steps,
+    check_remote,
+    choice_from_option,
+)
 from tests.conftest import free_port, spawn_fake_server
 from tests.setup.recorded import RecordedRunner
 
@@ -58,16 +65,10 @@ def choice_for(runner: RecordedRunner, port: int) -> SetupChoice:
     """What the dialog builds from the recommendation (its default choice)."""
     facts = Prober(runner, ProbeConfig(windows=True, port=port, local_pythons=())).run()
     option = decide(facts).option(PathKind.WSL_GPU)
-    assert facts.wsl is not None and option.available and option.gpu_plan is not None
-    target = Target(wsl_data_root(facts.wsl.home), ("python3",), option.where)
-    return SetupChoice(
-        PathKind.WSL_GPU,
-        port=option.port,
-        target=target,
-        model=option.model,
-        gpu_memory_utilization=option.gpu_plan.gpu_memory_utilization,
-        token="t0ken-from-setup",
-    )
+    assert option.available
+    choice = choice_from_option(option, facts, token="t0ken-from-setup")
+    assert choice.target == Target("/home/lin/.local/share/tingxie", ("python3",), "Ubuntu-24.04")
+    return choice
 
 
 @pytest.fixture
