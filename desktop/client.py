@@ -111,6 +111,8 @@ class ServerLink:
         timeout_s: float = 10.0,
         ca_file: str | None = None,
         log_content: bool = False,
+        ping_interval_s: float = 20.0,
+        ping_timeout_s: float = 60.0,
     ) -> ServerLink:
         """Connect and exchange hello/ready. Raises a :class:`ClientError` subclass.
 
@@ -129,8 +131,11 @@ class ServerLink:
                 open_timeout=timeout_s,
                 max_size=None,
                 compression=None,
-                ping_interval=20,
-                ping_timeout=60,
+                # A link that goes silent (no pong within ping_timeout_s) is closed; its
+                # closing handshake is not waited for longer than a pong was.
+                ping_interval=ping_interval_s,
+                ping_timeout=ping_timeout_s,
+                close_timeout=min(10.0, ping_timeout_s),
                 logger=WireLogRedactor(
                     logging.getLogger("websockets.client"), log_content=log_content
                 ),

@@ -97,6 +97,16 @@ class Backoff:
         return min(self.maximum_s, self.first_s * 2.0 ** max(0, attempt - 1))
 
 
+@dataclass(frozen=True)
+class Keepalive:
+    """How soon a link that went silent without closing (network roam, sleep, a lost
+    NAT entry) is given up for a new one: a ping every ``interval_s``, and no pong
+    within ``timeout_s`` drops it; unfinished utterances are then replayed."""
+
+    interval_s: float = 5.0
+    timeout_s: float = 10.0
+
+
 @dataclass
 class _Pending:
     """An utterance not yet finalised: everything needed to send it again."""
@@ -122,6 +132,7 @@ class DictationClient:
         language: str | None = None,
         context: str = "",
         backoff: Backoff | None = None,
+        keepalive: Keepalive | None = None,
         clock: Callable[[], float] = time.monotonic,
         log_transcripts: bool | None = None,
     ) -> None:
@@ -138,6 +149,7 @@ class DictationClient:
         self.context = context
         self._on_event = on_event
         self._backoff = backoff or Backoff()
+        self._keepalive = keepalive or Keepalive()
         self._clock = clock
         self._run_tag = secrets.token_hex(3)  # wire ids unique across client restarts
         self._pending: dict[int, _Pending] = {}
@@ -246,6 +258,8 @@ class DictationClient:
                     client_name="tingxie",
                     ca_file=self.ca_file,
                     log_content=self.log_transcripts,
+                    ping_interval_s=self._keepalive.interval_s,
+                    ping_timeout_s=self._keepalive.timeout_s,
                 )
             except AuthFailed as exc:
                 self._set_state(ClientState.AUTH_FAILED, str(exc))
