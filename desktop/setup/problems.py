@@ -200,6 +200,23 @@ def not_enough_disk(where: str, free: int, needed: int, what: str) -> Problem:
     )
 
 
+def disk_full(what: str, detail: str = "") -> Problem:
+    return Problem(
+        "not_enough_disk",
+        f"The disk filled up while {what}.",
+        "Free some space (WSL keeps its files on the Windows drive, usually C:), then press Retry.",
+        detail,
+    )
+
+
+def internal_error(step: str, error: str) -> Problem:
+    return Problem(
+        "internal_error",
+        f"The step “{step}” failed unexpectedly: {error}",
+        "Press Retry; if it fails again, the tingxie log file has the details (docs/setup.md).",
+    )
+
+
 def port_in_use(port: int, alternative: int | None) -> Problem:
     then = (
         f"tingxie will use port {alternative} instead."

@@ -89,13 +89,7 @@ _NO_SPACE = re.compile(r"No space left on device|\[Errno 28\]")
 def pip_failure(output: str, requirement: str) -> Problem:
     """Why pip failed, from its output."""
     if _NO_SPACE.search(output):
-        return problems.Problem(
-            "not_enough_disk",
-            "The disk filled up while installing the server.",
-            "Free some space (WSL keeps its files on the Windows drive, usually C:), then "
-            "press Retry.",
-            output,
-        )
+        return problems.disk_full("installing the server", output)
     if re.search(r"No matching distribution found for tingxie|versions: none\)", output):
         if _NETWORK.search(output):
             return problems.network_failed("Installing the server", output)
@@ -112,7 +106,7 @@ def venv_failure(output: str, where: str) -> Problem:
     if re.search(r"execvpe .* failed 2|No such file or directory|command not found", output):
         return problems.python_missing(where)
     if _NO_SPACE.search(output):
-        return problems.not_enough_disk(where, 0, 0, "the virtual environment")
+        return problems.disk_full(f"creating the Python environment in {where}", output)
     return problems.install_failed(output)
 
 

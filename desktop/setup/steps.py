@@ -452,12 +452,7 @@ class SetupRun:
                 return index
             except Exception as exc:  # a bug must not leave the dialog waiting forever
                 log.exception("setup step %s crashed", step.key)
-                problem = problems.Problem(
-                    "internal_error",
-                    f"The step “{step.title}” failed unexpectedly: {exc}",
-                    "Press Retry; if it fails again, the log file has the details.",
-                )
-                listener.step_failed(index, problem)
+                listener.step_failed(index, problems.internal_error(step.title, str(exc)))
                 return index
             listener.step_done(index)
         self._listener.finished(dict(self.outcome.settings))
