@@ -43,7 +43,7 @@ def run_steps(steps: Sequence[tuple[str, Check]]) -> list[StepResult]:
         try:
             detail, ok = check(), True
         except Exception as exc:  # the report says what broke; the next step still runs
-            detail, ok = f"{type(exc).__name__}: {exc}", False
+            detail, ok = f"{type(exc).__name__}: {exc or repr(exc)}", False
         results.append(StepResult(name, ok, detail, time.perf_counter() - t0))
     return results
 
@@ -90,7 +90,7 @@ def check_vad() -> str:
         raise RuntimeError(f"the model returned {probabilities}")
     if max(probabilities) >= 0.5:
         raise RuntimeError(f"quiet noise scored as speech ({max(probabilities):.2f})")
-    return f"{vad.model_path.name}, {per_chunk_ms:.2f} ms per 32 ms chunk"
+    return f"{vad.model_path}, {per_chunk_ms:.2f} ms per 32 ms chunk"
 
 
 def platform_modules() -> list[str]:
@@ -98,8 +98,8 @@ def platform_modules() -> list[str]:
     if sys.platform == "win32":
         return ["pynput.keyboard._win32", "pynput.mouse._win32", "pynput._util.win32"]
     if sys.platform == "darwin":
-        return ["pynput.keyboard._darwin", "pynput._util.darwin"]
-    return ["pynput.keyboard._xorg", "pynput._util.xorg", "Xlib.display"]
+        return ["pynput.keyboard._darwin", "pynput.mouse._darwin", "pynput._util.darwin"]
+    return ["pynput.keyboard._xorg", "pynput.mouse._xorg", "pynput._util.xorg", "Xlib.display"]
 
 
 def check_modules() -> str:

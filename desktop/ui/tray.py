@@ -80,7 +80,8 @@ class Tray(QObject):
 
     def _action(self, text: str, signal: object) -> QAction:
         action = QAction(text, self.menu)
-        action.triggered.connect(signal)  # type: ignore[arg-type]
+        # PySide6 releases type Signal.connect differently: the ignore is not always needed
+        action.triggered.connect(signal)  # type: ignore[arg-type,unused-ignore]
         self.menu.addAction(action)
         return action
 
