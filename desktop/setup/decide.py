@@ -264,8 +264,9 @@ def _wsl_gpu_option(facts: MachineFacts) -> Option:
             )
     summary = (
         f"Runs {plan.model.label} with vLLM on {plan.gpu.name} inside {distro.name}: "
-        "fast, best accuracy. Downloads about "
-        f"{(VENV_GPU_BYTES + plan.model.download_bytes) / 1e9:.0f} GB once."
+        "fast. Takes about "
+        f"{(VENV_GPU_BYTES + plan.model.download_bytes) / GIB:.0f} GiB of disk (vLLM, "
+        "PyTorch for CUDA, the model)."
         if plan is not None
         else f"Runs the model with vLLM on an NVIDIA GPU inside {distro.name}."
     )

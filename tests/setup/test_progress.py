@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from desktop.setup.progress import (
     PipProgress,
     download_fraction,
@@ -74,3 +77,13 @@ def test_server_failures() -> None:
     assert port.code == "port_in_use" and "8765" in port.message
     other = server_failure("$ tingxie-server --model /m\nloading\nRuntimeError: bad config\n", 1)
     assert other.code == "server_exited" and "RuntimeError: bad config" in other.message
+
+
+def test_every_problem_is_documented() -> None:
+    """docs/setup.md lists each failure the setup can report, by its code."""
+    root = Path(__file__).parents[2]
+    sources = (root / "desktop" / "setup" / "problems.py").read_text(encoding="utf-8")
+    codes = set(re.findall(r'Problem\(\s*"([a-z_0-9]+)"', sources))
+    assert len(codes) > 25
+    doc = (root / "docs" / "setup.md").read_text(encoding="utf-8")
+    assert not [code for code in sorted(codes) if f"`{code}`" not in doc]
