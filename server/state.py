@@ -77,6 +77,9 @@ class ServerState:
             "sessions": sum(c.active_sessions for c in self.connections),
             "queue_depth": self.scheduler.queue_depth,
             "in_flight": self.scheduler.in_flight,
+            # Every coroutine the server runs; back to its idle number when no client is
+            # connected, unless something leaks.
+            "tasks": len(asyncio.all_tasks()),
             "utterances_total": self.utterances_total,
             "finals_total": self.finals_total,
             "errors_total": self.errors_total,

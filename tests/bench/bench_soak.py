@@ -5,13 +5,13 @@ then N clients (tests/hardening/soak.py) stream the real recordings of tests/dat
 in a loop, in real time, 100 ms frames, a short pause between sentences; each client
 reconnects every 6 utterances and cancels every 10th utterance halfway. Every few
 seconds the server's resident memory, open file descriptors and threads (/proc) and its
-live connections and sessions (/healthz) are sampled.
+live connections, sessions and tasks (/healthz) are sampled.
 
 Checked (exit code 1 and "DRIFT" in the section when one fails):
 
 - every final is exactly the fake engine's transcript of the whole recording;
-- sessions and connections back to 0 and file descriptors back to the idle baseline
-  (± 2) once the clients have left;
+- sessions and connections back to 0, the server's tasks back to their idle number and
+  file descriptors back to the idle baseline (± 2) once the clients have left;
 - memory: least-squares slope of RSS over the second half of the run below
   ``--max-rss-slope`` MiB per hour;
 - latency: final p95 of the last 5 minutes at most 1.5 × that of minutes 1–5 (the
@@ -81,6 +81,12 @@ def verdicts(report: SoakReport, max_rss_slope: float) -> list[tuple[str, bool, 
             settled.sessions == 0 and settled.connections == 0,
             f"after the run: {settled.sessions} sessions, {settled.connections} connections "
             f"(peak {max((s.sessions for s in loaded), default=0)} sessions)",
+        ),
+        (
+            "tasks back to idle",
+            settled.tasks == base.tasks,
+            f"server coroutines idle before {base.tasks}, "
+            f"peak {max((s.tasks for s in loaded), default=0)}, idle after {settled.tasks}",
         ),
         (
             "file descriptors flat",

@@ -43,6 +43,7 @@ class ProcessSample:
     sessions: int
     queue_depth: int
     in_flight: int
+    tasks: int  # the server's asyncio tasks
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ def take_sample(pid: int, port: int, t: float) -> ProcessSample:
         sessions=int(health["sessions"]),
         queue_depth=int(health["queue_depth"]),
         in_flight=int(health["in_flight"]),
+        tasks=int(health["tasks"]),
     )
 
 
@@ -197,16 +199,18 @@ async def soak_client(
     pcms = {r.id: r.pcm() for r in recordings}
     await asyncio.sleep(rng.uniform(0.0, 1.0))  # clients do not start on the same tick
     number = 0
-    while time.monotonic() < stop_at:
+    out_of_time = False
+    while not out_of_time:
         async with await ServerLink.open(url) as link:
             tally.connections += 1
             connection = _Connection(link, tally)
             for _ in range(utterances_per_connection):
-                if time.monotonic() >= stop_at:
+                recording = recordings[(index + number + 1) % len(recordings)]
+                pcm = pcms[recording.id]
+                if time.monotonic() + len(pcm) / BYTES_PER_SECOND >= stop_at:
+                    out_of_time = True  # it could not be said before the end
                     break
                 number += 1
-                recording = recordings[(index + number) % len(recordings)]
-                pcm = pcms[recording.id]
                 utterance_id = f"c{index}-{number}"
                 await link.start(utterance_id)
                 if number % cancel_every == 0:
