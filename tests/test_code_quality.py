@@ -35,11 +35,8 @@ TYPED = [
     "desktop/hotkey",
     "desktop/settings.py",
     "desktop/launcher.py",
-    "desktop/setup/facts.py",
-    "desktop/setup/problems.py",
-    "desktop/setup/decide.py",
-    "desktop/setup/commands.py",
-    "desktop/setup/progress.py",
+    "desktop/setup",
+    "desktop/ui/first_run.py",
     "server/download.py",
     "desktop/coordinator.py",
 ]

@@ -251,7 +251,9 @@ def _start(
             launcher.start(argv, str(settings["server_url"]), stop, env)
         started = time.monotonic()
         while True:
-            ctx.check_cancelled()
+            if ctx.cancel.is_set():
+                launcher.stop()  # a half-started server is not left behind
+                raise StepCancelled()
             state, detail = launcher.state, launcher.detail
             waited = time.monotonic() - started
             if state is LauncherState.READY:

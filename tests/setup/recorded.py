@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -42,6 +43,29 @@ class FinishedProcess:
         return self.returncode
 
 
+class HangingProcess:
+    """A program that prints nothing and never ends by itself (until terminated)."""
+
+    pid = 0
+
+    def __init__(self) -> None:
+        self.ended = threading.Event()
+
+    def poll(self) -> int | None:
+        return -15 if self.ended.is_set() else None
+
+    def terminate(self) -> None:
+        self.ended.set()
+
+    def kill(self) -> None:
+        self.ended.set()
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self.ended.wait(timeout):
+            raise subprocess.TimeoutExpired("recorded", timeout or 0)
+        return -15
+
+
 class RecordedRunner:
     def __init__(self, machine: str, port: int = 8765) -> None:
         self.folder = DATA / machine
@@ -55,6 +79,7 @@ class RecordedRunner:
         self._lock = threading.Lock()
         self._real = SubprocessRunner()
         self.served: list[ProcessHandle] = []
+        self.hanging: list[HangingProcess] = []
 
     def script(self, argv: Sequence[str], *responses: dict[str, Any]) -> None:
         """Replace the responses for ``argv`` (e.g. a failure first, then the recording)."""
@@ -101,6 +126,9 @@ class RecordedRunner:
             raise FileNotFoundError(response["launch_error"])
         if response.get("serve"):
             return self._serve(argv, on_line, env)
+        if response.get("hang"):
+            self.hanging.append(HangingProcess())
+            return self.hanging[-1]
         decoder = ConsoleDecoder()
         for line in [*decoder.feed(self._bytes(response)), *decoder.close()]:
             on_line(line)

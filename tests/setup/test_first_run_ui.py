@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 
 from desktop.launcher import LauncherState, ServerLauncher
 from desktop.settings import Settings
@@ -103,6 +103,30 @@ def test_failure_is_explained_and_retry_finishes(qtbot, gpu_machine: Machine) ->
         qtbot.mouseClick(dialog.retry, Qt.MouseButton.LeftButton)
     assert not dialog.problem.isVisible()
     assert dialog.step_list.item(2).text().startswith("✓")
+
+
+def test_a_step_never_blocks_the_window_and_can_be_cancelled(qtbot, gpu_machine: Machine) -> None:  # type: ignore[no-untyped-def]
+    runner = gpu_machine.runner
+    venv = "/home/lin/.local/share/tingxie/venv"
+    venv_works = ["wsl.exe", "-d", "Ubuntu-24.04", "--exec", f"{venv}/bin/python", "-m", "pip",
+                  "--version"]  # fmt: skip
+    runner.script(venv_works, {"hang": True}, runner.recording("venv_works.out", 0))
+    dialog = gpu_machine.dialog(qtbot)
+    qtbot.mouseClick(dialog.setup_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(runner.hanging), timeout=5000)
+    ticks: list[int] = []
+    timer = QTimer(dialog)
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(20)
+    qtbot.wait(300)  # the step hangs on its thread; the window keeps running
+    timer.stop()
+    assert len(ticks) >= 5 and dialog.step_list.item(0).text().startswith("◐")
+    qtbot.mouseClick(dialog.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.retry.isVisible(), timeout=5000)
+    assert runner.hanging[0].ended.is_set(), "the running program was stopped"
+    assert "Stopped" in dialog.step_text.text()
+    with qtbot.waitSignal(dialog.configured, timeout=20000):
+        qtbot.mouseClick(dialog.retry, Qt.MouseButton.LeftButton)
 
 
 def test_machine_without_wsl_offers_cpu_and_remote(qtbot) -> None:  # type: ignore[no-untyped-def]
