@@ -39,6 +39,7 @@ TYPED = [
     "desktop/ui/first_run.py",
     "server/download.py",
     "desktop/coordinator.py",
+    "tests/hardening/fuzz.py",
 ]
 
 
