@@ -4,9 +4,11 @@ Three layouts exist:
 
 * the PyInstaller bundle: everything under ``sys._MEIPASS`` (``resources/`` and
   ``models/``, laid out by build.spec);
-* a source checkout or editable install: ``resources/`` next to the ``desktop`` package;
 * an installed wheel: ``resources/`` shipped inside the package as ``desktop/_resources``
-  (pyproject.toml maps it there).
+  (pyproject.toml maps it there);
+* a source checkout or editable install: ``resources/`` next to the ``desktop`` package.
+  Looked at last: in site-packages, a ``resources`` folder beside ``desktop`` would be
+  some other distribution's.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def resources_dir() -> Path:
     frozen = frozen_root()
     if frozen is not None:
         candidates.append(frozen / "resources")
-    candidates += [_PACKAGE_DIR.parent / "resources", _PACKAGE_DIR / "_resources"]
+    candidates += [_PACKAGE_DIR / "_resources", _PACKAGE_DIR.parent / "resources"]
     for candidate in candidates:
         if candidate.is_dir():
             return candidate
