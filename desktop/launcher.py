@@ -444,6 +444,11 @@ class ServerLauncher:
         return list(self._argv)
 
     @property
+    def env(self) -> dict[str, str]:
+        """The variables the server started last was given."""
+        return dict(self._env)
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 

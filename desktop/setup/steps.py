@@ -246,8 +246,9 @@ def _start(
         )
         stop = build_wsl_stop_command(target.wsl_distro) if target.in_wsl else None
         env = server_environment(choice.token, kind, os.environ.get("WSLENV", ""))
-        if not launcher.running or launcher.argv != argv:
-            launcher.stop()  # another server, or a failed earlier attempt: start afresh
+        if not launcher.running or (launcher.argv, launcher.env) != (argv, env):
+            # Another server, another token, or a failed earlier attempt: start afresh.
+            launcher.stop()
             launcher.start(argv, str(settings["server_url"]), stop, env)
         started = time.monotonic()
         while True:
@@ -337,13 +338,13 @@ def choice_from_option(
 ) -> SetupChoice:
     """The dialog's choice: the option as recommended, with what the user changed.
 
-    A local server gets a new token unless one is given; ``model`` may replace the
+    A local server keeps ``token`` (or gets a new one); ``model`` may replace the
     recommended one (say, the smaller one after the GPU ran out of memory).
     """
     if option.kind is PathKind.REMOTE:
         return SetupChoice(option.kind, remote_url=remote_url, token=token)
     if option.kind is PathKind.EXISTING:
-        url = remote_url or f"ws://127.0.0.1:{option.port}"
+        url = f"ws://127.0.0.1:{option.port}"
         return SetupChoice(option.kind, port=option.port, remote_url=url, token=token)
     chosen = model or option.model
     wsl = facts.wsl

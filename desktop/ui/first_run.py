@@ -383,8 +383,9 @@ class FirstRunDialog(QDialog):
             model=self.model.currentData(),
             wheel=self.wheel.text().strip(),
             remote_url=self.remote_url.text().strip(),
-            # A new local server gets a new token; a remote one takes the user's.
-            token="" if local_server else self.token.text().strip(),
+            # A local server keeps the token already in the settings (or gets a new one);
+            # a remote one takes what the user typed.
+            token=self._settings.token if local_server else self.token.text().strip(),
         )
         steps = build_steps(choice, self._launcher)
         self._run = SetupRun(steps, self._runner, self.bridge)

@@ -8,7 +8,7 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,14 @@ def test_recorded_wsl_gpu_machine_is_set_up_end_to_end(
     assert sum(call[:7] == create for call in runner.calls) == 1
     assert len(runner.served) == 1 and launcher.state is LauncherState.READY
     assert ("The Python environment is already there.") in [t for _i, _f, t in again.progress]
+
+    # Set up again with another token: the server restarts with it (else the app, holding
+    # the new token, would be locked out of the server still running with the old one).
+    third = Recorder()
+    new_choice = replace(choice, token="another")
+    assert SetupRun(build_steps(new_choice, launcher), runner, third).run() is None
+    assert len(runner.served) == 2 and runner.served[0].poll() is not None
+    assert check_remote(settings["server_url"], "another") is None
 
 
 def test_download_failure_is_explained_and_retry_continues_there(
