@@ -13,8 +13,9 @@ from desktop.setup.progress import DownloadEvent, parse_download_line
 from server.download import DownloadError, check_disk
 from tests.setup.fake_hub import Repo, fake_hub
 
-# huggingface_hub writes in 10 MB pieces: 12 MB shows at least one step in between.
-WEIGHTS = os.urandom(12 * 1024 * 1024)
+# huggingface_hub writes in 10 MB pieces: 24 MiB served at 24 MB/s shows two steps in
+# between, each visible for about 0.4 s (progress is polled every 0.05 s).
+WEIGHTS = os.urandom(24 * 1024 * 1024)
 FILES = {"config.json": b'{"model_type": "qwen3_asr"}', "model.safetensors": WEIGHTS}
 
 
