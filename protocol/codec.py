@@ -15,6 +15,7 @@ from typing import Any
 from protocol.limits import (
     MAX_CONTEXT_CHARS,
     MAX_ID_CHARS,
+    MAX_JSON_DEPTH,
     MAX_LANGUAGE_CHARS,
     MAX_TEXT_FRAME_BYTES,
 )
@@ -57,17 +58,48 @@ def _too_large(text: str | bytes) -> bool:
     )
 
 
+def _too_deep(text: str) -> bool:
+    """Whether arrays and objects nest deeper than :data:`MAX_JSON_DEPTH` (outside
+    strings). The parser's own limit depends on the caller's stack and ends in a
+    RecursionError; this one is the same for every frame everywhere."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return False
+    depth, in_string, escaped = 0, False, False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
 def _load_object(text: str | bytes, key: str) -> tuple[str, dict[str, Any]]:
     if _too_large(text):
         raise ProtocolError(
             ErrorCode.FRAME_TOO_LARGE, f"control frame larger than {MAX_TEXT_FRAME_BYTES} bytes"
         )
+    if isinstance(text, bytes):  # a text frame's payload is UTF-8, nothing else
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _bad(f"not valid UTF-8: {exc}") from None
+    if _too_deep(text):
+        raise _bad(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         obj = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except ValueError as exc:
         raise _bad(f"not valid JSON: {exc}") from None
-    except RecursionError:  # arrays or objects nested hundreds deep
-        raise _bad("not valid JSON: nested too deeply") from None
     if not isinstance(obj, dict):
         raise _bad(f"expected a JSON object, got {type(obj).__name__}")
     kind = obj.get(key)

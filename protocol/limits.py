@@ -17,6 +17,8 @@ MAX_CONTEXT_CHARS = 2_000
 MAX_ID_CHARS = 64
 #: Longest language code.
 MAX_LANGUAGE_CHARS = 32
+#: Deepest nesting of arrays and objects in a control frame (messages need 2).
+MAX_JSON_DEPTH = 32
 
 
 @dataclass(frozen=True)

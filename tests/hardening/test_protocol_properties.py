@@ -45,6 +45,7 @@ from protocol.limits import (
     HARD_MAX_FRAME_BYTES,
     MAX_CONTEXT_CHARS,
     MAX_ID_CHARS,
+    MAX_JSON_DEPTH,
     MAX_TEXT_FRAME_BYTES,
 )
 from server.audio_buffer import AudioBuffer
@@ -286,14 +287,39 @@ def test_frame_size_limit_counts_utf8_bytes(decode: Any, unit: str, repeat: int)
 
 
 @given(st.sampled_from([decode_client, decode_server]), st.integers(1, 8000), st.booleans())
-def test_deep_nesting_is_a_bad_message_not_a_crash(decode: Any, depth: int, arrays: bool) -> None:
+def test_nesting_deeper_than_the_limit_is_a_bad_message(
+    decode: Any, depth: int, arrays: bool
+) -> None:
     tried("deeply nested JSON")
     opener, closer = ("[", "]") if arrays else ('{"a":', "}")
     frame = '{"event": "stop", "type": "status", "x": ' + opener * depth + "1" + closer * depth
     frame += "}"
     result = decode_or_code(decode, frame)
-    fits = len(frame.encode()) <= MAX_TEXT_FRAME_BYTES
-    assert result != ErrorCode.FRAME_TOO_LARGE if fits else result == ErrorCode.FRAME_TOO_LARGE
+    if len(frame.encode()) > MAX_TEXT_FRAME_BYTES:
+        assert result == ErrorCode.FRAME_TOO_LARGE
+    elif 1 + depth > MAX_JSON_DEPTH:  # the message itself is the first level
+        assert result == ErrorCode.BAD_MESSAGE
+    else:
+        assert isinstance(result, (Stop, Status))
+
+
+BRACKETS = '[]{}"\\a'
+#: Quotes and backslashes, then a run of brackets: escaped quotes must not end the string.
+quote_then_brackets = st.builds(
+    lambda quote, opener, n, tail: quote + opener * n + tail,
+    st.sampled_from(['"', "\\", '\\"', '"\\', "a"]),
+    st.sampled_from(["[", "{"]),
+    st.integers(MAX_JSON_DEPTH - 2, 200),
+    st.text(alphabet=BRACKETS, max_size=20),
+)
+
+
+@given(st.text(alphabet=BRACKETS, max_size=MAX_CONTEXT_CHARS) | quote_then_brackets)
+def test_brackets_inside_strings_do_not_count_as_nesting(context: str) -> None:
+    tried("brackets inside strings")
+    assert decode_client(json.dumps({"event": "start", "context": context})) == Start(
+        context=context
+    )
 
 
 @pytest.mark.parametrize(
