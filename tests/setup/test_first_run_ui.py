@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,9 +24,17 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 
 
+def usual_port() -> int:
+    """8765 when free (a steady screenshot), else any free port."""
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", 8765)) != 0:
+            return 8765
+    return free_port()
+
+
 class Machine:
     def __init__(self, name: str) -> None:
-        self.port = free_port()
+        self.port = usual_port()
         self.runner = RecordedRunner(name, port=self.port)
         self.launcher = ServerLauncher(self.runner, lambda s, d: None, poll_s=0.1)
         self.config = ProbeConfig(windows=True, port=self.port, local_pythons=(("py", "-3"),))
