@@ -283,12 +283,14 @@ def _start(
 def check_remote(url: str, token: str, timeout_s: float = 10.0) -> Problem | None:
     """Connect once and exchange hello/ready: None if the server takes us."""
     from desktop.client import AuthFailed, ServerLink, VersionMismatch
+    from desktop.streaming import CA_FILE_ENV
 
     if not url.startswith(("ws://", "wss://")) or len(url.split("//", 1)[1]) == 0:
         return problems.bad_remote_url(url)
+    ca_file = os.environ.get(CA_FILE_ENV) or None  # trusted for wss:// as the app will
 
     async def attempt() -> None:
-        link = await ServerLink.open(url, token=token or None, timeout_s=timeout_s)
+        link = await ServerLink.open(url, token=token or None, timeout_s=timeout_s, ca_file=ca_file)
         await link.close()
 
     try:
