@@ -37,6 +37,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -95,6 +96,8 @@ class Plan:
     batch_repeats: int
     device: str
     dtype: str
+    profile_only: bool = False  # only the profiled calls (where the time goes)
+    time_limit_s: float = 0.0  # 0: none; else skip what would start later than this
 
 
 FULL = Plan(
@@ -276,8 +279,6 @@ def gpu_busy(generator: Generator, batch: list[GenerationRequest]) -> dict[str, 
     """Wall time and GPU busy time (the sum of kernel durations, PyTorch profiler) of one
     model call, run on this thread so the profiler sees its operators. The busy time is
     what a runtime without per-kernel launch overhead (CUDA graphs) would still need."""
-    import threading
-
     from torch.profiler import ProfilerActivity, profile
 
     run = generator._generate_sync  # type: ignore[attr-defined]
@@ -292,23 +293,41 @@ def gpu_busy(generator: Generator, batch: list[GenerationRequest]) -> dict[str, 
 
 
 def gpu_busy_calls(
-    generator: Generator, plan: Plan, stand_in: StandIn
+    generator: Generator, plan: Plan, stand_in: StandIn, deadline: float
 ) -> dict[str, list[dict[str, float]]]:
-    """Profiled calls: finals of the shortest and longest utterance (32 tokens and 1),
-    and the smallest and largest batch of partial-step requests."""
-    calls: dict[str, list[GenerationRequest]] = {}
-    for length in (min(plan.lengths), max(plan.lengths)):
-        audio = utterance(length, seed=int(length) * 100 + 90)
-        calls[f"final {length:g} s"] = [GenerationRequest(audio=audio, max_new_tokens=MAX_NEW)]
-        calls[f"final {length:g} s, 1 token"] = [GenerationRequest(audio=audio, max_new_tokens=1)]
+    """Profiled calls: the final of the longest utterance (32 tokens and 1) and the
+    smallest and largest batch of partial-step requests; each after an unprofiled call of
+    the same shape. Stops early (keeping what it has) past ``deadline`` (monotonic)."""
+    longest = max(plan.lengths)
+    audio = utterance(longest, seed=int(longest) * 100 + 90)
+    calls = {
+        f"final {longest:g} s": [GenerationRequest(audio=audio, max_new_tokens=MAX_NEW)],
+        f"final {longest:g} s, 1 token": [GenerationRequest(audio=audio, max_new_tokens=1)],
+    }
     for b in (min(plan.batches), max(plan.batches)):
         calls[f"batch {b}"] = batch_requests(b, stand_in, seed=b + 5)
+    run = generator._generate_sync  # type: ignore[attr-defined]
+    gpu_busy(generator, calls[f"final {longest:g} s, 1 token"])  # the profiler's start-up
     out: dict[str, list[dict[str, float]]] = {}
     for name, batch in calls.items():
-        gpu_busy(generator, batch)  # the profiler's own first-use cost stays out
+        if time.monotonic() > deadline:
+            print(f"  time limit: {name} not profiled", flush=True)
+            break
+        run(batch, threading.Event())
         out[name] = [gpu_busy(generator, batch) for _ in range(2)]
         print(f"  profiled {name}: {out[name]}", flush=True)
     return out
+
+
+def host_cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def environment(generator: Generator, device: str) -> dict[str, Any]:
@@ -318,6 +337,7 @@ def environment(generator: Generator, device: str) -> dict[str, Any]:
     import transformers
 
     env: dict[str, Any] = {
+        "host_cpu": f"{host_cpu()}, {os.cpu_count()} cores",
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
@@ -347,7 +367,12 @@ def environment(generator: Generator, device: str) -> dict[str, Any]:
 
 
 async def bench_size(
-    size_name: str, plan: Plan, workdir: Path, results: dict[str, Any], save: Any
+    size_name: str,
+    plan: Plan,
+    workdir: Path,
+    results: dict[str, Any],
+    save: Any,
+    deadline: float,
 ) -> None:
     ckpt = workdir / size_name
     t0 = time.perf_counter()
@@ -372,15 +397,14 @@ async def bench_size(
     assert isinstance(engine, WindowedEngine)
     first_token = WindowedEngine(generator, replace(engine.config, max_new_tokens=1))
     recorder = Recorder(generator)
-    entry: dict[str, Any] = {
-        "label": SIZES[size_name].label,
-        "parameters": params,
-        "build_s": round(built, 1),
-        "load_s": round(loaded, 1),
-        "environment": environment(generator, plan.device),
-        "lengths": {},
-        "batch": {},
-    }
+    entry: dict[str, Any] = {"label": SIZES[size_name].label, "parameters": params}
+    env = environment(generator, plan.device)
+    if plan.profile_only:
+        entry["gpu_busy_environment"] = env
+    else:
+        entry.update(
+            build_s=round(built, 1), load_s=round(loaded, 1), environment=env, lengths={}, batch={}
+        )
     results["models"][size_name] = entry
     try:
         # warm-up: kernels, cuBLAS handles and the allocator's pools for the largest shapes
@@ -388,7 +412,10 @@ async def bench_size(
         await timed_steps(engine, utterance(4.0, seed=99), 99, recorder, text)
         await timed_final(engine, utterance(max(plan.lengths), seed=98), recorder, text)
         await timed_batch(generator, max(plan.batches), warm, seed=97)
-        for length in plan.lengths:
+        for length in [] if plan.profile_only else plan.lengths:
+            if time.monotonic() > deadline:
+                print(f"time limit: {size_name} {length:g} s not measured", flush=True)
+                break
             row: dict[str, list[dict[str, Any]]] = {
                 "partial": [],
                 "article": [],
@@ -422,7 +449,10 @@ async def bench_size(
             entry["lengths"][f"{length:g}"] = row
             print(f"{size_name} {length:g} s: {summary_line(row)}", flush=True)
             save()
-        for b in plan.batches:
+        for b in [] if plan.profile_only else plan.batches:
+            if time.monotonic() > deadline:
+                print(f"time limit: {size_name} batch {b} not measured", flush=True)
+                break
             warm_b = StandIn(text, seed=b)
             await timed_batch(generator, b, warm_b, seed=b)  # this shape's warm-up
             runs = [
@@ -433,9 +463,10 @@ async def bench_size(
             p50 = float(np.median(entry["batch"][str(b)]))
             print(f"{size_name} batch {b}: {p50:.0f} ms, {1000 * b / p50:.1f} req/s", flush=True)
             save()
-        if plan.device.startswith("cuda"):
+        if plan.profile_only:
             try:
-                entry["gpu_busy"] = gpu_busy_calls(generator, plan, StandIn(text, seed=5))
+                busy = gpu_busy_calls(generator, plan, StandIn(text, seed=5), deadline)
+                entry["gpu_busy"] = busy
             except Exception as e:  # the profiler is a bonus: keep the timings regardless
                 logger.exception("profiling failed")
                 entry["gpu_busy_error"] = f"{type(e).__name__}: {e}"
@@ -484,9 +515,14 @@ async def run(plan: Plan, out: Path) -> dict[str, Any]:
     def save() -> None:
         out.write_text(json.dumps(results, indent=1))
 
+    start = time.monotonic()
+    deadline = start + plan.time_limit_s if plan.time_limit_s else math.inf
     with tempfile.TemporaryDirectory(prefix="qwen_full_size_") as tmp:
         for size_name in plan.sizes:
-            await bench_size(size_name, plan, Path(tmp), results, save)
+            if time.monotonic() > deadline:
+                print(f"time limit: {size_name} not measured", flush=True)
+                continue
+            await bench_size(size_name, plan, Path(tmp), results, save, deadline)
             save()
     return results
 
@@ -514,16 +550,18 @@ def _input(samples: list[dict[str, Any]]) -> str:
 
 def device_line(env: dict[str, Any]) -> str:
     if env.get("gpu"):
+        host = f", host {env['host_cpu']}" if env.get("host_cpu") else ""
         return (
             f"{env['gpu']} ({env['gpu_memory_gib']} GiB, driver {env['driver']}, "
-            f"CUDA {env['cuda']}), torch {env['torch']}, transformers {env['transformers']}, "
-            f"qwen-asr {env['qwen_asr']}, Python {env['python']}"
+            f"CUDA {env['cuda']}{host}), torch {env['torch']}, transformers "
+            f"{env['transformers']}, qwen-asr {env['qwen_asr']}, Python {env['python']}"
         )
     return f"CPU ({env.get('cpu')}), torch {env['torch']}, transformers {env['transformers']}"
 
 
-def render(results: dict[str, Any]) -> str:
-    """The docs/benchmarks.md section, from a results JSON alone."""
+def render(results: dict[str, Any], other: dict[str, Any] | None = None) -> str:
+    """The docs/benchmarks.md section, from results JSON alone (``other``: the same
+    measurements on a second machine, for their p50s side by side)."""
     models = results["models"]
     env = next(iter(models.values()))["environment"]
     st = results["settings"]
@@ -597,8 +635,39 @@ def render(results: dict[str, Any]) -> str:
                 f"{rate:.1f} | {rate / base:.2f}× |"
             )
     lines += gpu_busy_table(models)
+    if other is not None:
+        lines += machine_comparison(results, other)
     lines += ["", *reading(results)]
     return "\n".join(lines)
+
+
+def machine_comparison(results: dict[str, Any], other: dict[str, Any]) -> list[str]:
+    """p50s of the same measurements on another machine of the same kind."""
+    pairs = [(m, other["models"][k]) for k, m in results["models"].items() if k in other["models"]]
+    pairs = [(a, b) for a, b in pairs if a.get("lengths") and b.get("lengths")]
+    if not pairs:
+        return []
+    env_b = pairs[0][1]["environment"]
+    lines = [
+        "",
+        f"The same measurements in another run on a second machine of the same kind "
+        f"({device_line(env_b)}; that run also made one untimed call per cell first), p50 "
+        "in ms, this table's machine / the second:",
+        "",
+        "| model | utterance | partial | article | final | final, 1 token |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for a, b in pairs:
+        for length in a["lengths"]:
+            if length not in b["lengths"]:
+                continue
+            ra, rb = a["lengths"][length], b["lengths"][length]
+            cells = [
+                f"{_stats(ra[k])[0]:.0f} / {_stats(rb[k])[0]:.0f}"
+                for k in ("partial", "article", "final", "final_1_token")
+            ]
+            lines.append(f"| {a['label']} | {length} s | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _busy(m: dict[str, Any], call: str) -> tuple[float, float]:
@@ -614,11 +683,13 @@ def gpu_busy_table(models: dict[str, Any]) -> list[str]:
     profiled = {k: m for k, m in models.items() if m.get("gpu_busy")}
     if not profiled:
         return []
+    env = next(iter(profiled.values())).get("gpu_busy_environment")
+    where = f" (a separate run: {device_line(env)})" if env else ""
     lines = [
         "",
-        "Where the time goes: the same calls under the PyTorch profiler (median of 2). GPU "
-        "busy = the sum of kernel durations; the rest of the wall time the GPU waits for "
-        "the host (Python, per-kernel launches; the profiler adds a little to the wall time).",
+        f"Where the time goes{where}: calls under the PyTorch profiler, median of 2. GPU "
+        "busy = the sum of kernel durations; for the rest of the wall time the GPU waits "
+        "for the host (Python, one launch per kernel; the profiler adds to the wall time).",
         "",
         "| model | call | wall (ms) | GPU busy (ms) | busy share |",
         "|---|---|---:|---:|---:|",
@@ -704,11 +775,16 @@ def reading(results: dict[str, Any]) -> list[str]:
 
 
 def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Results of several runs (one model each) with the same settings as one."""
+    """Results of several runs with the same settings as one; later runs add to a model's
+    entry (a profile-only run adds its profiled calls to the timed run's)."""
     settings = parts[0]["settings"]
     if any(p["settings"] != settings for p in parts):
         raise ValueError("results were measured with different settings")
-    return {"settings": settings, "models": {k: v for p in parts for k, v in p["models"].items()}}
+    models: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for name, entry in part["models"].items():
+            models.setdefault(name, {}).update(entry)
+    return {"settings": settings, "models": models}
 
 
 def main() -> None:
@@ -721,24 +797,34 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", choices=sorted(SIZES))
     parser.add_argument("--lengths", type=float, nargs="+")
     parser.add_argument("--no-write", action="store_true", help="print, do not edit docs")
+    parser.add_argument(
+        "--profile-only", action="store_true", help="only where the time goes (profiler)"
+    )
+    parser.add_argument("--time-limit", type=float, default=0.0, help="seconds (0: none)")
+    parser.add_argument(
+        "--compare", type=Path, help="results of another machine of the same kind (p50s)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.render:
         results = merge([json.loads(p.read_text()) for p in args.render])
     else:
         plan = TINY if args.tiny else FULL
-        if args.sizes or args.lengths:
-            plan = Plan(
-                **{
-                    **plan.__dict__,
-                    "sizes": args.sizes or plan.sizes,
-                    "lengths": args.lengths or plan.lengths,
-                }
-            )
+        plan = replace(
+            plan,
+            sizes=args.sizes or plan.sizes,
+            lengths=args.lengths or plan.lengths,
+            profile_only=args.profile_only,
+            time_limit_s=args.time_limit,
+        )
         out = args.out or Path(tempfile.mkstemp(suffix=".json", prefix="qwen_gpu_")[1])
         results = asyncio.run(run(plan, out))
         print(f"results: {out}")
-    body = render(results)
+        if plan.profile_only:  # rendered together with a timed run's results
+            print(json.dumps(results["models"], indent=1))
+            return
+    other = json.loads(args.compare.read_text()) if args.compare else None
+    body = render(results, other)
     print(body)
     if not args.no_write and not args.tiny:
         write_section(
