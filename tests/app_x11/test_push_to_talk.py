@@ -107,7 +107,9 @@ def start_app(settings_dir: Path, port: int, language: str) -> subprocess.Popen[
     )
     return subprocess.Popen(
         [sys.executable, "-m", "desktop.app", "--settings-dir", str(settings_dir)],
-        env=child_env(),
+        # The final depends on where the VAD cut, so the test reads it from the app's log,
+        # which carries what was said only with the debugging option on.
+        env={**child_env(), "TINGXIE_LOG_TRANSCRIPTS": "1"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
