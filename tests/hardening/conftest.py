@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import collections
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 #: How many times the default amount of fuzzing to do.
 FUZZ_SCALE = max(1, int(os.environ.get("TINGXIE_FUZZ_SCALE", "1")))
@@ -24,6 +27,8 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("tingxie-hardening")
+# Hypothesis caches what it learns in .hypothesis/ under the working directory: not here.
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "tingxie-hypothesis")
 
 #: Inputs tried per fuzzer, reported after the run.
 INPUTS_TRIED: collections.Counter[str] = collections.Counter()
