@@ -131,11 +131,11 @@ class ServerLink:
                 open_timeout=timeout_s,
                 max_size=None,
                 compression=None,
-                # A link that goes silent (no pong within ping_timeout_s) is closed; its
-                # closing handshake is not waited for longer than a pong was.
+                # A link that goes silent (no pong within ping_timeout_s) is closed; a
+                # live server answers a close at once, a dead link never does.
                 ping_interval=ping_interval_s,
                 ping_timeout=ping_timeout_s,
-                close_timeout=min(10.0, ping_timeout_s),
+                close_timeout=min(2.0, ping_timeout_s),
                 logger=WireLogRedactor(
                     logging.getLogger("websockets.client"), log_content=log_content
                 ),
