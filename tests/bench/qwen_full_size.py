@@ -1,10 +1,12 @@
 """Full-size Qwen3-ASR checkpoints with random weights, built offline (no model hub).
 
-The shapes are the released models' (Qwen/Qwen3-ASR-0.6B and Qwen/Qwen3-ASR-1.7B,
-config.json as published with the model cards): layer counts, widths, heads, the audio
-encoder's windows and the vocabulary. The weights are random bf16. A model step costs what
-it costs with the real weights as long as the number of generated tokens is fixed, which
-the benchmarks do (``ignore_eos``).
+The shapes are the released models' (the config.json of Qwen/Qwen3-ASR-0.6B and
+Qwen/Qwen3-ASR-1.7B, as published with the model cards and read the same way by several
+independent reimplementations): layer counts, widths, heads, the audio encoder's windows
+and the vocabulary. The weights are random bf16; the output layer is not tied to the
+embedding (tying changes memory, not the cost of a step). A model step costs what it costs
+with the real weights as long as the number of generated tokens is fixed, which the
+benchmarks do (``ignore_eos``).
 
 The tokenizer is a synthetic byte-level BPE of the real one's size: 151,643 ordinary tokens
 (letter pieces built by merges) and the special tokens at the ids the real checkpoints use,
