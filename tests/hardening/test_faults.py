@@ -180,7 +180,7 @@ def test_connection_silent_then_back(proxy, clients, sentence) -> None:
     seen.wait(PartialText)
     proxy.blackhole()
     speak(client, script[half:])  # the end of the sentence is sent into the silence
-    time.sleep(2.0)
+    time.sleep(1.0)
     assert seen.count(FinalText) == 0
     assert seen.states()[-1] is ClientState.READY  # nothing looks wrong yet
     proxy.resume()
