@@ -45,7 +45,7 @@ from desktop.parts import (
     open_meter_source,
 )
 from desktop.selfcheck import run_self_check
-from desktop.settings import Settings, SettingsStore
+from desktop.settings import Settings, SettingsStore, restrict_to_user
 from desktop.setup.probe import probe_config_for_this_pc
 from desktop.sounds import CuePlayer
 from desktop.streaming import ClientState
@@ -64,7 +64,7 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------- start-up helpers
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tingxie", description="tingxie dictation tray app")
     parser.add_argument("--version", action="version", version=f"tingxie {__version__}")
     parser.add_argument(
@@ -92,7 +92,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="with --self-check: also dictate a short tone to this server "
         "(token from TINGXIE_TOKEN)",
     )
-    return parser.parse_args(argv)
+    return parser
 
 
 def log_directory(settings_dir: Path | None) -> Path:
@@ -105,6 +105,9 @@ def log_directory(settings_dir: Path | None) -> Path:
 
 def configure_logging(directory: Path, level: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
+    # The log names servers and files, and holds what was said when the user turns that
+    # on for debugging: its folder is for its owner only (POSIX; per-user on Windows).
+    restrict_to_user(directory, 0o700)
     path = directory / "tingxie.log"
     handler = logging.handlers.RotatingFileHandler(
         path, maxBytes=2_000_000, backupCount=3, encoding="utf-8"
@@ -293,7 +296,7 @@ class TingxieApp(QObject):
             return
         stop_argv = build_wsl_stop_command(s.wsl_distro) if s.launcher == "wsl" else None
         env = server_environment(s.token, s.launcher, os.environ.get("WSLENV", ""))
-        self.launcher.start(argv, s.server_url, stop_argv, env)
+        self.launcher.start(argv, s.server_url, stop_argv, env, ca_file=s.ca_file or None)
         self.tray.set_server_running(True)
 
     @Slot()
@@ -393,7 +396,7 @@ class TingxieApp(QObject):
 def main(argv: Sequence[str] | None = None) -> int:
     log_path: list[Path] = []
     install_excepthook(log_path)
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.self_check:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         return run_self_check(args.server)

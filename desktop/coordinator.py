@@ -163,6 +163,9 @@ class Coordinator(QObject):
             settings.server_url,
             self._bridge.client.emit,
             token=settings.token or None,
+            ca_file=settings.ca_file or None,
+            # off in the settings still lets TINGXIE_LOG_TRANSCRIPTS=1 turn it on
+            log_transcripts=settings.log_transcripts or None,
             language=settings.language or None,
             context=settings.context,
         )
@@ -212,8 +215,16 @@ class Coordinator(QObject):
     def apply_settings(self, settings: Settings) -> None:
         """New settings take effect now, without a restart."""
         old, self.settings = self.settings, settings
-        if (old.server_url, old.token) != (settings.server_url, settings.token):
-            self.client.reconfigure(settings.server_url, settings.token or None)
+        if (old.server_url, old.token, old.ca_file) != (
+            settings.server_url,
+            settings.token,
+            settings.ca_file,
+        ):
+            self.client.reconfigure(
+                settings.server_url, settings.token or None, settings.ca_file or None
+            )
+        if old.log_transcripts != settings.log_transcripts:
+            self.client.log_transcripts = settings.log_transcripts
         self.client.language = settings.language or None
         self.client.context = settings.context
         audio_changed = (

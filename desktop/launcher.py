@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import shlex
+import ssl
 import subprocess
 import threading
 import time
@@ -391,10 +392,16 @@ class SubprocessRunner:
 # ---------------------------------------------------------------- the launcher
 
 
-def probe_health(url: str, timeout: float = 2.0) -> dict[str, object] | None:
-    """The server's /healthz body (200 or 503), or None if nothing answers."""
+def probe_health(
+    url: str, timeout: float = 2.0, ca_file: str | None = None
+) -> dict[str, object] | None:
+    """The server's /healthz body (200 or 503), or None if nothing answers.
+
+    ``ca_file``: for https, trust this CA (or self-signed certificate) instead of the
+    system's, as the dictation client does for the same server."""
+    context = ssl.create_default_context(cafile=ca_file) if ca_file else None
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
             body: dict[str, object] = json.loads(response.read())
             return body
     except urllib.error.HTTPError as err:
@@ -433,6 +440,7 @@ class ServerLauncher:
         self._env: dict[str, str] = {}
         self._stop_argv: list[str] | None = None
         self._health_url = ""
+        self._ca_file: str | None = None
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
         self.state = LauncherState.STOPPED
@@ -476,14 +484,17 @@ class ServerLauncher:
         server_url: str,
         stop_argv: Sequence[str] | None = None,
         env: Mapping[str, str] | None = None,
+        ca_file: str | None = None,
     ) -> None:
-        """Start the server (no-op if already running); ``env`` adds to the environment."""
+        """Start the server (no-op if already running); ``env`` adds to the environment;
+        ``ca_file`` is trusted when watching a ``wss://`` server's /healthz."""
         if self.running:
             return
         self._argv = list(argv)
         self._env = dict(env or {})
         self._stop_argv = list(stop_argv) if stop_argv else None
         self._health_url = health_url(server_url)
+        self._ca_file = ca_file
         self._stopping.clear()
         self._spawn()
         self._watcher = threading.Thread(target=self._watch, name="server-watch", daemon=True)
@@ -522,7 +533,9 @@ class ServerLauncher:
                     f"server exited with code {code} again; not restarting ({tail})",
                 )
                 return
-            body = probe_health(self._health_url, timeout=min(2.0, self._poll_s * 4))
+            body = probe_health(
+                self._health_url, timeout=min(2.0, self._poll_s * 4), ca_file=self._ca_file
+            )
             if body is None:
                 self._set(
                     LauncherState.STARTING,

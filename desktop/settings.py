@@ -32,6 +32,7 @@ class Settings:
     # server
     server_url: str = "ws://127.0.0.1:8765"
     token: str = ""
+    ca_file: str = ""  # wss://: CA or self-signed certificate to trust; "" = the system's
     server_configured: bool = False  # False: the first-run setup opens at start
     # audio
     microphone: str = ""  # name substring or index; "" = system default
@@ -52,6 +53,8 @@ class Settings:
     # overlay
     overlay_position: str = "bottom"
     show_latency: bool = False
+    # debugging
+    log_transcripts: bool = False  # let what was said into the log (never by default)
     # server launcher
     start_server_on_launch: bool = False
     launcher: str = "wsl"  # "wsl" (Windows → WSL2) or "direct" (run the command here)

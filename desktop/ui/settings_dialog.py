@@ -133,6 +133,9 @@ class SettingsDialog(QDialog):
         self.server_command = QLineEdit(s.server_command)
         form.addRow("Server URL", self.server_url)
         form.addRow("Token", self.token)
+        self.ca_file = QLineEdit(s.ca_file)
+        self.ca_file.setPlaceholderText("wss:// with a self-signed certificate: its .pem file")
+        form.addRow("Trusted certificate", self.ca_file)
         form.addRow(self.start_server)
         form.addRow("Run the server", self.launcher)
         form.addRow("WSL distribution", self.wsl_distro)
@@ -214,6 +217,9 @@ class SettingsDialog(QDialog):
         self.show_latency.setChecked(s.show_latency)
         form.addRow("Position", self.overlay_position)
         form.addRow(self.show_latency)
+        self.log_transcripts = QCheckBox("Debugging: write what I say into the log file")
+        self.log_transcripts.setChecked(s.log_transcripts)
+        form.addRow(self.log_transcripts)
         return page
 
     @staticmethod
@@ -331,18 +337,27 @@ class SettingsDialog(QDialog):
         server = (
             server_url,
             self.token.text().strip(),
+            self.ca_file.text().strip(),
             self.launcher.currentText(),
             self.wsl_distro.currentText().strip(),
             self.server_command.text().strip(),
         )
         s = self._settings
-        changed = server != (s.server_url, s.token, s.launcher, s.wsl_distro, s.server_command)
+        changed = server != (
+            s.server_url,
+            s.token,
+            s.ca_file,
+            s.launcher,
+            s.wsl_distro,
+            s.server_command,
+        )
         return replace(
             self._settings,
             # A server entered here by hand counts as set up: no first-run setup next time.
             server_configured=s.server_configured or changed,
             server_url=server_url,
             token=self.token.text().strip(),
+            ca_file=self.ca_file.text().strip(),
             start_server_on_launch=self.start_server.isChecked(),
             launcher=self.launcher.currentText(),
             wsl_distro=self.wsl_distro.currentText().strip(),
@@ -363,6 +378,7 @@ class SettingsDialog(QDialog):
             sound_cues=self.sound_cues.isChecked(),
             overlay_position=self.overlay_position.currentText(),
             show_latency=self.show_latency.isChecked(),
+            log_transcripts=self.log_transcripts.isChecked(),
         )
 
     @staticmethod

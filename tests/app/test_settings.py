@@ -15,11 +15,13 @@ def test_round_trip(tmp_path: Path) -> None:
         Settings(),
         server_url="ws://10.0.0.2:9000",
         token="t",
+        ca_file="C:\\certs\\gpu box.pem",
         language="zh",
         context="通义千问",
         vad_threshold=0.6,
         mode="hands_free",
         show_latency=True,
+        log_transcripts=True,
         app_overrides={"WindowsTerminal.exe": "clipboard"},
     )
     store.save(changed)

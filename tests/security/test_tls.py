@@ -10,8 +10,10 @@ import shutil
 import ssl
 import subprocess
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import trustme
 
@@ -223,3 +225,49 @@ async def test_self_signed_certificate_made_as_docs_say_can_be_trusted_directly(
         assert await dictate(link, rec) == fake_final(rec)
     with pytest.raises(TlsError, match="certificate verify failed"):
         await ServerLink.open(server.url)
+
+
+def test_tray_coordinator_trusts_the_ca_file_setting(
+    qtbot: object, tls_server: TlsServer, recordings: list[Recording]
+) -> None:
+    """The settings' ``ca_file`` reaches the tray app's client: hands-free dictation over
+    wss:// types the exact final."""
+    from desktop.audio.source import ArraySource
+    from desktop.audio.vad import SileroVad
+    from desktop.coordinator import Coordinator, HistoryEntry
+    from desktop.settings import Settings
+
+    rec = recording(recordings)
+    silence = np.zeros(16000, np.int16)
+    audio = np.concatenate([silence, np.frombuffer(rec.pcm(), "<i2"), silence, silence])
+    settings = replace(
+        Settings(), server_url=tls_server.url, ca_file=str(tls_server.files.ca), mode="hands_free"
+    )
+    typed: list[str] = []
+    finals: list[HistoryEntry] = []
+    coordinator = Coordinator(
+        settings,
+        type("Typer", (), {"type_final": lambda self, text: typed.append(text)})(),
+        lambda s: ArraySource(audio, realtime=False),
+        SileroVad,
+    )
+    coordinator.final.connect(finals.append)
+    coordinator.start()
+    try:
+        coordinator.toggle_dictation()
+        qtbot.waitUntil(lambda: len(finals) == 1, timeout=30_000)  # type: ignore[attr-defined]
+    finally:
+        coordinator.shutdown()
+    assert typed == [finals[0].text] and typed[0]
+
+
+def test_launcher_watches_a_wss_server_with_the_ca_file(tls_server: TlsServer) -> None:
+    """The server launcher's /healthz watch trusts the same CA file as the client; without
+    it a private-CA server would never show as ready."""
+    from desktop.launcher import health_url, probe_health
+
+    url = health_url(tls_server.url)
+    assert url.startswith("https://")
+    body = probe_health(url, ca_file=str(tls_server.files.ca))
+    assert body is not None and body["model_state"] == "ready"
+    assert probe_health(url) is None  # the system's CAs do not know the private CA
