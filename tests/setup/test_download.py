@@ -20,7 +20,10 @@ FILES = {"config.json": b'{"model_type": "qwen3_asr"}', "model.safetensors": WEI
 
 
 def run_download(endpoint: str, dest: Path, repo: str = "Qwen/Tiny-ASR") -> list[DownloadEvent]:
-    env = {**os.environ, "HF_HOME": str(dest.parent / "hf-home")}
+    # Only this test's hub settings: others (HF_HUB_OFFLINE, set by the vLLM tests'
+    # conftest when collected in the same run, a developer's HF_ENDPOINT) must not leak in.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
+    env["HF_HOME"] = str(dest.parent / "hf-home")
     out = subprocess.run(
         [sys.executable, "-m", "server.download", "--repo", repo, "--dest", str(dest),
          "--endpoint", endpoint, "--interval", "0.05"],
