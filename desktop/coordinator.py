@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -43,7 +44,7 @@ from desktop.streaming import (
     StateChanged,
     UtteranceFailed,
 )
-from protocol.log_redaction import text_for_log
+from protocol.log_redaction import TRANSCRIPTS_ENV, env_flag, text_for_log
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +225,11 @@ class Coordinator(QObject):
                 settings.server_url, settings.token or None, settings.ca_file or None
             )
         if old.log_transcripts != settings.log_transcripts:
-            self.client.log_transcripts = settings.log_transcripts
+            # as at start: off in the settings leaves TINGXIE_LOG_TRANSCRIPTS=1 in force;
+            # frame payloads follow from the next connection
+            self.client.log_transcripts = settings.log_transcripts or env_flag(
+                os.environ, TRANSCRIPTS_ENV
+            )
         self.client.language = settings.language or None
         self.client.context = settings.context
         audio_changed = (

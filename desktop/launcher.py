@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from desktop.client import TlsError, client_tls_context
+
 log = logging.getLogger(__name__)
 
 WSL_EXE = "wsl.exe"
@@ -393,13 +395,12 @@ class SubprocessRunner:
 
 
 def probe_health(
-    url: str, timeout: float = 2.0, ca_file: str | None = None
+    url: str, timeout: float = 2.0, context: ssl.SSLContext | None = None
 ) -> dict[str, object] | None:
     """The server's /healthz body (200 or 503), or None if nothing answers.
 
-    ``ca_file``: for https, trust this CA (or self-signed certificate) instead of the
-    system's, as the dictation client does for the same server."""
-    context = ssl.create_default_context(cafile=ca_file) if ca_file else None
+    ``context``: for https, the TLS context the dictation client uses for the same
+    server (it may trust a private CA)."""
     try:
         with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
             body: dict[str, object] = json.loads(response.read())
@@ -440,7 +441,7 @@ class ServerLauncher:
         self._env: dict[str, str] = {}
         self._stop_argv: list[str] | None = None
         self._health_url = ""
-        self._ca_file: str | None = None
+        self._tls: ssl.SSLContext | None = None
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
         self.state = LauncherState.STOPPED
@@ -490,11 +491,15 @@ class ServerLauncher:
         ``ca_file`` is trusted when watching a ``wss://`` server's /healthz."""
         if self.running:
             return
+        try:
+            self._tls = client_tls_context(server_url, ca_file)
+        except TlsError as exc:  # an unreadable CA file: the client could not connect either
+            self._set(LauncherState.FAILED, str(exc))
+            return
         self._argv = list(argv)
         self._env = dict(env or {})
         self._stop_argv = list(stop_argv) if stop_argv else None
         self._health_url = health_url(server_url)
-        self._ca_file = ca_file
         self._stopping.clear()
         self._spawn()
         self._watcher = threading.Thread(target=self._watch, name="server-watch", daemon=True)
@@ -534,7 +539,7 @@ class ServerLauncher:
                 )
                 return
             body = probe_health(
-                self._health_url, timeout=min(2.0, self._poll_s * 4), ca_file=self._ca_file
+                self._health_url, timeout=min(2.0, self._poll_s * 4), context=self._tls
             )
             if body is None:
                 self._set(

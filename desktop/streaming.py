@@ -37,7 +37,8 @@ from protocol.messages import Error, ErrorCode, Final, Partial, Status
 
 log = logging.getLogger(__name__)
 
-#: A CA file to trust for ``wss://`` when none is given (no settings field for it yet).
+#: A CA file to trust for ``wss://`` when none is given (tingxie-cli, or overriding an
+#: empty ``ca_file`` setting of the tray app).
 CA_FILE_ENV = "TINGXIE_CA_FILE"
 
 

@@ -432,9 +432,13 @@ class SetupRun:
     def cancel(self) -> None:
         self.cancel_event.set()
 
+    def rearm(self) -> None:
+        """Forget an earlier Cancel before running again. Called by whoever starts the run,
+        before the worker thread exists, so a Cancel pressed right after is kept."""
+        self.cancel_event.clear()
+
     def run(self, start: int = 0) -> int | None:
         """Run from step ``start``; returns the failed step's index, or None when done."""
-        self.cancel_event.clear()
         for index in range(start, len(self.steps)):
             step = self.steps[index]
             listener = self._listener

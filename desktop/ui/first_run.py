@@ -405,6 +405,7 @@ class FirstRunDialog(QDialog):
         self.back.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self._failed_at = None
+        run.rearm()
         self._start_worker(lambda: run.run(index), "setup-steps")
 
     def _mark(self, index: int, state: str) -> None:

@@ -12,6 +12,7 @@ import subprocess
 import urllib.request
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -264,10 +265,24 @@ def test_tray_coordinator_trusts_the_ca_file_setting(
 def test_launcher_watches_a_wss_server_with_the_ca_file(tls_server: TlsServer) -> None:
     """The server launcher's /healthz watch trusts the same CA file as the client; without
     it a private-CA server would never show as ready."""
+    from desktop.client import client_tls_context
     from desktop.launcher import health_url, probe_health
 
     url = health_url(tls_server.url)
     assert url.startswith("https://")
-    body = probe_health(url, ca_file=str(tls_server.files.ca))
+    body = probe_health(url, context=client_tls_context(tls_server.url, str(tls_server.files.ca)))
     assert body is not None and body["model_state"] == "ready"
     assert probe_health(url) is None  # the system's CAs do not know the private CA
+
+
+def test_launcher_with_an_unreadable_ca_file_fails_with_its_name(tmp_path: Path) -> None:
+    """A CA file that is gone is a FAILED launcher state naming it, not a dead watcher."""
+    from desktop.launcher import LauncherState, ServerLauncher
+
+    states: list[tuple[LauncherState, str]] = []
+    no_runner: Any = None  # never reached: the CA file is checked before anything starts
+    launcher = ServerLauncher(no_runner, lambda state, detail: states.append((state, detail)))
+    missing = tmp_path / "gone.pem"
+    launcher.start(["tingxie-server"], "wss://127.0.0.1:9", ca_file=str(missing))
+    assert launcher.state is LauncherState.FAILED and not launcher.running
+    assert states and str(missing) in states[-1][1]
