@@ -60,6 +60,7 @@ class SetupChoice:
     wheel: str = ""  # a tingxie wheel file on this PC instead of the package index
     remote_url: str = ""
     token: str = ""  # remote: the server's token; local: made up for the new server
+    ca_file: str = ""  # remote wss:// with a private CA or self-signed certificate
     engine: str = "qwen"  # "fake": the test engine, no model download
     hub_endpoint: str = ""  # a model hub mirror
 
@@ -280,17 +281,20 @@ def _start(
 # ---------------------------------------------------------------- remote server
 
 
-def check_remote(url: str, token: str, timeout_s: float = 10.0) -> Problem | None:
-    """Connect once and exchange hello/ready: None if the server takes us."""
+def check_remote(
+    url: str, token: str, timeout_s: float = 10.0, ca_file: str = ""
+) -> Problem | None:
+    """Connect once and exchange hello/ready: None if the server takes us. ``ca_file``
+    (else ``TINGXIE_CA_FILE``) is trusted for wss://, as the app will trust it."""
     from desktop.client import AuthFailed, ServerLink, VersionMismatch
     from desktop.streaming import CA_FILE_ENV
 
     if not url.startswith(("ws://", "wss://")) or len(url.split("//", 1)[1]) == 0:
         return problems.bad_remote_url(url)
-    ca_file = os.environ.get(CA_FILE_ENV) or None  # trusted for wss:// as the app will
+    trusted = ca_file or os.environ.get(CA_FILE_ENV) or None
 
     async def attempt() -> None:
-        link = await ServerLink.open(url, token=token or None, timeout_s=timeout_s, ca_file=ca_file)
+        link = await ServerLink.open(url, token=token or None, timeout_s=timeout_s, ca_file=trusted)
         await link.close()
 
     try:
@@ -308,12 +312,13 @@ def _connect(choice: SetupChoice) -> Callable[[StepContext], None]:
     def run(ctx: StepContext) -> None:
         url = choice.remote_url.strip()
         ctx.progress(None, f"Connecting to {url}…")
-        problem = check_remote(url, choice.token)
+        problem = check_remote(url, choice.token, ca_file=choice.ca_file)
         if problem is not None:
             raise StepFailed(problem)
         ctx.outcome.settings = {
             "server_url": url,
             "token": choice.token,
+            "ca_file": choice.ca_file,
             "start_server_on_launch": False,
             "server_configured": True,
         }
@@ -337,6 +342,7 @@ def choice_from_option(
     wheel: str = "",
     remote_url: str = "",
     token: str = "",
+    ca_file: str = "",
 ) -> SetupChoice:
     """The dialog's choice: the option as recommended, with what the user changed.
 
@@ -344,7 +350,7 @@ def choice_from_option(
     recommended one (say, the smaller one after the GPU ran out of memory).
     """
     if option.kind is PathKind.REMOTE:
-        return SetupChoice(option.kind, remote_url=remote_url, token=token)
+        return SetupChoice(option.kind, remote_url=remote_url, token=token, ca_file=ca_file)
     if option.kind is PathKind.EXISTING:
         url = f"ws://127.0.0.1:{option.port}"
         return SetupChoice(option.kind, port=option.port, remote_url=url, token=token)

@@ -184,12 +184,15 @@ class FirstRunDialog(QDialog):
         self.token = QLineEdit(self._settings.token)
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
         self.token.setPlaceholderText("the server's --token (empty if it has none)")
+        self.ca_file = QLineEdit(self._settings.ca_file)
+        self.ca_file.setPlaceholderText("wss:// with a self-signed certificate: its .pem file")
         extra.addRow("Model", self.model)
         extra.addRow("Package (tingxie wheel)", wheel_row)
         extra.addRow("Server address", self.remote_url)
         extra.addRow("Token", self.token)
+        extra.addRow("Trusted certificate", self.ca_file)
         self.local_rows = [self.model, wheel_row]
-        self.remote_rows = [self.remote_url, self.token]
+        self.remote_rows = [self.remote_url, self.token, self.ca_file]
         box.addLayout(extra)
         box.addStretch(1)
         buttons = QHBoxLayout()
@@ -386,6 +389,7 @@ class FirstRunDialog(QDialog):
             # A local server keeps the token already in the settings (or gets a new one);
             # a remote one takes what the user typed.
             token=self._settings.token if local_server else self.token.text().strip(),
+            ca_file=self.ca_file.text().strip(),
         )
         steps = build_steps(choice, self._launcher)
         self._run = SetupRun(steps, self._runner, self.bridge)

@@ -9,6 +9,7 @@ import queue
 import shutil
 import ssl
 import subprocess
+import threading
 import urllib.request
 from dataclasses import replace
 from pathlib import Path
@@ -286,3 +287,32 @@ def test_launcher_with_an_unreadable_ca_file_fails_with_its_name(tmp_path: Path)
     launcher.start(["tingxie-server"], "wss://127.0.0.1:9", ca_file=str(missing))
     assert launcher.state is LauncherState.FAILED and not launcher.running
     assert states and str(missing) in states[-1][1]
+
+
+def test_first_run_remote_check_trusts_the_certificate_given_there(
+    tls_server: TlsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first-run setup's remote choice takes a certificate file for a private CA,
+    checks the wss:// server with it, and saves it for the app."""
+    from desktop.setup.steps import (
+        Outcome,
+        PathKind,
+        SetupChoice,
+        StepContext,
+        build_steps,
+        check_remote,
+    )
+
+    monkeypatch.delenv("TINGXIE_CA_FILE", raising=False)
+    ca = str(tls_server.files.ca)
+    untrusted = check_remote(tls_server.url, "", timeout_s=5)
+    assert untrusted is not None and "not trusted" in untrusted.message + untrusted.detail
+    assert check_remote(tls_server.url, "", ca_file=ca) is None
+
+    no_launcher: Any = None  # the remote choice starts nothing
+    (connect,) = build_steps(
+        SetupChoice(PathKind.REMOTE, remote_url=tls_server.url, ca_file=ca), no_launcher
+    )
+    ctx = StepContext(no_launcher, threading.Event(), lambda *_: None, print, Outcome())
+    connect.action(ctx)
+    assert ctx.outcome.settings is not None and ctx.outcome.settings["ca_file"] == ca
