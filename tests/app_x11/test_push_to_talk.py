@@ -151,6 +151,10 @@ def test_push_to_talk_types_the_final_into_another_app(
         wait_log(log, r"global hotkeys bound")
         wait_log(log, r"client state: ready")
         target.reset()
+        deadline = time.monotonic() + 10
+        while active_window() != target.window_id and time.monotonic() < deadline:
+            time.sleep(0.05)  # the window manager activates the target a little later
+        assert active_window() == target.window_id, "the target window never became active"
         assert target.command("setclip") == "OK"  # the user's clipboard, three formats
         focus_seen: list[int] = []
         watching = threading.Event()

@@ -47,9 +47,16 @@ def child_env() -> dict[str, str]:
 
 
 def _wm_running() -> bool:
+    """A window manager answers: the root names its check window, and that window exists
+    (a window manager that died can leave the root's property behind)."""
     out = subprocess.run(["xprop", "-root", "_NET_SUPPORTING_WM_CHECK"], capture_output=True,
                          text=True, check=False)
-    return "window id" in out.stdout
+    if "window id" not in out.stdout:
+        return False
+    check_window = out.stdout.split("#")[-1].strip().split(",")[0]
+    alive = subprocess.run(["xprop", "-id", check_window, "_NET_WM_NAME"], capture_output=True,
+                           text=True, check=False)
+    return alive.returncode == 0
 
 
 @contextmanager
@@ -61,8 +68,10 @@ def window_manager() -> Iterator[None]:
     proc = subprocess.Popen(["openbox", "--sm-disable"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 5
-        while not _wm_running() and time.monotonic() < deadline:
+        deadline = time.monotonic() + 30  # generous: CI machines can be slow to start it
+        while not _wm_running():
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("openbox did not start on the virtual display")
             time.sleep(0.05)
         yield
     finally:
