@@ -45,7 +45,7 @@ from desktop.parts import (
     open_meter_source,
 )
 from desktop.selfcheck import run_self_check
-from desktop.settings import Settings, SettingsStore, restrict_to_user
+from desktop.settings import Settings, SettingsStore, restrict_to_user, with_changes
 from desktop.setup.probe import probe_config_for_this_pc
 from desktop.sounds import CuePlayer
 from desktop.streaming import ClientState
@@ -182,6 +182,7 @@ class TingxieApp(QObject):
         super().__init__()
         self.settings = settings
         self.store = store
+        self._first_run: FirstRunDialog | None = None
         self.signals = _Signals()
         self.tray = Tray(force_fallback=no_tray)
         self.overlay = Overlay(settings.overlay_position, settings.show_latency)
@@ -301,10 +302,17 @@ class TingxieApp(QObject):
 
     @Slot()
     def show_first_run(self) -> None:
-        config = probe_config_for_this_pc(self.settings.server_url)
-        dialog = FirstRunDialog(self.settings, SubprocessRunner(), self.launcher, config)
+        if self._first_run is not None and self._first_run.isVisible():
+            self._first_run.raise_()
+            self._first_run.activateWindow()
+            return
+        opened_with = self.settings
+        config = probe_config_for_this_pc(opened_with.server_url)
+        dialog = FirstRunDialog(opened_with, SubprocessRunner(), self.launcher, config)
         self._own_window(dialog)
-        dialog.configured.connect(self.apply_settings)
+        dialog.configured.connect(
+            lambda chosen: self.apply_settings(with_changes(self.settings, opened_with, chosen))
+        )
         dialog.show()
         self._first_run = dialog  # keep it alive while open
 

@@ -97,6 +97,17 @@ class Settings:
         return dataclasses.replace(self, **fixes)
 
 
+def with_changes(current: Settings, before: Settings, after: Settings) -> Settings:
+    """``current`` with what changed from ``before`` to ``after``: a dialog that worked on
+    a copy (``before``) keeps changes made elsewhere meanwhile."""
+    changes = {
+        f.name: getattr(after, f.name)
+        for f in fields(Settings)
+        if getattr(after, f.name) != getattr(before, f.name)
+    }
+    return dataclasses.replace(current, **changes)
+
+
 def _coerce(value: Any, default: Any) -> Any:
     """QSettings (INI/registry) stores strings; convert back to the default's type."""
     if isinstance(default, bool):

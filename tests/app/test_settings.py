@@ -44,3 +44,15 @@ def test_damaged_values_fall_back_to_defaults(tmp_path: Path) -> None:
     assert loaded.min_silence_ms == defaults.min_silence_ms
     assert loaded.server_url == defaults.server_url
     assert loaded.app_overrides == {}
+
+
+def test_a_dialog_working_on_a_copy_keeps_changes_made_meanwhile() -> None:
+    """The first-run setup works on the settings it was opened with; what the user changed
+    in the Settings dialog while it ran stays, and only what the setup chose is applied."""
+    from desktop.settings import with_changes
+
+    opened_with = Settings()
+    meanwhile = replace(opened_with, hold_key="f9", language="zh")
+    chosen = replace(opened_with, server_url="ws://10.0.0.2:8765", server_configured=True)
+    merged = with_changes(meanwhile, opened_with, chosen)
+    assert merged == replace(meanwhile, server_url="ws://10.0.0.2:8765", server_configured=True)
