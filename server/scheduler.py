@@ -45,6 +45,10 @@ class _Item:
     on_dispatch: Callable[[], None] | None = field(compare=False, default=None)
     queued_at: float = field(compare=False, default=0.0)
     alone: bool = field(compare=False, default=False)  # retried after its batch failed
+    # Retries of a batch that timed out share one deadline, two timeouts away: room for
+    # one hung request and its batch-mates, while a model that stopped answering costs
+    # three timeouts in all, not one per request of the batch.
+    retry_deadline: float | None = field(compare=False, default=None)
 
 
 @dataclass
@@ -158,6 +162,9 @@ class Scheduler:
             if item.future.done():  # cancelled while queued
                 self.stats.dropped_before_dispatch += 1
                 continue
+            if item.retry_deadline is not None and time.monotonic() >= item.retry_deadline:
+                item.future.set_exception(self._timeout_error())
+                continue
             try:
                 request = item.build()
             except Exception as exc:  # a bug in a stream's builder fails that request only
@@ -203,8 +210,12 @@ class Scheduler:
 
             for item in items:
                 item.future.add_done_callback(abort_if_abandoned)
+        timeout_s = self._request_timeout_s
+        deadline = items[0].retry_deadline if len(items) == 1 else None
+        if deadline is not None and timeout_s is not None:
+            timeout_s = max(0.0, min(timeout_s, deadline - time.monotonic()))
         try:
-            results = await asyncio.wait_for(work, self._request_timeout_s)
+            results = await asyncio.wait_for(work, timeout_s)
         except asyncio.CancelledError:
             for item in items:
                 if not item.future.done():
@@ -220,10 +231,11 @@ class Scheduler:
                 self._request_timeout_s,
                 len(items),
             )
-            self._fail_or_retry_alone(
-                items,
-                GenerationTimeout(f"no result from the model within {self._request_timeout_s:g} s"),
-            )
+            if len(items) > 1 and self._request_timeout_s is not None:
+                deadline = time.monotonic() + 2 * self._request_timeout_s
+                for item in items:
+                    item.retry_deadline = deadline
+            self._fail_or_retry_alone(items, self._timeout_error())
             return
         except Exception as exc:
             log.exception("generator %s failed on a batch of %d", self._generator.name, len(items))
@@ -241,6 +253,9 @@ class Scheduler:
         for item, result in zip(items, results, strict=True):
             if not item.future.done():
                 item.future.set_result(result)
+
+    def _timeout_error(self) -> GenerationTimeout:
+        return GenerationTimeout(f"no result from the model within {self._request_timeout_s:g} s")
 
     def _fail_or_retry_alone(self, items: list[_Item], exc: BaseException) -> None:
         """A failed call of one request fails it; a failed batch is run again one request

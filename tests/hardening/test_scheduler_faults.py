@@ -112,3 +112,35 @@ async def test_a_call_within_the_timeout_is_untouched() -> None:
         await scheduler.close()
     assert [r.text for r in results] == ["x", "y"]  # type: ignore[union-attr]
     assert scheduler.stats.timeouts == 0 and scheduler.stats.retried_alone == 0
+
+
+async def test_a_model_that_stops_answering_costs_three_timeouts_not_one_per_request() -> None:
+    """Every request hangs: the batch times out, then its requests retried alone share one
+    deadline two timeouts away, and whatever is left after it fails at once."""
+    generator = CountingFake(max_batch_size=8)
+    scheduler = Scheduler(generator, request_timeout_s=0.3)
+    scheduler.start()
+    began = time.monotonic()
+    try:
+        results = await submit_together(scheduler, [FAULT_HANG] * 6)
+    finally:
+        await scheduler.close()
+    elapsed = time.monotonic() - began
+    assert all(isinstance(r, GenerationTimeout) for r in results)
+    assert len(generator.calls) == 3  # the batch, then two requests alone
+    assert 0.9 <= elapsed < 1.6  # one timeout per request would take 0.3 + 6 × 0.3 = 2.1 s
+
+
+async def test_a_hung_request_retried_first_leaves_its_batch_mates_time_for_theirs() -> None:
+    """The shared retry deadline leaves room for the hung request's own timeout and then
+    for the batch-mates queued behind it."""
+    generator = CountingFake(max_batch_size=8)
+    scheduler = Scheduler(generator, request_timeout_s=0.3)
+    scheduler.start()
+    try:
+        results = await submit_together(scheduler, [FAULT_HANG, "a", "b", "c"])
+    finally:
+        await scheduler.close()
+    assert isinstance(results[0], GenerationTimeout)
+    assert all(isinstance(r, GenerationResult) for r in results[1:])
+    assert [c for call in generator.calls[1:] for c in call] == [FAULT_HANG, "a", "b", "c"]
