@@ -20,8 +20,8 @@ when it is not installed).
 
 CPU: the pipeline listens in real time for ``--listen-s`` seconds to room noise, then to
 speech, connected to a fake server in a child process (so the process measured is the
-client alone): Silero's cost per 32 ms chunk and the whole process's CPU
-(``time.process_time`` delta / wall).
+client alone): Silero's cost per 32 ms chunk (on onnxruntime, as the app runs it) and
+the whole process's CPU (``time.process_time`` delta / wall).
 
     python tests/bench/bench_pipeline.py [--listen-s 10] [--fake-ms 150] [--no-whisper]
 """
@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 from desktop.audio.pipeline import AudioPipeline  # noqa: E402
 from desktop.audio.segmenter import Event, Segmenter, UtteranceStarted  # noqa: E402
 from desktop.audio.source import ArraySource  # noqa: E402
-from desktop.audio.vad import SileroVad  # noqa: E402
+from desktop.audio.vad import SileroOnnxVad  # noqa: E402
 from desktop.streaming import (  # noqa: E402
     ClientEvent,
     ClientState,
@@ -106,7 +106,7 @@ class Run:
         self._lock = threading.Lock()
         self.client = TimedClient(url, self._on_client_event)
         self.pipeline = AudioPipeline(
-            ArraySource(samples, realtime=True), Segmenter(), SileroVad(), self._on_segment
+            ArraySource(samples, realtime=True), Segmenter(), SileroOnnxVad(), self._on_segment
         )
 
     def _on_segment(self, event: Event) -> None:
@@ -299,7 +299,7 @@ def render(rows: list[LatencyRow], cpu_rows: list[CpuRow], fake_ms: float) -> st
         "",
         "### Client CPU while listening (real time)",
         "",
-        "| input | wall s | Silero ms per 32 ms chunk (mean) | Silero max ms "
+        "| input | wall s | Silero (ONNX) ms per 32 ms chunk (mean) | Silero max ms "
         "| whole-process CPU % |",
         "|---|---|---|---|---|",
     ]
