@@ -114,20 +114,33 @@ def build_wsl_exec(argv: Sequence[str], wsl_distro: str = "", cwd: str = "") -> 
     return [*wsl_prefix(wsl_distro), *where, "--exec", *argv]
 
 
+#: Where a server started in WSL notes its process id, so that stopping it signals that
+#: server only, not every tingxie server of the user. A constant: no setting goes in.
+WSL_PIDFILE = "$HOME/.local/share/tingxie/server.pid"
+_NOTE_PID = f'mkdir -p "$HOME/.local/share/tingxie" && echo $$ > "{WSL_PIDFILE}" && '
+# SIGINT lets the server finish open finals. The cmdline check keeps a stale file whose
+# process id now belongs to another program from signalling it.
+_STOP_NOTED_PID = (
+    f'pid=$(cat "{WSL_PIDFILE}" 2>/dev/null) && grep -qa tingxie "/proc/$pid/cmdline" '
+    '&& kill -INT "$pid"'
+)
+
+
 def build_server_command(
     launcher: str, server_command: str, wsl_distro: str = "", windows: bool | None = None
 ) -> list[str]:
     """The argv that starts the server.
 
-    In WSL the command runs as ``bash -lc 'exec …'``: ``bash -l`` reads the login
+    In WSL the command runs as ``bash -lc '… exec …'``: ``bash -l`` reads the login
     profile (PATH, CUDA), ``exec`` makes the server the WSL session's main process, so
-    stopping ``wsl.exe`` stops it. The command is read as words, never as shell code.
+    stopping ``wsl.exe`` stops it, after noting its process id in :data:`WSL_PIDFILE`.
+    The command is read as words, never as shell code.
     """
     if not server_command.strip():
         raise ValueError("the server command is empty")
     if launcher == "wsl":
         argv = split_command_line(server_command, windows=False)  # a Linux command line
-        return build_wsl_exec(["bash", "-lc", login_shell_script(argv)], wsl_distro)
+        return build_wsl_exec(["bash", "-lc", _NOTE_PID + login_shell_script(argv)], wsl_distro)
     if launcher == "direct":
         on_windows = (os.name == "nt") if windows is None else windows
         return split_command_line(server_command, windows=on_windows)
@@ -135,8 +148,9 @@ def build_server_command(
 
 
 def build_wsl_stop_command(wsl_distro: str = "") -> list[str]:
-    """Asks the server inside WSL to shut down cleanly (SIGINT finishes open finals)."""
-    return build_wsl_exec(["pkill", "-INT", "-f", "tingxie-server"], wsl_distro)
+    """Asks the server started by :func:`build_server_command` inside WSL to shut down
+    cleanly (SIGINT finishes open finals); other tingxie servers are left alone."""
+    return build_wsl_exec(["bash", "-c", _STOP_NOTED_PID], wsl_distro)
 
 
 def server_environment(token: str, launcher: str, inherited_wslenv: str = "") -> dict[str, str]:

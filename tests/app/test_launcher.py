@@ -27,7 +27,8 @@ def test_wsl_command_lines() -> None:
         "--exec",
         "bash",
         "-lc",
-        "exec tingxie-server --model /m",
+        'mkdir -p "$HOME/.local/share/tingxie" && echo $$ > "$HOME/.local/share/tingxie/server.pid"'
+        " && exec tingxie-server --model /m",
     ]
     assert build_server_command("wsl", "tingxie-server")[:2] == ["wsl.exe", "--exec"]
     assert build_wsl_stop_command("Debian") == [
@@ -35,10 +36,10 @@ def test_wsl_command_lines() -> None:
         "-d",
         "Debian",
         "--exec",
-        "pkill",
-        "-INT",
-        "-f",
-        "tingxie-server",
+        "bash",
+        "-c",
+        'pid=$(cat "$HOME/.local/share/tingxie/server.pid" 2>/dev/null)'
+        ' && grep -qa tingxie "/proc/$pid/cmdline" && kill -INT "$pid"',
     ]
     assert build_server_command("direct", "tingxie-server --port 9 --context 'a b'") == [
         "tingxie-server",

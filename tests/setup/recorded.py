@@ -138,7 +138,7 @@ class RecordedRunner:
         self, argv: Sequence[str], on_line: Callable[[str], None], env: Mapping[str, str] | None
     ) -> ProcessHandle:
         """In place of the server inside WSL: a real fake-engine server on its port."""
-        words = shlex.split(argv[-1])  # the bash -lc script: "exec <server> … --port N"
+        words = shlex.split(argv[-1])  # the bash -lc script: "… exec <server> … --port N"
         port = words[words.index("--port") + 1]
         server = [sys.executable, "-m", "server", "--engine", "fake", "--port", port]
         handle = self._real.start(server, on_line, env)

@@ -14,6 +14,7 @@ import shlex
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -183,3 +184,48 @@ def test_token_travels_in_the_environment_and_is_hidden_in_logs() -> None:
     assert server_environment("t", "wsl")["WSLENV"] == "TINGXIE_TOKEN"
     shown = redact_argv(["tingxie-server", "--token", "s3cret", "--token=abc", "--port", "1"])
     assert shown == ["tingxie-server", "--token", "***", "--token=***", "--port", "1"]
+
+
+def test_stopping_signals_the_server_it_started_and_no_other(tmp_path: Path) -> None:
+    """The WSL start script notes the server's process id; the stop script sends SIGINT to
+    that process only. Both run here in a real bash, with a stand-in server that records
+    the signal; a second tingxie server of the same user must keep running."""
+    from desktop.launcher import build_server_command, build_wsl_stop_command
+
+    server = tmp_path / "bin" / "tingxie-server"
+    server.parent.mkdir()
+    server.write_text(
+        "#!/usr/bin/env bash\n"
+        'trap \'echo INT > "$1"; exit 0\' INT\n'
+        "while true; do sleep 0.05; done\n"
+    )
+    server.chmod(0o755)
+    env = {"HOME": str(tmp_path / "home"), "PATH": os.environ["PATH"]}
+    start = build_server_command("wsl", f"{server} {tmp_path / 'ours'}")
+    other = subprocess.Popen([str(server), str(tmp_path / "other")], env=env)
+    ours = subprocess.Popen(start[start.index("bash"):], env=env)  # what runs inside WSL
+    try:
+        pidfile = tmp_path / "home" / ".local" / "share" / "tingxie" / "server.pid"
+        deadline = time.monotonic() + 10
+        while not pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert int(pidfile.read_text()) == ours.pid  # exec kept the process id
+        time.sleep(0.3)  # the trap is set
+        stop = build_wsl_stop_command()
+        subprocess.run(stop[stop.index("bash"):], env=env, check=True, timeout=10)
+        assert ours.wait(10) == 0
+        assert (tmp_path / "ours").read_text() == "INT\n"
+        assert other.poll() is None and not (tmp_path / "other").exists()
+        # A stale file whose process id now belongs to another program: left alone.
+        stranger = subprocess.Popen(["sleep", "30"])
+        pidfile.write_text(f"{stranger.pid}\n")
+        subprocess.run(stop[stop.index("bash"):], env=env, check=False, timeout=10)
+        time.sleep(0.2)
+        assert stranger.poll() is None
+        stranger.kill()
+        stranger.wait(5)
+    finally:
+        for proc in (ours, other):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
