@@ -37,26 +37,14 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.bench.report import machine_description, percentile, write_section  # noqa: E402
+from tests.packaging import pyinstaller_command  # noqa: E402
 
 READY = re.compile(r"global hotkeys (bound|unavailable)")
 
 
 def build(workdir: Path, clean: bool) -> tuple[Path, float]:
-    args = [
-        sys.executable,
-        "-m",
-        "PyInstaller",
-        "build.spec",
-        "--noconfirm",
-        "--distpath",
-        str(workdir / "dist"),
-        "--workpath",
-        str(workdir / "build"),
-    ]
     t0 = time.perf_counter()
-    subprocess.run(
-        [*args, *(["--clean"] if clean else [])], cwd=ROOT, check=True, capture_output=True
-    )
+    subprocess.run(pyinstaller_command(workdir, clean), cwd=ROOT, check=True, capture_output=True)
     return workdir / "dist" / "tingxie", time.perf_counter() - t0
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from protocol.version import __version__
 from tests.conftest import spawn_fake_server
+from tests.packaging import pyinstaller_command
 
 pytestmark = pytest.mark.slow
 
@@ -45,17 +46,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("pyinstaller")
     t0 = time.monotonic()
     build = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "PyInstaller",
-            "build.spec",
-            "--noconfirm",
-            "--distpath",
-            str(out / "dist"),
-            "--workpath",
-            str(out / "build"),
-        ],
+        pyinstaller_command(out),
         cwd=ROOT,
         capture_output=True,
         text=True,
