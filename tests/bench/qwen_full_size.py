@@ -174,7 +174,8 @@ def bpe_vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
 def build_tokenizer() -> Any:
     """A Qwen2TokenizerFast with the real tokenizer's size and special-token ids."""
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import Qwen2TokenizerFast
+
+    from tests.qwen.make_tiny_qwen3_asr import qwen_tokenizer
 
     vocab, merges = bpe_vocab_and_merges()
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
@@ -193,18 +194,7 @@ def build_tokenizer() -> Any:
     ]
     tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in specials])
     tok.add_tokens([AddedToken(ASR_TEXT, special=False, normalized=False)])
-    hf = Qwen2TokenizerFast(
-        tokenizer_object=tok,
-        bos_token=None,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        unk_token=None,
-        extra_special_tokens={
-            "audio_token": "<|audio_pad|>",
-            "audio_bos_token": "<|audio_start|>",
-            "audio_eos_token": "<|audio_end|>",
-        },
-    )
+    hf = qwen_tokenizer(tok)
     got = {t: hf.convert_tokens_to_ids(t) for t in SPECIAL_IDS.values()}
     if got != SPECIAL_IDS_BY_NAME or len(hf) != TOKENIZER_SIZE:
         raise RuntimeError(f"tokenizer ids are off: {got}, size {len(hf)}")

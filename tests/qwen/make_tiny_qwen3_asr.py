@@ -77,18 +77,9 @@ HIDDEN, INTER, LAYERS, HEADS, KV_HEADS, HEAD_DIM = 64, 128, 2, 4, 2, 32
 MROPE_SECTION = [8, 4, 4]  # sums to HEAD_DIM // 2 (real model: head_dim 128, [24, 20, 20])
 
 
-def build_tokenizer(vocab_size=400):
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIAL,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(CORPUS, trainer=trainer)
-    hf = Qwen2TokenizerFast(
+def qwen_tokenizer(tok):
+    """``tok`` wrapped as Qwen3-ASR's tokenizer class, with its special tokens' roles."""
+    return Qwen2TokenizerFast(
         tokenizer_object=tok,
         bos_token=None,
         eos_token="<|im_end|>",
@@ -100,6 +91,20 @@ def build_tokenizer(vocab_size=400):
             "audio_eos_token": "<|audio_end|>",
         },
     )
+
+
+def build_tokenizer(vocab_size=400):
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(CORPUS, trainer=trainer)
+    hf = qwen_tokenizer(tok)
     hf.add_tokens(ADDED_NORMAL, special_tokens=False)
     return hf
 
