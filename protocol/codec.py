@@ -17,6 +17,7 @@ from protocol.limits import (
     MAX_ID_CHARS,
     MAX_JSON_DEPTH,
     MAX_LANGUAGE_CHARS,
+    MAX_SERVER_MESSAGE_BYTES,
     MAX_TEXT_FRAME_BYTES,
 )
 from protocol.messages import (
@@ -49,13 +50,11 @@ def _bad(message: str) -> ProtocolError:
     return ProtocolError(ErrorCode.BAD_MESSAGE, message)
 
 
-def _too_large(text: str | bytes) -> bool:
-    """Whether a frame exceeds the control-frame limit in UTF-8 bytes on the wire."""
-    if len(text) > MAX_TEXT_FRAME_BYTES:  # every character takes at least one byte
+def _too_large(text: str | bytes, limit: int) -> bool:
+    """Whether a frame exceeds ``limit`` in UTF-8 bytes on the wire."""
+    if len(text) > limit:  # every character takes at least one byte
         return True
-    return isinstance(text, str) and len(text.encode("utf-8", "surrogatepass")) > (
-        MAX_TEXT_FRAME_BYTES
-    )
+    return isinstance(text, str) and len(text.encode("utf-8", "surrogatepass")) > limit
 
 
 def _too_deep(text: str) -> bool:
@@ -84,11 +83,9 @@ def _too_deep(text: str) -> bool:
     return False
 
 
-def _load_object(text: str | bytes, key: str) -> tuple[str, dict[str, Any]]:
-    if _too_large(text):
-        raise ProtocolError(
-            ErrorCode.FRAME_TOO_LARGE, f"control frame larger than {MAX_TEXT_FRAME_BYTES} bytes"
-        )
+def _load_object(text: str | bytes, key: str, limit: int) -> tuple[str, dict[str, Any]]:
+    if _too_large(text, limit):
+        raise ProtocolError(ErrorCode.FRAME_TOO_LARGE, f"text frame larger than {limit} bytes")
     if isinstance(text, bytes):  # a text frame's payload is UTF-8, nothing else
         try:
             text = text.decode("utf-8")
@@ -159,7 +156,7 @@ def _bool(obj: dict[str, Any], name: str, default: bool) -> bool:
 
 def decode_client(text: str | bytes) -> ClientMessage:
     """Decode a client's text frame."""
-    event, obj = _load_object(text, "event")
+    event, obj = _load_object(text, "event", MAX_TEXT_FRAME_BYTES)
     if event == "start":
         language = _str(obj, "language", "", MAX_LANGUAGE_CHARS).strip()
         return Start(
@@ -259,8 +256,9 @@ def encode_server(message: ServerMessage) -> str:
 
 
 def decode_server(text: str | bytes) -> ServerMessage | None:
-    """Decode a server's text frame; ``None`` for a ``type`` this version does not know."""
-    kind, obj = _load_object(text, "type")
+    """Decode a server's text frame; ``None`` for a ``type`` this version does not know.
+    Accepts frames up to :data:`MAX_SERVER_MESSAGE_BYTES` (long finals)."""
+    kind, obj = _load_object(text, "type", MAX_SERVER_MESSAGE_BYTES)
     if kind == "partial":
         return Partial(
             text=_str(obj, "text", "", 1 << 20),

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Largest control (text) frame a peer has to accept.
+#: Largest control (text) frame a server has to accept from a client.
 MAX_TEXT_FRAME_BYTES = 16 * 1024
+#: Largest text message a client accepts from a server (a 60 s final is ~20 KiB; this
+#: leaves room for any utterance up to the longest limit). Servers never send more.
+MAX_SERVER_MESSAGE_BYTES = 1024 * 1024
 #: Default largest audio (binary) frame: 1 s of audio. Clients send 20-100 ms frames.
 MAX_AUDIO_FRAME_BYTES = 32_000
 #: Frames above this are dropped by the transport with close code 1009.

@@ -46,6 +46,7 @@ from protocol.limits import (
     MAX_CONTEXT_CHARS,
     MAX_ID_CHARS,
     MAX_JSON_DEPTH,
+    MAX_SERVER_MESSAGE_BYTES,
     MAX_TEXT_FRAME_BYTES,
 )
 from server.audio_buffer import AudioBuffer
@@ -56,6 +57,12 @@ from tests.hardening.conftest import tried
 FRAME_CODES = {ErrorCode.BAD_MESSAGE, ErrorCode.FRAME_TOO_LARGE}
 CLIENT_TYPES = (Hello, Start, Stop, Cancel)
 SERVER_TYPES = (Ready, Status, Partial, Final, Error)
+
+
+def frame_limit(decode: Any) -> int:
+    """Clients send small control frames; servers may send long finals."""
+    return MAX_TEXT_FRAME_BYTES if decode is decode_client else MAX_SERVER_MESSAGE_BYTES
+
 
 # ---------------------------------------------------------------- strategies
 
@@ -282,7 +289,7 @@ def test_frame_size_limit_counts_utf8_bytes(decode: Any, unit: str, repeat: int)
     padding = (unit * (repeat // len(unit) + 1))[: max(0, repeat // len(unit.encode()))]
     frame = json.dumps({"event": "stop", "type": "status", "pad": padding}, ensure_ascii=False)
     result = decode_or_code(decode, frame)
-    too_large = len(frame.encode()) > MAX_TEXT_FRAME_BYTES
+    too_large = len(frame.encode()) > frame_limit(decode)
     assert (result == ErrorCode.FRAME_TOO_LARGE) == too_large, (len(frame.encode()), result)
 
 
@@ -295,7 +302,7 @@ def test_nesting_deeper_than_the_limit_is_a_bad_message(
     frame = '{"event": "stop", "type": "status", "x": ' + opener * depth + "1" + closer * depth
     frame += "}"
     result = decode_or_code(decode, frame)
-    if len(frame.encode()) > MAX_TEXT_FRAME_BYTES:
+    if len(frame.encode()) > frame_limit(decode):
         assert result == ErrorCode.FRAME_TOO_LARGE
     elif 1 + depth > MAX_JSON_DEPTH:  # the message itself is the first level
         assert result == ErrorCode.BAD_MESSAGE
