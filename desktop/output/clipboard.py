@@ -34,6 +34,7 @@ from desktop.hotkey.keys import parse_key_spec
 from desktop.output.base import OutputError
 from desktop.output.keystrokes import KeySender, PynputKeySender
 from desktop.output.policy import DEFAULT_PASTE_CHORD
+from desktop.output.text_sink import sanitize
 
 log = logging.getLogger(__name__)
 
@@ -325,6 +326,8 @@ class ClipboardPasteOutput:
         self.last_read_observed: bool | None = None
 
     def type_text(self, text: str, paste_chord: str | None = None) -> None:
+        # the text sink again (no cap): only visible text reaches the clipboard
+        text = sanitize(text, max_chars=None).text
         if not text:
             return
         chord = parse_key_spec(paste_chord or self.default_chord)

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from desktop.hotkey.keys import KeySpec
 from desktop.output.base import InjectionGuard, OutputError
+from desktop.output.text_sink import sanitize
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,10 @@ def pynput_key(name: str) -> Any:
 
 
 class KeystrokeOutput:
-    """Types text as key events. Does not touch the clipboard."""
+    """Types text as key events. Does not touch the clipboard.
+
+    The text passes the text sink again (no cap) whoever calls: a newline must never be
+    pressed as Enter, even by a caller that skipped the typist."""
 
     name = "keystrokes"
 
@@ -105,5 +109,6 @@ class KeystrokeOutput:
         self.sender = sender if sender is not None else PynputKeySender()
 
     def type_text(self, text: str, paste_chord: str | None = None) -> None:
+        text = sanitize(text, max_chars=None).text
         if text:
             self.sender.type(text)

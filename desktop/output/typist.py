@@ -1,7 +1,9 @@
 """The typist: puts a final utterance into the focused window.
 
-Per utterance (:meth:`Typist.type_final`): look at the focused window; refuse if it is one
-of ours; join the text to the previous utterance (a space between words, see
+Per utterance (:meth:`Typist.type_final`): pass the text through the text sink
+(:func:`desktop.output.text_sink.sanitize`: no controls, no line breaks pressed as Enter,
+a length cap; what it changed is reported as a notice); look at the focused window; refuse
+if it is one of ours; join the text to the previous utterance (a space between words, see
 :func:`desktop.output.policy.join_for_typing`); choose the method for that text and
 application; type it; report what happened.
 
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from desktop.output.base import InjectionGuard, OutputMethod, TextOutput
 from desktop.output.focus import FocusInfo, FocusProbe, NullFocusProbe, is_own_window
 from desktop.output.policy import OutputPolicy, join_for_typing
+from desktop.output.text_sink import DEFAULT_MAX_CHARS, SanitizedText, sanitize
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +34,10 @@ log = logging.getLogger(__name__)
 class TypingResult:
     """What :meth:`Typist.type_final` did.
 
-    ``method`` is None when nothing was typed. ``typed`` is the text actually sent (with a
-    joining space, if any). ``error`` is set when the output failed (the message; the
-    exception is logged).
+    ``text`` is the final as given; ``sink`` what the text sink let through (and what it
+    changed). ``method`` is None when nothing was typed. ``typed`` is the text actually
+    sent (sanitized, with a joining space, if any). ``error`` is set when the output failed
+    (the message; the exception is logged).
     """
 
     text: str
@@ -44,10 +48,16 @@ class TypingResult:
     deferred: bool = False
     seconds: float = 0.0
     error: str | None = None
+    sink: SanitizedText | None = None
 
     @property
     def ok(self) -> bool:
         return self.method is not None and self.error is None
+
+    @property
+    def notice(self) -> str | None:
+        """What the user should be told: the text sink's changes, if any."""
+        return self.sink.notice if self.sink is not None else None
 
 
 @dataclass
@@ -74,6 +84,7 @@ class Typist:
     own_window_ids: Collection[int] = ()
     guard: InjectionGuard = field(default_factory=InjectionGuard)
     clock: Callable[[], float] = time.monotonic
+    max_chars: int | None = DEFAULT_MAX_CHARS
     _previous: _Previous | None = field(default=None, init=False, repr=False)
     _busy: bool = field(default=False, init=False, repr=False)
     _queue: list[str] = field(default_factory=list, init=False, repr=False)
@@ -101,14 +112,18 @@ class Typist:
         finally:
             self._busy = False
 
-    def _type_one(self, text: str) -> TypingResult:
+    def _type_one(self, raw: str) -> TypingResult:
         start = self.clock()
+        sink = sanitize(raw, self.max_chars)
+        if sink.changed:
+            log.warning("text sink: %s", sink.notice)
+        text = sink.text
         target = self.focus.current()
         if not text:
-            return TypingResult(text=text, target=target)
+            return TypingResult(text=raw, target=target, sink=sink)
         if is_own_window(target, self.own_pid, self.own_window_ids):
             log.info("not typing into our own window %s", target)
-            return TypingResult(text=text, target=target, skipped_own_window=True)
+            return TypingResult(text=raw, target=target, skipped_own_window=True, sink=sink)
 
         window_id = target.window_id if target is not None else None
         prev = self._previous
@@ -138,12 +153,13 @@ class Typist:
             log.exception("typing %d chars with %s failed", len(typed), output.name)
             self._previous = None
             return TypingResult(
-                text=text,
+                text=raw,
                 typed="",
                 method=None,
                 target=target,
                 seconds=self.clock() - start,
                 error=f"{type(e).__name__}: {e}",
+                sink=sink,
             )
         end = self.clock()
         self._previous = _Previous(end=typed[-16:], at=end, window_id=window_id)
@@ -151,7 +167,7 @@ class Typist:
             "typed %d chars with %s into %s in %.3f s", len(typed), output.name, target, end - start
         )
         return TypingResult(
-            text=text, typed=typed, method=method, target=target, seconds=end - start
+            text=raw, typed=typed, method=method, target=target, seconds=end - start, sink=sink
         )
 
 

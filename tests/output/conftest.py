@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from tests.output.x11 import TargetWindow, require_virtual_x11, window_manager
+
+# Hypothesis (test_text_sink.py) writes .hypothesis/ under the working directory: not here.
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "tingxie-hypothesis")
 
 
 @pytest.fixture(scope="session")
