@@ -2,16 +2,20 @@
 
 The target is tests/output/target_window.py (a QLineEdit); text goes in through XTest
 (pynput) keystrokes or through the CLIPBOARD selection + Ctrl+V; the clipboard is checked
-with xclip, as any other X client sees it.
+with xclip, as any other X client sees it. The hostile-final tests also type into a real
+xterm running bash (skipped where xterm is not installed).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -20,9 +24,10 @@ from desktop.output.clipboard import ClipboardPasteOutput, XclipClipboard
 from desktop.output.focus import X11FocusProbe
 from desktop.output.keystrokes import KeystrokeOutput, PynputKeySender
 from desktop.output.policy import OutputPolicy
+from desktop.output.text_sink import sanitize
 from desktop.output.typist import Typist
 from tests.output.target_window import CLIP_HTML, CLIP_PRIVATE, CLIP_PRIVATE_TYPE, CLIP_TEXT
-from tests.output.x11 import ROOT, TargetWindow, child_env, xclip_get, xclip_set
+from tests.output.x11 import ROOT, TargetWindow, child_env, xclip_get, xclip_set, xdotool
 
 ASCII = "hello world, 123"
 CHINESE = "今天天气很好，我们去公园散步。"
@@ -138,3 +143,95 @@ def test_qt_clipboard_paste_keeps_every_format(target: TargetWindow) -> None:
             driver.stdin.write("quit\n")
             driver.stdin.flush()
         driver.wait(10)
+
+
+# --- hostile finals (issue 12): nothing but the visible text arrives --------------------
+
+
+def hostile_final(pwned: Path) -> str:
+    """What a compromised server sent in the issue: a command between newlines, the end of
+    bracketed paste, backspaces, NUL, U+202E, an OSC 52 clipboard write, a tab."""
+    return (
+        f"x\ntouch {pwned}\nx\x1b[201~\x08\x08 a\u202eb\x00c\x1b]52\x07 end\tz\r\n"
+    )
+
+
+@pytest.mark.parametrize("method", [OutputMethod.KEYSTROKES, OutputMethod.CLIPBOARD_PASTE])
+def test_hostile_final_reaches_a_text_field_as_visible_text(
+    target: TargetWindow, focus_probe: X11FocusProbe, tmp_path: Path, method: OutputMethod
+) -> None:
+    final = hostile_final(tmp_path / "PWNED")
+    expected = sanitize(final).text
+    assert "touch" in expected and "\n" not in expected  # the visible part is kept
+    xclip_set(BEFORE.encode())
+    result = make_typist(focus_probe, method=method).type_final(final)
+    assert result.ok and result.method is method and result.typed == expected, result
+    assert result.notice is not None and "line breaks typed as spaces" in result.notice
+    assert target.wait_text(expected) == expected
+    assert xclip_get() == BEFORE.encode()
+
+
+@pytest.fixture
+def xterm_shell(x11: str, tmp_path: Path) -> Iterator[Path]:
+    """A focused xterm running bash whose command ``x`` writes its arguments to
+    ``tmp_path/ran``; yields ``tmp_path``."""
+    if shutil.which("xterm") is None:
+        pytest.skip("xterm is not installed (apt install xterm)")
+    rc = tmp_path / "rc"
+    rc.write_text(
+        "PS1='$ '\nunset PROMPT_COMMAND HISTFILE\n"
+        f"x() {{ printf '%s\\n' \"$*\" > {tmp_path}/ran; }}\n"
+        f"touch {tmp_path}/ready\n"
+    )
+    title = f"tingxie-xterm-{os.getpid()}"
+    proc = subprocess.Popen(
+        ["xterm", "-xrm", "XTerm*allowSendEvents: true", "-T", title, "-e",
+         "bash", "--noprofile", "--rcfile", str(rc), "-i"],
+        env={**child_env(), "HOME": str(tmp_path)}, cwd=tmp_path,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: (tmp_path / "ready").exists(), 20, "bash in xterm never started")
+        out = subprocess.run(["xdotool", "search", "--sync", "--name", title],
+                             capture_output=True, text=True, timeout=20, check=True)
+        window = out.stdout.split()[0]
+        xdotool("windowactivate", "--sync", window)
+        yield tmp_path
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(message)
+        time.sleep(0.02)
+
+
+def test_hostile_final_runs_no_command_in_a_terminal(
+    xterm_shell: Path, focus_probe: X11FocusProbe
+) -> None:
+    """Typed into bash in xterm (keystrokes: xterm has no CLIPBOARD paste key), the final
+    stays one line at the prompt: the test presses Enter itself, and bash runs exactly one
+    command, ``x``, whose arguments are the visible text. Had any newline been pressed,
+    ``x`` would have run with no arguments and ``touch`` would have made the file."""
+    pwned = xterm_shell / "PWNED"
+    final = hostile_final(pwned)
+    wait_for(lambda: focused_app(focus_probe) == "xterm", 10, "xterm never got the focus")
+    result = make_typist(focus_probe).type_final(final)
+    assert result.ok and result.method is OutputMethod.KEYSTROKES, result
+    xdotool("key", "Return")  # the user's own Enter
+    ran = xterm_shell / "ran"
+    wait_for(ran.exists, 10, "bash never ran the line")
+    wait_for(lambda: ran.read_text().endswith("\n"), 5, "x never finished writing")
+    visible = sanitize(final).text
+    assert visible.startswith("x ")
+    assert ran.read_text() == visible[2:].strip() + "\n"
+    assert not pwned.exists()
+
+
+def focused_app(probe: X11FocusProbe) -> str:
+    info = probe.current()
+    return info.app.lower() if info is not None else ""
