@@ -5,7 +5,9 @@ changes arrive from other threads and are queued, then applied between chunks on
 audio thread, so the segmenter is only ever touched by one thread.
 
 ``on_event`` runs on the audio thread; it must be quick (hand the event to the client's
-asyncio loop with ``call_soon_threadsafe`` or a queue, don't do network I/O in it).
+asyncio loop with ``call_soon_threadsafe`` or a queue, don't do network I/O in it). The
+tray app hands every event to the client from here and only an utterance's lifecycle
+events (started, ended, dropped) to the Qt thread: audio never hops through Qt.
 ``UtteranceStarted`` and ``UtteranceEnded`` arrive stamped with ``time.monotonic()``.
 """
 
@@ -20,9 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from desktop.audio.segmenter import Event, Mode, Segmenter, stamp
+from desktop.audio.segmenter import Event, Mode, Segmenter, SegmenterState, stamp
 from desktop.audio.source import AudioSource, EndOfStream, Int16Array
 from desktop.audio.vad import VAD_CHUNK_SAMPLES, SpeechDetector
+from desktop.hotkey.debounce import CommandKind, HoldOutcome, hold_outcome
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +110,24 @@ class AudioPipeline:
     def cancel(self) -> None:
         self._commands.put(self.segmenter.cancel)
 
+    def tap(self) -> None:
+        """The key was released after a press too short to be a hold: keep what it
+        recorded if the VAD heard speech in it (judged on the audio thread, on every chunk
+        processed by the time the tap arrives), otherwise drop it."""
+        self._commands.put(self._tap)
+
     def set_mode(self, mode: Mode) -> None:
         self._commands.put(lambda: self.segmenter.set_mode(mode))
 
     # ---- the loop (audio thread) --------------------------------------------------------
+
+    def _tap(self) -> list[Event]:
+        # In the talk modes a candidate is confirmed by its first speech chunk after the
+        # press: ACTIVE means the VAD heard speech during it.
+        heard = self.segmenter.state is SegmenterState.ACTIVE
+        if hold_outcome(CommandKind.TAP, heard) is HoldOutcome.KEEP:
+            return self.segmenter.release()
+        return self.segmenter.cancel()
 
     def run(self) -> None:
         """Blocking loop: until ``stop()`` or the end of the source."""

@@ -17,12 +17,16 @@ Commands (:class:`CommandKind`):
 * ``RELEASE`` when the key has been up for the release grace and had been held at least
   ``min_hold_s``; its ``t`` is the time of the raw release (the user's intent), not the
   time the grace ran out.
-* ``TAP`` instead of ``RELEASE`` when the hold was shorter than ``min_hold_s``.
+* ``TAP`` instead of ``RELEASE`` when the hold was shorter than ``min_hold_s``. A tap is
+  not thrown away on its length alone: :func:`hold_outcome` keeps it when the VAD heard
+  speech in it (a quick "yes" is a short press).
 * ``CANCEL`` when the listener reports that the hold turned out to be part of a chord
   (another key pressed while a lone-modifier hotkey is held, e.g. Right Ctrl + C); nothing
   else is emitted for that hold.
 
 Exactly one of ``RELEASE``/``TAP``/``CANCEL`` follows every ``PRESS``.
+
+:func:`hold_outcome` decides what becomes of the audio a finished hold recorded.
 
 :class:`HoldDebouncer` is the incremental state machine (the listener feeds it and calls
 :meth:`HoldDebouncer.poll` at :meth:`HoldDebouncer.deadline`); :func:`debounce` runs a
@@ -41,6 +45,30 @@ class CommandKind(enum.Enum):
     RELEASE = "release"
     TAP = "tap"
     CANCEL = "cancel"
+
+
+class HoldOutcome(enum.Enum):
+    """What becomes of the audio recorded during a hold."""
+
+    KEEP = "keep"  # end the utterance as usual (release tail included) and send it
+    DISCARD = "discard"  # drop it: nothing more of it is sent
+
+
+def hold_outcome(kind: CommandKind, speech_heard: bool) -> HoldOutcome:
+    """The fate of a hold that ended with ``kind`` (RELEASE, TAP or CANCEL).
+
+    ``speech_heard``: the VAD heard speech between the press and now. A RELEASE keeps
+    the recording (the segmenter still drops one without speech); a CANCEL (the key was
+    part of a shortcut) discards it; a TAP is discarded only when no speech was heard,
+    so a word shorter than ``min_hold_s`` still reaches the server.
+    """
+    if kind is CommandKind.RELEASE:
+        return HoldOutcome.KEEP
+    if kind is CommandKind.CANCEL:
+        return HoldOutcome.DISCARD
+    if kind is CommandKind.TAP:
+        return HoldOutcome.KEEP if speech_heard else HoldOutcome.DISCARD
+    raise ValueError(f"{kind.value} does not end a hold")
 
 
 class RawKind(enum.Enum):

@@ -9,9 +9,11 @@ from desktop.hotkey.debounce import (
     CommandKind,
     DebounceConfig,
     HoldDebouncer,
+    HoldOutcome,
     RawEvent,
     RawKind,
     debounce,
+    hold_outcome,
 )
 
 P, R, X = RawKind.PRESS, RawKind.RELEASE, RawKind.INTERRUPT
@@ -124,3 +126,30 @@ def test_every_press_gets_exactly_one_end() -> None:
 def test_bad_config() -> None:
     with pytest.raises(ValueError):
         DebounceConfig(release_grace_s=-1)
+
+
+# ---------------------------------------------------------------- what a hold keeps
+
+
+def test_a_short_press_with_speech_in_it_is_kept() -> None:
+    """A 150 ms "yes": the debouncer calls it a TAP (shorter than min_hold_s), and the
+    VAD heard speech in it, so its audio is sent."""
+    press, tap = debounce(ev((P, 1.0), (R, 1.15)), CFG, now=2.0)
+    assert press.kind is CommandKind.PRESS
+    assert tap.kind is CommandKind.TAP and tap.held_s == pytest.approx(0.15)
+    assert hold_outcome(tap.kind, speech_heard=True) is HoldOutcome.KEEP
+
+
+def test_a_short_press_without_speech_is_discarded() -> None:
+    assert hold_outcome(CommandKind.TAP, speech_heard=False) is HoldOutcome.DISCARD
+
+
+def test_a_release_keeps_and_a_cancel_discards_whatever_was_heard() -> None:
+    for heard in (True, False):
+        assert hold_outcome(CommandKind.RELEASE, heard) is HoldOutcome.KEEP
+        assert hold_outcome(CommandKind.CANCEL, heard) is HoldOutcome.DISCARD
+
+
+def test_a_press_does_not_end_a_hold() -> None:
+    with pytest.raises(ValueError):
+        hold_outcome(CommandKind.PRESS, speech_heard=True)
