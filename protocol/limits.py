@@ -32,6 +32,9 @@ class Limits:
     max_utterance_seconds: float = 120.0
     max_sessions_per_connection: int = 4
     max_connections: int = 256
+    #: A connection with no utterance open or decoding is closed after this many
+    #: seconds without a message (0: never).
+    idle_timeout_s: float = 300.0
 
     def to_json(self) -> dict[str, float | int]:
         return {
@@ -39,4 +42,5 @@ class Limits:
             "max_utterance_seconds": self.max_utterance_seconds,
             "max_sessions_per_connection": self.max_sessions_per_connection,
             "max_connections": self.max_connections,
+            "idle_timeout_s": self.idle_timeout_s,
         }

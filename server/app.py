@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
 import signal
 import ssl
 import sys
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -25,11 +28,13 @@ from websockets.http11 import Request, Response
 from protocol.limits import HARD_MAX_FRAME_BYTES
 from protocol.log_redaction import WireLogRedactor
 from server.access import offered_token, origin_allowed, token_matches
-from server.config import ConfigError, ServerConfig, parse_config
+from server.audio_buffer import AudioBudget
+from server.config import ConfigError, ServerConfig, is_loopback_host, parse_config
 from server.connection import Connection
 from server.engine.base import Engine
 from server.engine.fake import FakeGenerator
 from server.engine.full_decode import FullDecodeEngine
+from server.log_limits import FailureBackoff, LogThrottle, log_throttled
 from server.scheduler import Scheduler
 from server.state import ModelState, ServerState
 from server.tls import server_tls_context
@@ -70,15 +75,37 @@ def build_engine(config: ServerConfig) -> Engine:
     )
 
 
+def _peer_host(connection: ServerConnection) -> str:
+    address = connection.remote_address
+    return str(address[0]) if isinstance(address, tuple) and address else str(address)
+
+
 def make_request_handler(
-    state: ServerState, token: str | None, allowed_origins: frozenset[str] = frozenset()
+    state: ServerState,
+    token: str | None,
+    allowed_origins: frozenset[str] = frozenset(),
+    *,
+    public_details: bool = True,
+    backoff: FailureBackoff | None = None,
 ) -> Callable[[ServerConnection, Request], Response | None]:
-    """HTTP hook, before any WebSocket handshake: Origin check, ``/healthz``, token."""
+    """HTTP hook, before any WebSocket handshake: Origin check, ``/healthz``, token.
+
+    ``public_details``: whether ``/healthz`` shows everything to anyone (loopback
+    binds); else only liveness and readiness, details to token holders.
+    ``backoff``: addresses with repeated wrong tokens get 429 until their wait is over.
+    """
+    throttle = state.log_throttle
 
     def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        now = asyncio.get_running_loop().time()
         origins = request.headers.get_all("Origin")
         if not origin_allowed(origins, allowed_origins):
-            log.warning(
+            log_throttled(
+                log,
+                throttle,
+                "origin",
+                now,
+                logging.WARNING,
                 "rejected %s: origin %.100r not allowed (see --allowed-origin)",
                 connection.remote_address,
                 ", ".join(origins),
@@ -87,17 +114,105 @@ def make_request_handler(
         path = urlsplit(request.path).path
         if path == HEALTH_PATH:
             ready = state.model_state is ModelState.READY and not state.shutting_down
-            response = connection.respond(200 if ready else 503, json.dumps(state.health()) + "\n")
+            detailed = public_details or (
+                token is not None
+                and token_matches(offered_token(request.headers.get("Authorization"), ""), token)
+            )
+            body = state.health() if detailed else state.readiness()
+            response = connection.respond(200 if ready else 503, json.dumps(body) + "\n")
             response.headers["Content-Type"] = "application/json"
             return response
         if token is not None:
+            peer = _peer_host(connection)
+            if backoff is not None and (wait := backoff.blocked_for(peer, now)) > 0:
+                response = connection.respond(429, "too many wrong tokens; wait\n")
+                response.headers["Retry-After"] = str(int(wait) + 1)
+                return response
             offered = offered_token(request.headers.get("Authorization"), request.path)
             if not token_matches(offered, token):
-                log.warning("rejected %s: missing or wrong token", connection.remote_address)
+                if backoff is not None:
+                    backoff.failed(peer, now)
+                log_throttled(
+                    log,
+                    throttle,
+                    "token",
+                    now,
+                    logging.WARNING,
+                    "rejected %s: missing or wrong token",
+                    connection.remote_address,
+                )
                 return connection.respond(401, "missing or invalid token\n")
+            if backoff is not None:
+                backoff.succeeded(peer)
         return None
 
     return process_request
+
+
+@dataclass
+class HandshakeGate:
+    """Bounds connections still in their opening handshake: past ``limit`` the oldest
+    is dropped, so a crowd of silent sockets cannot keep a newcomer from its handshake
+    for longer than it takes to do it."""
+
+    limit: int
+    pending: OrderedDict[int, asyncio.BaseTransport] = field(default_factory=OrderedDict)
+    dropped: int = 0
+
+    def opened(self, key: int, transport: asyncio.BaseTransport) -> None:
+        self.pending[key] = transport
+        while len(self.pending) > self.limit:
+            _, oldest = self.pending.popitem(last=False)
+            self.dropped += 1
+            oldest.abort()
+
+    def done(self, key: int) -> None:
+        self.pending.pop(key, None)
+
+
+def gated_connection_class(gate: HandshakeGate) -> type[ServerConnection]:
+    """A ServerConnection that reports its handshake to ``gate``."""
+
+    class GatedConnection(ServerConnection):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            gate.opened(id(self), transport)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            gate.done(id(self))
+            super().connection_lost(exc)
+
+    return GatedConnection
+
+
+#: accept() errors that mean "out of file descriptors or memory": asyncio retries
+#: after a second; a traceback each time only floods the log.
+_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+def quiet_exception_handler(
+    throttle: LogThrottle,
+) -> Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]:
+    """A loop exception handler: running out of descriptors is one throttled warning
+    without a traceback; everything else goes to asyncio's default handler."""
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in _RESOURCE_ERRNOS:
+            log_throttled(
+                log,
+                throttle,
+                f"accept:{exc.errno}",
+                loop.time(),
+                logging.WARNING,
+                "cannot accept connections: %s (raise the open-files limit, ulimit -n, "
+                "or lower --max-connections)",
+                exc.strerror or exc,
+            )
+            return
+        loop.default_exception_handler(context)
+
+    return handle
 
 
 @dataclass
@@ -108,6 +223,7 @@ class RunningServer:
     server: Server
     config: ServerConfig
     load_task: asyncio.Task[None]
+    gate: HandshakeGate | None = None
 
     @property
     def port(self) -> int:
@@ -187,7 +303,11 @@ async def start_server(
         scheduler=scheduler,
         limits=config.limits,
         partial_interval_s=config.partial_interval_ms / 1000.0,
+        audio_budget=AudioBudget(config.max_buffered_audio_bytes),
     )
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(quiet_exception_handler(state.log_throttle))
+    gate = HandshakeGate(config.max_pending_handshakes)
 
     async def handler(ws: ServerConnection) -> None:
         await Connection(ws, state).serve()
@@ -196,8 +316,17 @@ async def start_server(
         handler,
         config.host,
         config.port,
-        process_request=make_request_handler(state, config.token, config.allowed_origins),
+        process_request=make_request_handler(
+            state,
+            config.token,
+            config.allowed_origins,
+            public_details=is_loopback_host(config.host),
+            backoff=FailureBackoff() if config.token is not None else None,
+        ),
         ssl=tls,
+        create_connection=gated_connection_class(gate),
+        open_timeout=config.handshake_timeout_s,
+        backlog=config.listen_backlog,
         # websockets logs frame payloads and handshake headers at DEBUG: keep the
         # token out always, transcripts and audio unless --log-transcripts.
         logger=WireLogRedactor(
@@ -211,7 +340,9 @@ async def start_server(
         compression=None,  # PCM does not compress; deflate only costs latency
     )
     load_task = asyncio.create_task(_load_model(state), name="load-model")
-    running = RunningServer(state=state, server=server, config=config, load_task=load_task)
+    running = RunningServer(
+        state=state, server=server, config=config, load_task=load_task, gate=gate
+    )
     log.info(
         "listening on %s (engine %s, auth %s, web origins allowed: %s)",
         running.url,

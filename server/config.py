@@ -45,6 +45,10 @@ class ServerConfig:
     partial_interval_ms: float
     request_timeout_s: float | None
     limits: Limits
+    max_buffered_audio_bytes: int
+    handshake_timeout_s: float
+    max_pending_handshakes: int
+    listen_backlog: int
     shutdown_timeout_s: float
     log_level: str
 
@@ -69,6 +73,13 @@ def _non_negative_float(text: str) -> float:
     value = float(text)
     if not value >= 0:  # also rejects NaN
         raise ValueError(f"{value} is not >= 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):  # also rejects NaN
+        raise ValueError(f"{value} is not > 0")
     return value
 
 
@@ -237,7 +248,45 @@ def build_parser() -> argparse.ArgumentParser:
         default=4,
         help="open plus still-decoding utterances per connection",
     )
-    lim.add_argument("--max-connections", type=_positive_int, default=256)
+    lim.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=256,
+        help="open WebSocket connections; at the limit a new one displaces the connection "
+        "idle longest (none open or decoding an utterance), else it gets server_busy",
+    )
+    lim.add_argument(
+        "--idle-timeout",
+        type=_non_negative_float,
+        default=300.0,
+        help="seconds a connection with no utterance open or decoding may stay silent "
+        "before it is closed (0: never); sent to clients in ready",
+    )
+    lim.add_argument(
+        "--max-buffered-audio-mb",
+        type=_positive_float,
+        default=256.0,
+        help="MiB of audio all utterances together may hold (2 bytes a sample; 1 MiB is "
+        "33 s); past it an utterance is finished early with a server_busy error",
+    )
+    lim.add_argument(
+        "--handshake-timeout",
+        type=_positive_float,
+        default=10.0,
+        help="seconds from TCP connect to a finished WebSocket (or TLS) handshake",
+    )
+    lim.add_argument(
+        "--max-pending-handshakes",
+        type=_positive_int,
+        default=128,
+        help="connections still in their handshake; past it the oldest is dropped",
+    )
+    lim.add_argument(
+        "--listen-backlog",
+        type=_positive_int,
+        default=1024,
+        help="TCP connections the kernel queues before the server accepts them",
+    )
     p.add_argument(
         "--shutdown-timeout",
         type=_non_negative_float,
@@ -393,7 +442,12 @@ def parse_config(
             max_utterance_seconds=args.max_utterance_seconds,
             max_sessions_per_connection=args.max_sessions_per_connection,
             max_connections=args.max_connections,
+            idle_timeout_s=args.idle_timeout,
         ),
+        max_buffered_audio_bytes=int(args.max_buffered_audio_mb * 1024 * 1024),
+        handshake_timeout_s=args.handshake_timeout,
+        max_pending_handshakes=args.max_pending_handshakes,
+        listen_backlog=args.listen_backlog,
         shutdown_timeout_s=args.shutdown_timeout,
         log_level=args.log_level,
     )

@@ -4,12 +4,19 @@ A connection has at most one *open* utterance (receiving audio) and, besides it,
 utterances that were stopped and are being decoded. Every client mistake is answered
 with an ``error`` message to that client only; the socket stays up unless the error
 is fatal.
+
+Slots: a connection with no utterance open or decoding is *idle*. An idle connection
+is closed after ``idle_timeout_s`` without a message (close code
+:attr:`CloseCode.IDLE_TIMEOUT`), and at the connection limit a newcomer displaces the
+connection idle longest (:attr:`CloseCode.DISPLACED`), so sockets that only sit there
+cannot lock users out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import itertools
 import logging
 from typing import Any
@@ -31,11 +38,20 @@ from protocol.messages import (
     Start,
     Stop,
 )
+from server.audio_buffer import AudioBudgetExceeded
 from server.engine.base import StreamOptions
+from server.log_limits import escape, log_throttled
 from server.session import Session
 from server.state import CAPABILITIES, ModelState, ServerState
 
 _connection_ids = itertools.count(1)
+
+
+class CloseCode(enum.IntEnum):
+    """WebSocket close codes of this server (4000-4999: private to the application)."""
+
+    IDLE_TIMEOUT = 4000  # idle past the advertised idle_timeout_s; reconnect when needed
+    DISPLACED = 4001  # idle longest when the server reached its connection limit
 
 
 class _ConnectionLog(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -57,38 +73,127 @@ class Connection:
         self._told_no_utterance = False
         self._utterance_numbers = itertools.count(1)
         self._background: set[asyncio.Task[None]] = set()
+        self._loop = asyncio.get_running_loop()
+        #: When the connection last received a message or finished an utterance.
+        self.idle_since = self._loop.time()
+        self._recv_timeout: asyncio.Timeout | None = None
+        self._closing_reason = ""
 
     @property
     def active_sessions(self) -> int:
         return len(self._sessions)
 
+    @property
+    def idle(self) -> bool:
+        """No utterance open or decoding: closing it loses nobody's words."""
+        return not self._sessions and not self._closing_reason
+
+    def _idle_deadline(self) -> float | None:
+        timeout = self._state.limits.idle_timeout_s
+        if timeout <= 0 or not self.idle:
+            return None
+        return self.idle_since + timeout
+
+    def _touch(self) -> None:
+        self.idle_since = self._loop.time()
+        if self._recv_timeout is not None:
+            self._recv_timeout.reschedule(self._idle_deadline())
+
+    def displace(self) -> None:
+        """Give up this idle connection's slot to a newcomer (it closes in the background)."""
+        self._state.connections.discard(self)
+        self._close_soon(CloseCode.DISPLACED, "displaced: server at its connection limit")
+
+    def _close_soon(self, code: CloseCode, reason: str) -> None:
+        self._closing_reason = reason
+        task = asyncio.create_task(self._ws.close(code, reason))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _take_slot(self) -> bool:
+        """Join the server's connections, displacing the one idle longest at the limit."""
+        state = self._state
+        if len(state.connections) >= state.limits.max_connections:
+            idle = [c for c in state.connections if c.idle]
+            if not idle:
+                return False
+            victim = min(idle, key=lambda c: c.idle_since)
+            log_throttled(
+                self.log,
+                state.log_throttle,
+                "displaced",
+                self._loop.time(),
+                logging.INFO,
+                "at the limit of %d connections: displacing conn %d (idle %.0f s)",
+                state.limits.max_connections,
+                victim.id,
+                self._loop.time() - victim.idle_since,
+            )
+            victim.displace()
+        state.connections.add(self)
+        return True
+
     # ---------------------------------------------------------------- main loop
 
     async def serve(self) -> None:
         state = self._state
-        state.connections.add(self)
         peer = self._ws.remote_address
-        self.log.info("connected from %s", peer)
+        log_throttled(
+            self.log,
+            state.log_throttle,
+            "connected",
+            self._loop.time(),
+            logging.INFO,
+            "connected from %s",
+            peer,
+        )
         try:
-            if len(state.connections) > state.limits.max_connections:
+            if not self._take_slot():
                 await self._error(
                     ErrorCode.SERVER_BUSY,
-                    f"server is at its limit of {state.limits.max_connections} connections",
+                    f"server is at its limit of {state.limits.max_connections} connections, "
+                    "all of them dictating",
                     fatal=True,
                 )
                 await self._ws.close(1013, "server busy")
                 return
-            async for message in self._ws:
-                if isinstance(message, bytes):
-                    await self._on_audio(message)
-                else:
-                    await self._on_text(message)
+            await self._receive_loop()
         except ConnectionClosed:
             pass
         finally:
             state.connections.discard(self)
             await self._abandon()
-            self.log.info("disconnected (%s)", self._ws.close_code)
+            log_throttled(
+                self.log,
+                state.log_throttle,
+                "disconnected",
+                self._loop.time(),
+                logging.INFO,
+                "disconnected (%s%s)",
+                self._ws.close_code,
+                f", {self._closing_reason}" if self._closing_reason else "",
+            )
+
+    async def _receive_loop(self) -> None:
+        while not self._closing_reason:
+            try:
+                async with asyncio.timeout_at(self._idle_deadline()) as self._recv_timeout:
+                    message = await self._ws.recv()
+            except TimeoutError:
+                deadline = self._idle_deadline()
+                if deadline is not None and self._loop.time() >= deadline:
+                    self.log.debug("idle for %g s: closing", self._state.limits.idle_timeout_s)
+                    self._closing_reason = "idle timeout"
+                    await self._ws.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
+                    return
+                continue
+            finally:
+                self._recv_timeout = None
+            self.idle_since = self._loop.time()
+            if isinstance(message, bytes):
+                await self._on_audio(message)
+            else:
+                await self._on_text(message)
 
     async def _abandon(self) -> None:
         """The client is gone: stop all work done for it."""
@@ -124,8 +229,19 @@ class Connection:
     async def _error(
         self, code: ErrorCode, message: str, utterance_id: str = "", fatal: bool = False
     ) -> None:
-        self._state.errors_total += 1
-        self.log.info("error %s: %s", code.value, message)
+        state = self._state
+        state.errors_total += 1
+        # Client mistakes repeat at the client's pace: one line per kind per interval.
+        log_throttled(
+            self.log,
+            state.log_throttle,
+            f"error:{code.value}",
+            self._loop.time(),
+            logging.INFO,
+            "error %s: %s",
+            code.value,
+            escape(message),
+        )
         await self._send(Error(code=code, message=message, id=utterance_id, fatal=fatal))
 
     def notify(self, message: ServerMessage) -> None:
@@ -163,7 +279,7 @@ class Connection:
             await self._ws.close(1002, "unsupported protocol version")
             return
         self._said_hello = True
-        self.log.info("hello from %r (protocol %d)", hello.client, hello.protocol)
+        self.log.info("hello from %s (protocol %d)", escape(hello.client), hello.protocol)
         state = self._state
         await self._send(
             Ready(
@@ -231,12 +347,15 @@ class Connection:
             state.scheduler,
             self._send,
             partial_interval_s=state.partial_interval_s,
+            max_samples=int(state.limits.max_utterance_seconds * SAMPLE_RATE) + 1,
+            budget=state.audio_budget,
+            owner=self.id,
         )
         self._sessions[utterance_id] = session
         self._open = session
         self._told_no_utterance = False
         state.utterances_total += 1
-        self.log.debug("start %s (language=%s)", utterance_id, start.language)
+        self.log.debug("start %s (language=%s)", escape(utterance_id), start.language)
 
     def _resolve(self, utterance_id: str) -> Session | None:
         if not utterance_id:
@@ -297,6 +416,8 @@ class Connection:
         finally:
             self._sessions.pop(session.id, None)
             self._finishing.pop(session.id, None)
+            if not self._sessions:
+                self._touch()  # idle from now on, not from the stop
 
     async def _on_cancel(self, cancel: Cancel) -> None:
         session = self._resolve(cancel.id)
@@ -310,6 +431,8 @@ class Connection:
         self._open = None
         self._sessions.pop(session.id, None)
         await session.cancel()
+        if not self._sessions:
+            self._touch()
 
     # ---------------------------------------------------------------- audio frames
 
@@ -343,4 +466,13 @@ class Connection:
             )
             self._close_open(session)
             return
-        session.append(frame)
+        try:
+            session.append(frame)
+        except AudioBudgetExceeded:
+            await self._error(
+                ErrorCode.SERVER_BUSY,
+                "the server holds as much audio as it is configured to; utterance finished "
+                "here, start a new one for the rest",
+                session.id,
+            )
+            self._close_open(session)

@@ -4,7 +4,10 @@
   engine of their own; the scheduler only awaits them.
 - Requests of all sessions are batched: up to ``generator.max_batch_size`` per call,
   up to ``generator.max_concurrent_batches`` calls at once.
-- Finals run before partial steps; among equals, first come first served.
+- Finals run before partial steps. Finals take turns by owner (the connection):
+  each owner's next final queues one turn after its previous one, so one connection's
+  backlog delays another's final by at most one request. Partial steps: first come,
+  first served.
 - A request is *built* when it is dispatched, not when it is queued, so a partial step
   that waited in the queue runs on the newest audio of its session.
 - A cancelled request that has not been dispatched is dropped; a dispatched one is
@@ -22,7 +25,7 @@ import heapq
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 from server.engine.base import (
@@ -39,6 +42,7 @@ log = logging.getLogger(__name__)
 @dataclass(order=True)
 class _Item:
     priority: int
+    turn: int  # round-robin round among finals (0 for partial steps)
     seq: int
     build: RequestBuilder = field(compare=False)
     future: asyncio.Future[GenerationResult] = field(compare=False)
@@ -88,6 +92,8 @@ class Scheduler:
         self._wakeup = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
         self._dispatcher: asyncio.Task[None] | None = None
+        self._served_turn = 0  # turn of the latest final dispatched
+        self._owner_turns: dict[Hashable, int] = {}  # turn of each owner's latest final
         self.stats = SchedulerStats()
 
     # ---------------------------------------------------------------- lifecycle
@@ -117,10 +123,16 @@ class Scheduler:
         build: RequestBuilder,
         priority: Priority,
         on_dispatch: Callable[[], None] | None = None,
+        owner: Hashable | None = None,
     ) -> GenerationResult:
-        """Queue a request; wait for its result. Cancelling the caller cancels it."""
+        """Queue a request; wait for its result. Cancelling the caller cancels it.
+
+        ``owner`` (a connection) makes finals take turns with other owners' finals."""
         future: asyncio.Future[GenerationResult] = asyncio.get_running_loop().create_future()
-        item = _Item(int(priority), next(self._seq), build, future, on_dispatch, time.monotonic())
+        turn = self._turn_for(owner) if priority == Priority.FINAL else 0
+        item = _Item(
+            int(priority), turn, next(self._seq), build, future, on_dispatch, time.monotonic()
+        )
         heapq.heappush(self._heap, item)
         self._wakeup.set()
         try:
@@ -141,6 +153,18 @@ class Scheduler:
         return len(self._running)
 
     # ---------------------------------------------------------------- internals
+
+    def _turn_for(self, owner: Hashable | None) -> int:
+        """The round a new final of ``owner`` joins: the current one, or the one after
+        that owner's latest queued final (start-time fair queuing by request count)."""
+        if owner is None:
+            return self._served_turn
+        turn = max(self._served_turn, self._owner_turns.get(owner, -1) + 1)
+        self._owner_turns[owner] = turn
+        if len(self._owner_turns) > 4096:  # owners whose turns are all past count as new
+            served = self._served_turn
+            self._owner_turns = {o: t for o, t in self._owner_turns.items() if t >= served}
+        return turn
 
     def _take_batch(self) -> list[tuple[_Item, GenerationRequest]]:
         batch: list[tuple[_Item, GenerationRequest]] = []
@@ -173,6 +197,8 @@ class Scheduler:
                 continue
             if item.on_dispatch is not None:
                 item.on_dispatch()
+            if item.priority == Priority.FINAL:
+                self._served_turn = max(self._served_turn, item.turn)
             batch.append((item, request))
             if item.alone:
                 break

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from protocol.audio import SAMPLE_RATE
 from protocol.messages import Final, Partial, ServerMessage, Timings
-from server.audio_buffer import AudioBuffer
+from server.audio_buffer import AudioBudget, AudioBuffer
 from server.engine.base import (
     EngineStream,
     GenerationResult,
@@ -40,9 +40,13 @@ class Session:
         send: Send,
         *,
         partial_interval_s: float,
+        max_samples: int | None = None,
+        budget: AudioBudget | None = None,
+        owner: object = None,
     ) -> None:
         self.id = utterance_id
-        self.audio = AudioBuffer()
+        self.audio = AudioBuffer(max_samples=max_samples, budget=budget)
+        self._owner = owner  # whose turn this utterance's finals take (scheduler fairness)
         self._stream = stream
         self._scheduler = scheduler
         self._send = send
@@ -58,6 +62,7 @@ class Session:
     # ---------------------------------------------------------------- audio / partials
 
     def append(self, frame: bytes) -> None:
+        """Raises AudioBudgetExceeded (frame not kept) when the server has no room."""
         self.audio.append(frame)
         if self.audio.n_samples - self._samples_at_last_step >= self._partial_interval:
             self._want_partial()
@@ -138,10 +143,14 @@ class Session:
 
         def run(build: RequestBuilder, prio: Priority) -> Awaitable[GenerationResult]:
             return self._scheduler.submit(
-                build, prio, lambda: dispatched_at.append(time.monotonic())
+                build, prio, lambda: dispatched_at.append(time.monotonic()), owner=self._owner
             )
 
-        final = await self._stream.finish(self.audio, run)
+        try:
+            final = await self._stream.finish(self.audio, run)
+        finally:
+            audio_seconds = self.audio.seconds
+            self.audio.release()
         done_at = time.monotonic()
         first_dispatch = dispatched_at[0] if dispatched_at else done_at
         return Final(
@@ -149,7 +158,7 @@ class Session:
             id=self.id,
             language=final.language,
             timings=Timings(
-                audio_ms=self.audio.seconds * 1000.0,
+                audio_ms=audio_seconds * 1000.0,
                 queue_ms=(first_dispatch - stop_at) * 1000.0,
                 engine_ms=(done_at - first_dispatch) * 1000.0,
                 total_ms=(done_at - stop_at) * 1000.0,
@@ -163,3 +172,4 @@ class Session:
         if task is not None and not task.done():
             task.cancel()
             await asyncio.wait({task})
+        self.audio.release()

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 from protocol.limits import Limits
 from protocol.messages import Status
 from protocol.version import __version__
+from server.audio_buffer import AudioBudget
 from server.engine.base import Engine
+from server.log_limits import LogThrottle
 from server.scheduler import Scheduler
 
 if TYPE_CHECKING:
@@ -50,6 +52,9 @@ class ServerState:
     utterances_total: int = 0
     finals_total: int = 0
     errors_total: int = 0
+    # Audio all utterances hold together (None: unbounded) and the log's throttle.
+    audio_budget: AudioBudget | None = None
+    log_throttle: LogThrottle = field(default_factory=LogThrottle)
     started_at: float = field(default_factory=lambda: asyncio.get_running_loop().time())
 
     @property
@@ -62,8 +67,17 @@ class ServerState:
         for connection in list(self.connections):
             connection.notify(Status(model_state=state.value, message=error))
 
+    def readiness(self) -> dict[str, Any]:
+        """What ``GET /healthz`` tells anyone: alive, and whether the model is ready."""
+        return {
+            "status": "ok" if self.model_state is ModelState.READY else self.model_state.value,
+            "model_state": self.model_state.value,
+            "model_loaded": self.model_state is ModelState.READY,
+            "shutting_down": self.shutting_down,
+        }
+
     def health(self) -> dict[str, Any]:
-        """The body of ``GET /healthz``."""
+        """The body of ``GET /healthz`` for loopback binds and token holders."""
         return {
             "status": "ok" if self.model_state is ModelState.READY else self.model_state.value,
             "server": self.server_name,
@@ -84,5 +98,6 @@ class ServerState:
             "finals_total": self.finals_total,
             "errors_total": self.errors_total,
             "shutting_down": self.shutting_down,
+            "buffered_audio_bytes": self.audio_budget.used_bytes if self.audio_budget else 0,
             "uptime_s": round(asyncio.get_running_loop().time() - self.started_at, 1),
         }

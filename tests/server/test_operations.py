@@ -15,7 +15,7 @@ from protocol.messages import Status
 from server.engine.base import GenerationRequest, GenerationResult
 from server.engine.fake import FakeGenerator
 from server.engine.full_decode import FullDecodeEngine
-from tests.server.helpers import next_json, until_type
+from tests.server.helpers import next_json, until_type, wait_until
 
 
 def get_health(port: int) -> tuple[int, dict[str, object]]:
@@ -124,14 +124,18 @@ async def test_generator_failure_is_an_engine_error_for_that_utterance(start) ->
 
 
 async def test_connection_limit_tells_the_extra_client(start) -> None:
+    """At the limit with every connection dictating, nobody can be displaced."""
     server = await start()
     server.state.limits = server.state.limits.__class__(max_connections=2)
     async with (
-        websockets.connect(server.url),
-        websockets.connect(server.url),
-        websockets.connect(server.url) as third,
+        websockets.connect(server.url) as first,
+        websockets.connect(server.url) as second,
     ):
-        error = await next_json(third)
-        assert error["code"] == "server_busy" and error["fatal"] is True
-        await asyncio.wait_for(third.wait_closed(), 5)
-        assert third.close_code == 1013
+        for ws in (first, second):
+            await ws.send(json.dumps({"event": "start"}))
+        await wait_until(lambda: sum(c.active_sessions for c in server.state.connections) == 2)
+        async with websockets.connect(server.url) as third:
+            error = await next_json(third)
+            assert error["code"] == "server_busy" and error["fatal"] is True
+            await asyncio.wait_for(third.wait_closed(), 5)
+            assert third.close_code == 1013
