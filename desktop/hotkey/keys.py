@@ -12,10 +12,12 @@ any other key.
 
 Why the default hold-to-talk key is right Ctrl (:data:`DEFAULT_HOLD_KEY`)
 --------------------------------------------------------------------------
-The global listener observes keys, it cannot swallow them: on X11 pynput has no per-key
-suppression (only a grab of the whole keyboard), and on Windows suppression is all-or-none
-too. Whatever key we choose therefore also reaches the focused application, and while it
-is held the OS auto-repeats it into that application.
+On X11 the global listener observes keys, it cannot swallow them: pynput has no per-key
+suppression (only a grab of the whole keyboard). On Windows a non-modifier hold key or a
+chord is reserved with ``RegisterHotKey`` so its press does not reach the focused
+application (desktop/win32/shell.py), but a lone modifier cannot be reserved. Whatever key
+we choose may therefore also reach the focused application, and while it is held the OS
+auto-repeats it into that application.
 
 * **F9** exists on every keyboard and never combines with other keys, but it is an
   application key: held for three seconds it sends ~70 F9 presses to the focused window
@@ -202,8 +204,13 @@ class KeySpec:
         return held == self.modifiers
 
 
+#: Names of one physical key: Right Alt is ``alt_gr`` to pynput on Windows (and in
+#: settings captured there) and ``alt_r`` to Raw Input and X11.
+_SAME_KEY = {"alt_gr": "alt_r", "alt_r": "alt_gr"}
+
+
 def _key_matches(wanted: str, got: str) -> bool:
-    if wanted == got:
+    if wanted == got or _SAME_KEY.get(wanted) == got:
         return True
     # A side-less modifier trigger ("ctrl") matches either side.
     return wanted in MODIFIERS and MODIFIER_KEYS.get(got) == wanted

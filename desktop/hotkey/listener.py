@@ -11,6 +11,14 @@ processed so that a hold can never get stuck. On Windows pynput also flags injec
 events (``LLKHF_INJECTED``), so there only injected presses are dropped while typing and
 the user's real keys still count; X11 (XRecord) cannot tell XTest events from real ones.
 
+Backends: on X11 and macOS the keys come from pynput's listener (built in here). On
+Windows they come from Raw Input on a thread of its own (:mod:`desktop.win32.shell`),
+not from pynput's low-level hook, whose callback needs the GIL and is silently removed by
+Windows when it answers late (docs/windows.md). A :class:`KeyBackend` reports key names
+through a :class:`KeySink`; it may also say whether a key is down now (polled while a hold
+is active, so a release Windows never delivered still ends the hold), report a locked
+session (every hold is cancelled) and suppress hold keys.
+
 Stopping on X11: pynput's ``Listener.stop()`` only takes effect when the next X event
 arrives at the XRecord connection (``record_enable_context`` blocks until then). The
 listener thread would hang in ``join`` until the user presses a key, so :meth:`stop` sends
@@ -29,10 +37,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from desktop.hotkey.debounce import DebounceConfig
-from desktop.hotkey.keys import KeySpec, KeySpecError, canonical_key_name
+from desktop.hotkey.keys import KeySpec, KeySpecError, canonical_key_name, parse_key_spec
 from desktop.hotkey.router import HotkeyRouter, Routed
 
 log = logging.getLogger(__name__)
@@ -78,9 +86,39 @@ def pynput_key_name(key: Any) -> str | None:
     return None
 
 
+class KeySink(Protocol):
+    """Where a :class:`KeyBackend` reports keys (called on the backend's thread)."""
+
+    def key_down(self, name: str, injected: bool = False) -> None: ...
+    def key_up(self, name: str) -> None: ...
+    def session_locked(self) -> None: ...
+
+
+class KeyBackend(Protocol):
+    """A source of global key events other than pynput (Raw Input on Windows)."""
+
+    def start(self, sink: KeySink, timeout: float) -> None:
+        """Begin reporting to ``sink``; return once ready (raise if it cannot work)."""
+        ...
+
+    def stop(self, timeout: float) -> None: ...
+
+    def is_down(self, name: str) -> bool | None:
+        """Whether the key is held now (None: cannot tell). Called on the worker thread."""
+        ...
+
+    def suppress(self, specs: list[KeySpec]) -> None:
+        """Keep these chords from reaching the focused application (best effort)."""
+        ...
+
+
+#: How often a held key's state is read while a hold is active (see check_held).
+HELD_KEY_POLL_S = 0.1
+
+
 @dataclass(frozen=True)
 class _Raw:
-    op: str  # "press" | "release" | "call"
+    op: str  # "press" | "release" | "call" | "lock"
     key: str | None = None
     t: float = 0.0
     call: Callable[[], None] | None = None
@@ -101,8 +139,11 @@ class HotkeyListener:
         config: DebounceConfig | None = None,
         ignore_while: Callable[[], bool] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        backend: KeyBackend | None = None,
     ) -> None:
         self._router = HotkeyRouter(bindings, config)
+        self._backend = backend
+        self._next_poll: float | None = None  # when to read the held keys' state next
         self._on_command = on_command
         self._ignore_while = ignore_while or (lambda: False)
         self._clock = clock
@@ -125,6 +166,16 @@ class HotkeyListener:
         """
         if self.running:
             return
+        if self._backend is not None:
+            self._worker = threading.Thread(target=self._work, name="hotkey-router", daemon=True)
+            self._worker.start()
+            try:
+                self._backend.start(self, timeout)
+            except BaseException:
+                self.stop()
+                raise
+            self._suppress()
+            return
         from pynput import keyboard  # type: ignore[import-untyped,unused-ignore]
 
         self._worker = threading.Thread(target=self._work, name="hotkey-router", daemon=True)
@@ -144,6 +195,8 @@ class HotkeyListener:
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop listening and join the threads (see the module docstring for X11)."""
+        if self._backend is not None:
+            self._backend.stop(timeout)
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.stop()
@@ -171,6 +224,17 @@ class HotkeyListener:
         parsed = dict(bindings)
         HotkeyRouter(parsed)  # validate now, in the caller's thread (raises KeySpecError)
         self._call(lambda: self._emit(self._router.set_bindings(parsed, self._clock())))
+        self._suppress(parsed)
+
+    def _suppress(self, bindings: Mapping[str, str | KeySpec] | None = None) -> None:
+        if self._backend is None:
+            return  # pynput on X11 can only grab the whole keyboard: nothing is suppressed
+        chosen = self._router.bindings if bindings is None else bindings
+        specs = [s if isinstance(s, KeySpec) else parse_key_spec(s) for s in chosen.values()]
+        try:
+            self._backend.suppress(specs)
+        except Exception:
+            log.exception("cannot suppress the hotkeys; they also reach the focused window")
 
     def capture_next(self, on_captured: CaptureCallback) -> None:
         """Deliver the spec of the next key or chord pressed (bindings are paused meanwhile).
@@ -212,6 +276,23 @@ class HotkeyListener:
     def bindings(self) -> dict[str, str]:
         return self._router.bindings
 
+    # --- KeySink: called on a backend's thread ---
+
+    def key_down(self, name: str, injected: bool = False) -> None:
+        """A key went down (``injected``: synthesized, possibly by our own typist)."""
+        t = self._clock()
+        if injected and self._ignore_while():
+            self.ignored_presses += 1
+            return
+        self._queue.put(_Raw("press", name, t))
+
+    def key_up(self, name: str) -> None:
+        self._queue.put(_Raw("release", name, self._clock()))
+
+    def session_locked(self) -> None:
+        """The session was locked: cancel every hold and forget the keys held."""
+        self._queue.put(_Raw("lock", t=self._clock()))
+
     # --- pynput thread ---
 
     # pynput calls these on its thread and, for keys this process types itself,
@@ -252,19 +333,38 @@ class HotkeyListener:
         else:
             fn()  # not started: nothing else touches the router
 
+    def _next_wake(self, now: float) -> float | None:
+        deadline = self._router.deadline()
+        if self._backend is None or not self._router.held_keys():
+            self._next_poll = None
+            return deadline
+        if self._next_poll is None:
+            self._next_poll = now + HELD_KEY_POLL_S
+        return self._next_poll if deadline is None else min(deadline, self._next_poll)
+
     def _work(self) -> None:
         while True:
-            deadline = self._router.deadline()
+            deadline = self._next_wake(self._clock())
             timeout = None if deadline is None else max(0.0, deadline - self._clock())
             try:
                 item = self._queue.get(timeout=timeout)
             except queue.Empty:
-                self._emit(self._router.poll(self._clock()))
+                now = self._clock()
+                if self._next_poll is not None and now >= self._next_poll:
+                    self._next_poll = None
+                    assert self._backend is not None
+                    self._emit(self._router.check_held(now, self._backend.is_down))
+                else:
+                    self._emit(self._router.poll(now))
                 continue
             if item is None:
                 return
             if item.op == "call" and item.call is not None:
                 item.call()
+                continue
+            if item.op == "lock":
+                log.info("session locked: cancelling any hold")
+                self._emit(self._router.forget_keys(item.t))
                 continue
             assert item.key is not None
             if item.op == "press":

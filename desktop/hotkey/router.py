@@ -12,7 +12,7 @@ modifiers (``ctrl_l``/``ctrl_r``). Times are seconds on one monotonic clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from desktop.hotkey.debounce import Command, DebounceConfig, HoldDebouncer
@@ -45,6 +45,8 @@ class HotkeyRouter:
         self._bindings: dict[str, _Binding] = {}
         self._capturing = False
         self._capture_mods: list[str] = []
+        self._missed: dict[str, int] = {}  # key → polls in a row that read it as up
+        self.misses_to_release = 2
         self.set_bindings(bindings)
 
     # --- configuration ---
@@ -142,6 +144,42 @@ class HotkeyRouter:
     def deadline(self) -> float | None:
         times = [d for b in self._bindings.values() if (d := b.debouncer.deadline()) is not None]
         return min(times) if times else None
+
+    def held_keys(self) -> set[str]:
+        """The keys that hold a binding down now (what a key-state poll should watch)."""
+        return {
+            b.active_key
+            for b in self._bindings.values()
+            if b.debouncer.is_held and b.active_key is not None and b.active_key in self._down
+        }
+
+    def check_held(self, t: float, is_down: Callable[[str], bool | None]) -> list[Routed]:
+        """Release held keys the OS says are up although no release event came.
+
+        A release can be lost: Windows delivers no input to us while an elevated window
+        or the secure desktop (Win+L, UAC) is in front. The listener polls the key state
+        while a hold is active; a key read as up on ``misses_to_release`` polls in a row is
+        released at ``t`` (one reading could race a press still on its way to us).
+        ``is_down`` returns None where the platform cannot tell: that key is left alone.
+        """
+        out = self.poll(t)
+        for key in sorted(self.held_keys()):
+            state = is_down(key)
+            if state is None or state:
+                self._missed.pop(key, None)
+                continue
+            self._missed[key] = self._missed.get(key, 0) + 1
+            if self._missed[key] >= self.misses_to_release:
+                self._missed.pop(key, None)
+                out += self.release(key, t)[0]
+        return out
+
+    def forget_keys(self, t: float) -> list[Routed]:
+        """Cancel every held binding and forget which keys are down (session locked: the
+        releases of keys held now will never be seen)."""
+        self._down.clear()
+        self._missed.clear()
+        return self.cancel_all(t)
 
     def cancel_all(self, t: float | None) -> list[Routed]:
         """Cancel every held binding (at ``t``; None: silently, no commands)."""

@@ -89,3 +89,11 @@ def test_space_character_is_the_space_key() -> None:
     from desktop.hotkey.keys import canonical_key_name
 
     assert canonical_key_name(" ") == "space"
+
+
+def test_right_alt_and_altgr_name_one_key() -> None:
+    # pynput on Windows calls Right Alt "alt_gr"; Raw Input and X11 call it "alt_r"
+    assert parse_key_spec("alt_gr").matches("alt_r", frozenset())
+    assert parse_key_spec("alt_r").matches("alt_gr", frozenset())
+    assert not parse_key_spec("alt_gr").matches("alt_l", frozenset())
+    assert not parse_key_spec("alt_r").matches("alt_gr", frozenset({"ctrl"}))

@@ -148,3 +148,61 @@ def test_capture_and_rebinding_cancel_a_held_binding() -> None:
     r.poll(3.0)
     routed, _ = r.press("f8", 4.0)
     assert [x.command.kind.value for x in routed] == ["press"]
+
+
+def kinds(routed: list[Routed]) -> list[tuple[str, str]]:
+    return [(r.binding, r.command.kind.value) for r in routed]
+
+
+def test_held_key_read_as_up_twice_is_released() -> None:
+    """A release Windows never delivered (elevated window in front) ends the hold."""
+    r = HotkeyRouter({"hold": "ctrl_r"}, CFG)
+    r.press("ctrl_r", 0.0)
+    assert r.held_keys() == {"ctrl_r"}
+    down = {"ctrl_r": True}
+    assert r.check_held(0.1, down.get) == []
+    down["ctrl_r"] = False
+    assert r.check_held(0.2, down.get) == []  # one reading may race a press on its way
+    down["ctrl_r"] = True
+    assert r.check_held(0.3, down.get) == []  # down again: the count starts over
+    down["ctrl_r"] = False
+    assert r.check_held(0.4, down.get) == []
+    assert r.check_held(0.5, down.get) == []  # second miss in a row: released at 0.5
+    assert r.held_keys() == set()
+    assert kinds(r.poll(1.0)) == [("hold", "release")]
+    # the late real release changes nothing; the next press starts a new hold
+    assert kinds(r.release("ctrl_r", 1.1)[0]) == []
+    assert kinds(r.press("ctrl_r", 2.0)[0]) == [("hold", "press")]
+
+
+def test_key_state_unknown_leaves_the_hold_alone() -> None:
+    r = HotkeyRouter({"hold": "f9"}, CFG)
+    r.press("f9", 0.0)
+    for i in range(5):
+        assert r.check_held(0.1 * (i + 1), lambda _key: None) == []
+    assert r.held_keys() == {"f9"}
+
+
+def test_no_polling_without_a_hold() -> None:
+    r = HotkeyRouter({"hold": "f9"}, CFG)
+    r.press("a", 0.0)  # not a binding
+    asked: list[str] = []
+
+    def is_down(key: str) -> bool:
+        asked.append(key)
+        return False
+
+    assert r.check_held(0.1, is_down) == []
+    assert asked == [] and r.held_keys() == set()
+
+
+def test_session_lock_cancels_and_forgets_held_keys() -> None:
+    r = HotkeyRouter({"hold": "ctrl_r"}, CFG)
+    r.press("ctrl_r", 0.0)
+    assert kinds(r.forget_keys(1.0)) == [("hold", "cancel")]
+    assert r.held_keys() == set()
+    # after unlocking, no release came for ctrl_r: its next press must be a new press,
+    # not taken for an auto-repeat of a key still down
+    assert kinds(r.press("ctrl_r", 5.0)[0]) == [("hold", "press")]
+    r.release("ctrl_r", 5.5)
+    assert kinds(r.poll(6.0)) == [("hold", "release")]
