@@ -202,9 +202,63 @@ def encode_client(message: ClientMessage) -> str:
 # ---------------------------------------------------------------- server messages
 
 
+#: Ends a text that was cut to fit the limits a client accepts.
+TRUNCATION_MARKER = " […]"
+#: Longest value of each short server field that :func:`decode_server` accepts.
+_SERVER_FIELD_CHARS = {
+    "id": MAX_ID_CHARS,
+    "language": MAX_LANGUAGE_CHARS,
+    "message": 4096,
+    "server": 200,
+    "engine": 200,
+    "model": 1000,
+    "model_state": 32,
+}
+#: Fields that may be long (transcripts); cut, longest first, to fit the frame limit.
+_LONG_FIELDS = ("text", "stable", "unstable")
+
+
+def _cut(text: str, max_chars: int) -> str:
+    if len(text) <= max_chars:
+        return text
+    keep = max(0, max_chars - len(TRUNCATION_MARKER))
+    return text[:keep] + TRUNCATION_MARKER
+
+
+def _fit(obj: dict[str, Any]) -> str:
+    """JSON of ``obj`` within what a conforming client accepts: short fields cut to
+    their limits, long text cut (with :data:`TRUNCATION_MARKER`) until the whole
+    message fits :data:`MAX_SERVER_MESSAGE_BYTES`."""
+    for name, max_chars in _SERVER_FIELD_CHARS.items():
+        value = obj.get(name)
+        if isinstance(value, str) and len(value) > max_chars:
+            obj[name] = value[:max_chars] if name == "id" else _cut(value, max_chars)
+    long_fields = [name for name in _LONG_FIELDS if isinstance(obj.get(name), str)]
+    while True:
+        encoded = json.dumps(obj, ensure_ascii=False)
+        if 4 * len(encoded) <= MAX_SERVER_MESSAGE_BYTES:  # at most 4 bytes a character
+            return encoded
+        excess = len(encoded.encode("utf-8", "surrogatepass")) - MAX_SERVER_MESSAGE_BYTES
+        if excess <= 0 or not long_fields:
+            return encoded
+        # Every character takes at least one byte: cutting ``excess`` characters (and
+        # room for the marker) from the longest field shrinks the frame enough or
+        # brings the next field up; each round strictly shortens a field.
+        name = max(long_fields, key=lambda n: len(obj[n]))
+        value = obj[name]
+        if not value:
+            return encoded  # nothing left to cut (cannot happen with capped fields)
+        obj[name] = _cut(value, max(0, len(value) - excess - 2 * len(TRUNCATION_MARKER)))
+        if obj[name] == value:
+            obj[name] = ""
+
+
 def encode_server(message: ServerMessage) -> str:
     """Encode a server message. Every message carries ``type``; partial and final
-    always carry ``text`` (all the original protocol's clients read)."""
+    always carry ``text`` (all the original protocol's clients read).
+
+    The result is always one that :func:`decode_server` accepts: a text too long for
+    :data:`MAX_SERVER_MESSAGE_BYTES` is cut and ends in :data:`TRUNCATION_MARKER`."""
     obj: dict[str, Any]
     if isinstance(message, Partial):
         obj = {
@@ -252,7 +306,7 @@ def encode_server(message: ServerMessage) -> str:
         }
     else:
         obj = {"type": "status", "model_state": message.model_state, "message": message.message}
-    return json.dumps(obj, ensure_ascii=False)
+    return _fit(obj)
 
 
 def decode_server(text: str | bytes) -> ServerMessage | None:
