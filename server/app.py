@@ -310,6 +310,7 @@ async def start_server(
     gate = HandshakeGate(config.max_pending_handshakes)
 
     async def handler(ws: ServerConnection) -> None:
+        gate.done(id(ws))  # handshake finished: the slot policy takes over
         await Connection(ws, state).serve()
 
     server = await serve(
