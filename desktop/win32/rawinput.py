@@ -32,9 +32,10 @@ RI_KEY_E0 = 0x2
 RI_KEY_E1 = 0x4
 KEYBOARD_OVERRUN_MAKE_CODE = 0xFF
 
-#: ``dwExtraInfo`` our ``SendInput`` records carry ("TXIE"), seen again in
+#: ``dwExtraInfo`` our ``SendInput`` records carry (ASCII "TXZI", the value the typist's
+#: INPUT builder in desktop/win32/keyboard.py writes), seen again in
 #: ``RAWKEYBOARD.ExtraInformation``: the listener never treats such a key as the user's.
-TINGXIE_EXTRA_INFO = 0x54584945
+TINGXIE_EXTRA_INFO = 0x54585A49
 
 # Virtual-key codes (winuser.h) the decoder needs by name.
 VK_SHIFT = 0x10

@@ -32,8 +32,16 @@ RIGHT_CTRL_DOWN_X64 = bytes.fromhex(
 )
 
 RIGHT_CTRL_UP_X86 = bytes.fromhex(
-    "01000000" "20000000" "34120000" "01000000"  # 4-byte HANDLE and WPARAM
-    "1d00" "0300" "0000" "1100" "01010000" "00000000"  # Flags E0|BREAK, WM_KEYUP
+    "01000000"
+    "20000000"
+    "34120000"
+    "01000000"  # 4-byte HANDLE and WPARAM
+    "1d00"
+    "0300"
+    "0000"
+    "1100"
+    "01010000"
+    "00000000"  # Flags E0|BREAK, WM_KEYUP
 )
 
 
