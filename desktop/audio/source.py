@@ -16,6 +16,7 @@ import enum
 import functools
 import logging
 import queue
+import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -39,6 +40,7 @@ __all__ = [
     "AudioBackendUnavailableError",
     "AudioDeviceError",
     "AudioSource",
+    "DigitalSilence",
     "EndOfStream",
     "InputDevice",
     "MicrophoneSource",
@@ -109,19 +111,45 @@ def _default_input_index(sd: Any) -> int | None:
     return idx if idx >= 0 else None
 
 
-def list_input_devices(sd: Any = None) -> list[InputDevice]:
-    """Input-capable devices as PortAudio sees them (``*`` marks the default)."""
+#: Host APIs to list on Windows, best first. PortAudio shows every microphone once per
+#: host API (MME, DirectSound, WASAPI, WDM-KS), and MME cuts names at 31 characters;
+#: WASAPI has full names and is what Windows' own sound settings list.
+WINDOWS_HOST_APIS = ("Windows WASAPI", "MME")
+
+
+def preferred_host_api(hostapi_names: Sequence[str], platform: str) -> int | None:
+    """The one host API whose devices are listed (its index), or None to list all
+    (every platform but Windows, where one device appears once anyway)."""
+    if platform != "win32":
+        return None
+    for wanted in WINDOWS_HOST_APIS:
+        if wanted in hostapi_names:
+            return list(hostapi_names).index(wanted)
+    return None
+
+
+def list_input_devices(sd: Any = None, platform: str | None = None) -> list[InputDevice]:
+    """Input-capable devices as PortAudio sees them (``*`` marks the default); on
+    Windows only those of one host API (:func:`preferred_host_api`)."""
     sd = sd or import_sounddevice()
     default = _default_input_index(sd)
     try:
-        hostapis = [h["name"] for h in sd.query_hostapis()]
+        hostapi_infos = list(sd.query_hostapis())
+        hostapis = [str(h["name"]) for h in hostapi_infos]
     except Exception:  # a fake or odd backend without host APIs: names are optional
-        hostapis = []
+        hostapi_infos, hostapis = [], []
+    only = preferred_host_api(hostapis, platform or sys.platform)
+    if only is not None:
+        # the system default is MME's; within WASAPI its own default input is the default
+        chosen_default = int(hostapi_infos[only].get("default_input_device", -1))
+        default = chosen_default if chosen_default >= 0 else default
     out = []
     for i, d in enumerate(sd.query_devices()):
         if int(d["max_input_channels"]) <= 0:
             continue
         ha = int(d.get("hostapi", -1))
+        if only is not None and ha != only:
+            continue
         out.append(
             InputDevice(
                 index=i,
@@ -310,6 +338,46 @@ class SourceStatusKind(enum.Enum):
     RETRYING = "retrying"  # a reopen attempt failed; another follows after a backoff
     REOPENED = "reopened"
     OVERFLOW = "overflow"  # blocks were lost (PortAudio overflow or our queue full)
+    SILENT = "silent"  # only exact zeros for a while: muted, or blocked by the OS
+
+
+#: What to tell the user when the microphone delivers digital silence. On Windows the
+#: usual cause is the privacy switch: with "Let desktop apps access your microphone"
+#: off, the device opens normally and records zeros.
+SILENCE_HINT_WINDOWS = (
+    "The microphone records only silence. Check Windows Settings › Privacy & security › "
+    "Microphone: “Microphone access” and “Let desktop apps access your microphone” must be "
+    "on. Also check that the microphone is not muted."
+)
+SILENCE_HINT = "The microphone records only silence: is it muted?"
+
+
+class DigitalSilence:
+    """Counts samples of exact digital silence (every sample 0) in a row.
+
+    Real microphones always carry some noise, so seconds of exact zeros mean the audio
+    is blocked (Windows' privacy setting, a hardware mute switch). :meth:`feed` returns
+    True once when ``after_s`` of zeros have been seen; any non-zero sample starts over
+    (and re-arms the report). Pure: it counts samples, it has no clock.
+    """
+
+    def __init__(self, after_s: float = 3.0, sample_rate: int = SAMPLE_RATE) -> None:
+        self.after_samples = int(after_s * sample_rate)
+        self._zeros = 0
+        self._reported = False
+
+    def feed(self, block: Int16Array) -> bool:
+        if block.size == 0:
+            return False
+        if np.any(block):
+            self._zeros = 0
+            self._reported = False
+            return False
+        self._zeros += int(block.size)
+        if self._zeros >= self.after_samples and not self._reported:
+            self._reported = True
+            return True
+        return False
 
 
 @dataclass(frozen=True)
@@ -344,9 +412,11 @@ class MicrophoneSource(AudioSource):
         backoff_s: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0),
         max_queued_blocks: int = 1000,
         rescan_on_reopen: bool = True,
+        silence_after_s: float = 3.0,
         sd: Any = None,
     ) -> None:
         self.device_spec = device
+        self._silence = DigitalSilence(silence_after_s)
         self.block_ms = block_ms
         self.on_status = on_status
         self.stall_timeout_s = stall_timeout_s
@@ -426,6 +496,10 @@ class MicrophoneSource(AudioSource):
                     f"audio queue full: {n} blocks dropped (audio thread too slow)",
                 )
             out = self._convert(block)
+            if self._silence.feed(out):
+                log.warning("microphone %s: only digital silence", self.device_name)
+                hint = SILENCE_HINT_WINDOWS if sys.platform == "win32" else SILENCE_HINT
+                self._notify(SourceStatusKind.SILENT, hint)
             if len(out):
                 return out
 
