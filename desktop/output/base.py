@@ -13,6 +13,7 @@ import enum
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
@@ -43,6 +44,26 @@ class OutputError(RuntimeError):
     """Typing failed (no display, clipboard unavailable, key injection refused, …)."""
 
 
+class ClipboardUnavailable(OutputError):
+    """The clipboard could not be used (e.g. the user's clipboard could not be saved);
+    nothing was changed, so another method may type the text."""
+
+
+class TextLeftOnClipboard(OutputError):
+    """The text was not typed but is on the clipboard for the user to paste."""
+
+
+@dataclass(frozen=True)
+class OutputTarget:
+    """The window being typed into, as an output needs it: the process that must read
+    the clipboard (``pid``) and how long to wait for that read (``read_timeout_s``, None:
+    the output's default)."""
+
+    pid: int | None = None
+    app_names: tuple[str, ...] = ()
+    read_timeout_s: float | None = None
+
+
 @runtime_checkable
 class TextOutput(Protocol):
     """Types text into whatever window has keyboard focus.
@@ -50,13 +71,16 @@ class TextOutput(Protocol):
     ``type_text`` blocks until the text has been handed to the target (for paste: until
     the user's clipboard is restored). ``paste_chord`` is the key chord (a
     :mod:`desktop.hotkey.keys` spec) a clipboard output presses for this target; outputs
-    that do not paste ignore it. Raises :class:`OutputError` on failure.
+    that do not paste ignore it, and ``target`` too. Raises :class:`OutputError` on
+    failure (:class:`TextLeftOnClipboard` when the text waits on the clipboard).
     """
 
     @property
     def name(self) -> str: ...
 
-    def type_text(self, text: str, paste_chord: str | None = None) -> None: ...
+    def type_text(
+        self, text: str, paste_chord: str | None = None, target: OutputTarget | None = None
+    ) -> None: ...
 
 
 class InjectionGuard:

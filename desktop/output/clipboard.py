@@ -3,12 +3,22 @@ user's clipboard.
 
 Sequence (:meth:`ClipboardPasteOutput.type_text`):
 
-1. snapshot the clipboard: every format the owner offers (text, HTML, images, …);
-2. set our text;
-3. press the paste chord for the target (``ctrl+v``; ``ctrl+shift+v`` in terminals, see
-   :mod:`desktop.output.policy`);
-4. wait until the target has read the clipboard (where that can be observed) or a timeout;
-5. restore the snapshot (or clear the clipboard if it was empty), also when 2–4 failed.
+1. snapshot the clipboard: every format the owner offers (text, HTML, images, …); a
+   snapshot that could not save everything (size or time caps) stops here with
+   :class:`~desktop.output.base.ClipboardUnavailable`, the clipboard untouched;
+2. set our text (only text that passed the text sink);
+3. confirm the clipboard holds it (:meth:`Clipboard.confirm_set`); if not, nothing is
+   pasted (Ctrl+V would paste whatever is there, possibly a password);
+4. press the paste chord for the target (``ctrl+v``; ``ctrl+shift+v`` in terminals, see
+   :mod:`desktop.output.policy`); if that fails the text stays on the clipboard
+   (:class:`~desktop.output.base.TextLeftOnClipboard`);
+5. wait until the target has read the clipboard (where that can be observed) or a timeout;
+6. restore the snapshot (or clear the clipboard if it was empty). When setting the text
+   failed, a non-empty snapshot is put back; an empty one is never "restored" over a
+   clipboard that may still hold the user's content.
+
+On Windows :class:`desktop.win32.clipboard.Win32Clipboard` implements :class:`Clipboard`
+(all formats, ownership check, reads counted only from the target's process).
 
 The target reads the clipboard *asynchronously*, when it processes the key event; restoring
 too early makes it paste the old content. :class:`QtClipboard` observes the read: Qt asks
@@ -31,7 +41,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from desktop.hotkey.keys import parse_key_spec
-from desktop.output.base import OutputError
+from desktop.output.base import (
+    ClipboardUnavailable,
+    OutputError,
+    OutputTarget,
+    TextLeftOnClipboard,
+)
 from desktop.output.keystrokes import KeySender, PynputKeySender
 from desktop.output.policy import DEFAULT_PASTE_CHORD
 from desktop.output.text_sink import sanitize
@@ -43,9 +58,11 @@ TEXT = "text/plain"
 
 @dataclass(frozen=True)
 class ClipboardSnapshot:
-    """The clipboard's formats as (MIME type or X11 target, bytes), in the owner's order."""
+    """The clipboard's formats as (MIME type, X11 target or Win32 ``#id``, bytes), in the
+    owner's order. ``complete`` is False when a cap left formats out."""
 
     formats: tuple[tuple[str, bytes], ...] = ()
+    complete: bool = True
 
     @property
     def is_empty(self) -> bool:
@@ -72,13 +89,20 @@ class Clipboard(Protocol):
 
     def set_text(self, text: str) -> None: ...
 
+    def confirm_set(self) -> bool:
+        """True if the clipboard holds the text of the last :meth:`set_text`."""
+        ...
+
     def restore(self, snapshot: ClipboardSnapshot) -> None:
         """Put the snapshot back; an empty snapshot clears the clipboard."""
         ...
 
-    def wait_for_paste(self, sent_at: float, timeout_s: float) -> bool:
+    def wait_for_paste(
+        self, sent_at: float, timeout_s: float, reader_pid: int | None = None
+    ) -> bool:
         """Wait until our text was read after ``sent_at`` (``time.monotonic()``) or for
-        ``timeout_s``. True if the read was observed."""
+        ``timeout_s``. True if the read was observed. ``reader_pid``: count only reads by
+        that process, where the platform can tell (Windows)."""
         ...
 
 
@@ -120,6 +144,7 @@ class QtClipboard:
             return ClipboardSnapshot()
         formats: list[tuple[str, bytes]] = []
         total = 0
+        complete = True
         for fmt in md.formats():
             data = bytes(md.data(fmt).data())
             if total + len(data) > self.max_bytes:
@@ -129,16 +154,22 @@ class QtClipboard:
                     len(data),
                     self.max_bytes,
                 )
+                complete = False
                 continue
             total += len(data)
             formats.append((str(fmt), data))
-        return ClipboardSnapshot(tuple(formats))
+        return ClipboardSnapshot(tuple(formats), complete=complete)
 
     def set_text(self, text: str) -> None:
         cb = self._clipboard()
         md = self._mime_class(self._reads.append)
         md.setText(text)
         cb.setMimeData(md)
+
+    def confirm_set(self) -> bool:
+        # setMimeData only warns when the system clipboard refused it (Windows:
+        # CLIPBRD_E_CANT_OPEN): ownership says whether it took our data
+        return bool(self._clipboard().ownsClipboard())
 
     def restore(self, snapshot: ClipboardSnapshot) -> None:
         from PySide6.QtCore import QMimeData
@@ -152,7 +183,10 @@ class QtClipboard:
             md.setData(fmt, data)
         cb.setMimeData(md)
 
-    def wait_for_paste(self, sent_at: float, timeout_s: float) -> bool:
+    def wait_for_paste(
+        self, sent_at: float, timeout_s: float, reader_pid: int | None = None
+    ) -> bool:
+        """Qt cannot tell who read: ``reader_pid`` is ignored."""
         from PySide6.QtCore import QEventLoop
 
         self._clipboard()  # thread check
@@ -226,6 +260,7 @@ class XclipClipboard:
         self.selection = selection
         self.display = display
         self.timeout_s = timeout_s
+        self._last_set: bytes | None = None
 
     def _cmd(self, *args: str) -> list[str]:
         cmd = ["xclip", "-selection", self.selection, *args]
@@ -277,7 +312,12 @@ class XclipClipboard:
         return ClipboardSnapshot(tuple(formats))
 
     def set_text(self, text: str) -> None:
-        self._write(text.encode("utf-8"), "UTF8_STRING")
+        self._last_set = text.encode("utf-8")
+        self._write(self._last_set, "UTF8_STRING")
+
+    def confirm_set(self) -> bool:
+        """Reads the clipboard back (xclip cannot ask who owns it)."""
+        return self._last_set is not None and self._read("UTF8_STRING") == self._last_set
 
     def restore(self, snapshot: ClipboardSnapshot) -> None:
         text = snapshot.get(TEXT)
@@ -289,7 +329,9 @@ class XclipClipboard:
         else:
             self._write(b"", "UTF8_STRING")  # xclip cannot disown: leave it empty
 
-    def wait_for_paste(self, sent_at: float, timeout_s: float) -> bool:
+    def wait_for_paste(
+        self, sent_at: float, timeout_s: float, reader_pid: int | None = None
+    ) -> bool:
         time.sleep(max(0.0, sent_at + timeout_s - time.monotonic()))
         return False
 
@@ -301,7 +343,8 @@ class ClipboardPasteOutput:
     """Types text by pasting it, then restores the user's clipboard.
 
     ``paste_timeout_s``: the longest wait for the target to read the clipboard before the
-    restore (with :class:`QtClipboard` the wait normally ends ~50 ms after the read).
+    restore (with :class:`QtClipboard` the wait normally ends ~50 ms after the read); a
+    target's ``read_timeout_s`` (slow readers: Electron apps, remote desktops) overrides it.
     ``settle_s``: pause between taking the clipboard and pressing the chord.
     """
 
@@ -325,20 +368,39 @@ class ClipboardPasteOutput:
         self.restore = restore
         self.last_read_observed: bool | None = None
 
-    def type_text(self, text: str, paste_chord: str | None = None) -> None:
+    def type_text(
+        self, text: str, paste_chord: str | None = None, target: OutputTarget | None = None
+    ) -> None:
         # the text sink again (no cap): only visible text reaches the clipboard
         text = sanitize(text, max_chars=None).text
         if not text:
             return
         chord = parse_key_spec(paste_chord or self.default_chord)
+        timeout = self.paste_timeout_s
+        if target is not None and target.read_timeout_s is not None:
+            timeout = target.read_timeout_s
         saved = self.clipboard.snapshot() if self.restore else None
+        if saved is not None and not saved.complete:
+            raise ClipboardUnavailable("the clipboard could not be saved whole; not pasting")
         try:
             self.clipboard.set_text(text)
-            if self.settle_s > 0:
-                time.sleep(self.settle_s)
-            sent_at = time.monotonic()
+        except Exception:
+            if saved is not None and not saved.is_empty:
+                self.clipboard.restore(saved)
+            raise
+        if not self.clipboard.confirm_set():
+            raise OutputError("the clipboard did not take the text; nothing was pasted")
+        if self.settle_s > 0:
+            time.sleep(self.settle_s)
+        sent_at = time.monotonic()
+        try:
             self.sender.tap_chord(chord)
-            self.last_read_observed = self.clipboard.wait_for_paste(sent_at, self.paste_timeout_s)
+        except Exception as e:
+            raise TextLeftOnClipboard(f"paste failed ({e}); the text is on the clipboard") from e
+        try:
+            self.last_read_observed = self.clipboard.wait_for_paste(
+                sent_at, timeout, target.pid if target is not None else None
+            )
         finally:
             if saved is not None:
                 self.clipboard.restore(saved)

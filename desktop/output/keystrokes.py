@@ -6,7 +6,8 @@ pynput is imported lazily, on first use: on Linux ``import pynput`` without a us
 On X11 pynput injects with XTest. Characters missing from the keyboard map are typed by
 temporarily remapping a spare keycode, which applications read late: multi-character CJK
 text gets garbled (testing.md). The policy sends such text to the clipboard instead. On
-Windows pynput sends ``SendInput`` with ``KEYEVENTF_UNICODE``, which types any BMP text.
+Windows :class:`desktop.win32.keyboard.SendInputKeySender` replaces pynput's sender: every
+UTF-16 unit as a ``KEYEVENTF_UNICODE`` event, chords by virtual-key code.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from typing import Any, Protocol
 
 from desktop.hotkey.keys import KeySpec
-from desktop.output.base import InjectionGuard, OutputError
+from desktop.output.base import InjectionGuard, OutputError, OutputTarget
 from desktop.output.text_sink import sanitize
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,9 @@ class KeystrokeOutput:
     def __init__(self, sender: KeySender | None = None) -> None:
         self.sender = sender if sender is not None else PynputKeySender()
 
-    def type_text(self, text: str, paste_chord: str | None = None) -> None:
+    def type_text(
+        self, text: str, paste_chord: str | None = None, target: OutputTarget | None = None
+    ) -> None:
         text = sanitize(text, max_chars=None).text
         if text:
             self.sender.type(text)

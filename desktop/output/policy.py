@@ -81,6 +81,20 @@ DEFAULT_APP_METHODS: Mapping[str, OutputMethod] = {
     "rxvt": OutputMethod.KEYSTROKES,
 }
 
+#: Applications that read the clipboard late after the paste chord: Electron and Chromium
+#: apps, remote desktops and VMs (which first copy the clipboard to the other side). The
+#: restore waits this long for their read instead of the output's default.
+DEFAULT_READ_TIMEOUTS_S: Mapping[str, float] = {
+    **dict.fromkeys(
+        ("code", "slack", "discord", "teams", "ms-teams", "obsidian", "notion", "signal"),
+        1.5,
+    ),
+    **dict.fromkeys(
+        ("mstsc", "msrdc", "vmconnect", "vmware", "vmware-remotemks", "virtualboxvm", "wfica32"),
+        3.0,
+    ),
+}
+
 DEFAULT_PASTE_CHORD = "ctrl+v"
 DEFAULT_MAX_KEYSTROKE_CHARS = 40
 #: After this long without typing, the next utterance starts without a joining space.
@@ -159,6 +173,16 @@ class OutputPolicy:
 
     def paste_chord_for(self, app_names: Iterable[str] = ()) -> str:
         return _lookup(self._chords, app_names) or self.default_paste_chord
+
+    def read_timeout_for(self, app_names: Iterable[str] = ()) -> float | None:
+        """How long to wait for this app to read a paste (None: the output's default)."""
+        if not self.use_builtin_app_defaults:
+            return None
+        for name in app_names:
+            hit = DEFAULT_READ_TIMEOUTS_S.get(normalize_app_name(name))
+            if hit is not None:
+                return hit
+        return None
 
 
 # --- spacing between utterances -------------------------------------------------------

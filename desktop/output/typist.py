@@ -21,8 +21,17 @@ import os
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from desktop.output.base import InjectionGuard, OutputMethod, TextOutput
+from desktop.output.base import (
+    ClipboardUnavailable,
+    InjectionGuard,
+    OutputMethod,
+    OutputTarget,
+    TextLeftOnClipboard,
+    TextOutput,
+)
+from desktop.output.clipboard import Clipboard
 from desktop.output.focus import FocusInfo, FocusProbe, NullFocusProbe, is_own_window
 from desktop.output.policy import OutputPolicy, join_for_typing
 from desktop.output.text_sink import DEFAULT_MAX_CHARS, SanitizedText, sanitize
@@ -49,6 +58,8 @@ class TypingResult:
     seconds: float = 0.0
     error: str | None = None
     sink: SanitizedText | None = None
+    left_on_clipboard: bool = False
+    problem: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -56,8 +67,17 @@ class TypingResult:
 
     @property
     def notice(self) -> str | None:
-        """What the user should be told: the text sink's changes, if any."""
-        return self.sink.notice if self.sink is not None else None
+        """What the user should be told: why the text was not typed (``problem``, e.g.
+        "... the text is on the clipboard") and what the text sink changed, if anything."""
+        parts = [p for p in (self.problem, self.sink.notice if self.sink else None) if p]
+        return " ".join(parts) if parts else None
+
+
+class TargetGate(Protocol):
+    """Says why text must not be typed into a window (None: go ahead). On Windows: the
+    window's process runs elevated, so UIPI would drop our input without an error."""
+
+    def refusal(self, target: FocusInfo) -> str | None: ...
 
 
 @dataclass
@@ -74,7 +94,10 @@ class Typist:
     ``outputs`` maps KEYSTROKES / CLIPBOARD_PASTE to an output; when the chosen method has
     no output the other one is used. ``own_window_ids``: ids of our windows, for platforms
     where the focus probe reports no pid. ``guard`` should be the guard the outputs' key
-    sender uses; the hotkey listener is given ``guard.active``.
+    sender uses; the hotkey listener is given ``guard.active``. ``max_chars`` caps each
+    final (the text sink's cap; None: no cap). ``gate`` may refuse a target; ``fallback``
+    is the clipboard the text is left on when the target is refused or typing fails, with
+    a notice saying so.
     """
 
     policy: OutputPolicy
@@ -85,6 +108,8 @@ class Typist:
     guard: InjectionGuard = field(default_factory=InjectionGuard)
     clock: Callable[[], float] = time.monotonic
     max_chars: int | None = DEFAULT_MAX_CHARS
+    gate: TargetGate | None = None
+    fallback: Clipboard | None = None
     _previous: _Previous | None = field(default=None, init=False, repr=False)
     _busy: bool = field(default=False, init=False, repr=False)
     _queue: list[str] = field(default_factory=list, init=False, repr=False)
@@ -136,22 +161,45 @@ class Typist:
                 focus_changed=window_id is not None and window_id != prev.window_id,
             )
         names = target.app_names if target is not None else ()
+        refusal = self.gate.refusal(target) if self.gate is not None and target else None
+        if refusal is not None:
+            log.warning("not typing: %s", refusal)
+            self._previous = None
+            return self._leave_on_clipboard(raw, text, target, sink, start, refusal)
         method = self.policy.choose(typed, names)
-        output = self.outputs.get(method)
-        if output is None:
+        if method not in self.outputs:
             method = next(
                 m
                 for m in (OutputMethod.CLIPBOARD_PASTE, OutputMethod.KEYSTROKES)
                 if m in self.outputs
             )
-            output = self.outputs[method]
         chord = self.policy.paste_chord_for(names)
+        out_target = OutputTarget(
+            pid=target.pid if target is not None else None,
+            app_names=names,
+            read_timeout_s=self.policy.read_timeout_for(names),
+        )
         try:
-            with self.guard:
-                output.type_text(typed, paste_chord=chord)
-        except Exception as e:
-            log.exception("typing %d chars with %s failed", len(typed), output.name)
+            method = self._output(method, typed, chord, out_target)
+        except TextLeftOnClipboard as e:
+            log.warning("typing %d chars failed: %s", len(typed), e)
             self._previous = None
+            return TypingResult(
+                text=raw,
+                target=target,
+                seconds=self.clock() - start,
+                error=f"{type(e).__name__}: {e}",
+                sink=sink,
+                left_on_clipboard=True,
+                problem="Paste failed — the text is on the clipboard.",
+            )
+        except Exception as e:
+            log.exception("typing %d chars with %s failed", len(typed), method.value)
+            self._previous = None
+            if self.fallback is not None:
+                return self._leave_on_clipboard(
+                    raw, text, target, sink, start, "Typing failed", error=e
+                )
             return TypingResult(
                 text=raw,
                 typed="",
@@ -164,10 +212,66 @@ class Typist:
         end = self.clock()
         self._previous = _Previous(end=typed[-16:], at=end, window_id=window_id)
         log.debug(
-            "typed %d chars with %s into %s in %.3f s", len(typed), output.name, target, end - start
+            "typed %d chars with %s into %s in %.3f s",
+            len(typed),
+            method.value,
+            target,
+            end - start,
         )
         return TypingResult(
             text=raw, typed=typed, method=method, target=target, seconds=end - start, sink=sink
+        )
+
+    def _output(
+        self, method: OutputMethod, typed: str, chord: str, target: OutputTarget
+    ) -> OutputMethod:
+        """Type with ``method``; if its clipboard is unavailable (nothing was changed),
+        with the other method. Returns the method that typed."""
+        try:
+            with self.guard:
+                self.outputs[method].type_text(typed, paste_chord=chord, target=target)
+            return method
+        except ClipboardUnavailable as e:
+            other = next((m for m in self.outputs if m is not method), None)
+            if other is None:
+                raise
+            log.warning("%s; typing with %s instead", e, other.value)
+            with self.guard:
+                self.outputs[other].type_text(typed, paste_chord=chord, target=target)
+            return other
+
+    def _leave_on_clipboard(
+        self,
+        raw: str,
+        text: str,
+        target: FocusInfo | None,
+        sink: SanitizedText,
+        start: float,
+        reason: str,
+        error: Exception | None = None,
+    ) -> TypingResult:
+        """Not typed: put the (sanitized) text on the fallback clipboard for the user."""
+        detail = f"{type(error).__name__}: {error}" if error is not None else reason
+        left = False
+        if self.fallback is not None:
+            try:
+                self.fallback.set_text(text)
+                left = self.fallback.confirm_set()
+            except Exception:
+                log.exception("putting the text on the clipboard failed")
+        problem = (
+            f"{reason}; the text is on the clipboard."
+            if left
+            else f"{reason}; the text was not typed."
+        )
+        return TypingResult(
+            text=raw,
+            target=target,
+            seconds=self.clock() - start,
+            error=detail,
+            sink=sink,
+            left_on_clipboard=left,
+            problem=problem,
         )
 
 

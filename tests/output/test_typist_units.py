@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 import pytest
 
 from desktop.hotkey.keys import KeySpec
-from desktop.output.base import InjectionGuard, OutputError, OutputMethod, TextOutput
+from desktop.output.base import (
+    InjectionGuard,
+    OutputError,
+    OutputMethod,
+    OutputTarget,
+    TextOutput,
+)
 from desktop.output.clipboard import ClipboardPasteOutput, ClipboardSnapshot
 from desktop.output.focus import FocusInfo, WindowsFocusProbe, is_own_window
 from desktop.output.keystrokes import KeystrokeOutput
@@ -30,7 +36,8 @@ class RecordingOutput:
     log: list[tuple[str, str, str | None]]
     fail: bool = False
 
-    def type_text(self, text: str, paste_chord: str | None = None) -> None:
+    def type_text(self, text: str, paste_chord: str | None = None,
+                  target: OutputTarget | None = None) -> None:
         if self.fail:
             raise OutputError("boom")
         self.log.append((self.name, text, paste_chord))
@@ -153,7 +160,8 @@ def test_reentrant_call_is_queued_in_order() -> None:
         def __init__(self) -> None:
             self.typist: Typist | None = None
 
-        def type_text(self, text: str, paste_chord: str | None = None) -> None:
+        def type_text(self, text: str, paste_chord: str | None = None,
+                  target: OutputTarget | None = None) -> None:
             log.append(("paste", text, paste_chord))
             if text == "first" and self.typist is not None:
                 # a Qt slot running inside QtClipboard's local event loop
@@ -174,7 +182,8 @@ def test_guard_is_active_while_typing() -> None:
     class Probe:
         name = "keys"
 
-        def type_text(self, text: str, paste_chord: str | None = None) -> None:
+        def type_text(self, text: str, paste_chord: str | None = None,
+                  target: OutputTarget | None = None) -> None:
             seen.append(guard.active())
 
     typist = Typist(OutputPolicy(), {K: Probe()}, FakeFocus(EDITOR), guard=guard)
@@ -217,11 +226,15 @@ class FakeClipboard:
         self.events.append(f"set:{text}")
         self.content = ClipboardSnapshot((("text/plain", text.encode()),))
 
+    def confirm_set(self) -> bool:
+        return True
+
     def restore(self, snapshot: ClipboardSnapshot) -> None:
         self.events.append("restore")
         self.content = snapshot
 
-    def wait_for_paste(self, sent_at: float, timeout_s: float) -> bool:
+    def wait_for_paste(self, sent_at: float, timeout_s: float,
+                       reader_pid: int | None = None) -> bool:
         self.events.append(f"wait:{timeout_s}")
         return True
 
