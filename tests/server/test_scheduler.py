@@ -166,3 +166,61 @@ async def test_partials_with_final_zero_gives_finals_their_own_batch() -> None:
     await asyncio.gather(blocker, *tasks)
     assert gen.batches == [["blocker"], ["f1"], ["p1", "p2"]]
     await scheduler.close()
+
+
+async def test_finals_take_turns_across_connections() -> None:
+    """One connection's backlog of finals delays another's by at most one request."""
+    gen = RecordingGenerator(max_batch_size=1)
+    scheduler = Scheduler(gen)
+    scheduler.start()
+    blocker = asyncio.create_task(scheduler.submit(lambda: request("blocker"), Priority.PARTIAL))
+    await settle()
+    backlog = [
+        asyncio.create_task(
+            scheduler.submit(lambda t=t: request(t, Priority.FINAL), Priority.FINAL, owner="A")
+        )
+        for t in ("a1", "a2", "a3", "a4", "a5")
+    ]
+    await settle()
+    honest = asyncio.create_task(
+        scheduler.submit(lambda: request("b1", Priority.FINAL), Priority.FINAL, owner="B")
+    )
+    other = asyncio.create_task(
+        scheduler.submit(lambda: request("c1", Priority.FINAL), Priority.FINAL, owner="C")
+    )
+    anonymous = asyncio.create_task(
+        scheduler.submit(lambda: request("n1", Priority.FINAL), Priority.FINAL)
+    )
+    await settle()
+    for _ in range(9):
+        gen.gate.set()
+        await settle()
+        gen.gate.clear()
+    gen.gate.set()
+    await asyncio.gather(blocker, *backlog, honest, other, anonymous)
+    order = [batch[0] for batch in gen.batches]
+    assert order == ["blocker", "a1", "b1", "c1", "n1", "a2", "a3", "a4", "a5"]
+    await scheduler.close()
+
+
+async def test_a_connection_that_waited_its_turn_does_not_bank_turns() -> None:
+    """An owner absent for many rounds joins the current one, not the ones it missed:
+    its finals alternate with those of the owner served meanwhile."""
+    gen = RecordingGenerator(max_batch_size=1)
+    scheduler = Scheduler(gen)
+    scheduler.start()
+    gen.gate.set()
+    for index in range(4):  # A alone: four rounds go by
+        await scheduler.submit(lambda i=index: request(f"a{i}"), Priority.FINAL, owner="A")
+    gen.gate.clear()
+    blocker = asyncio.create_task(scheduler.submit(lambda: request("blocker"), Priority.PARTIAL))
+    await settle()
+    tasks = [
+        asyncio.create_task(scheduler.submit(lambda t=t: request(t), Priority.FINAL, owner=o))
+        for t, o in [("a4", "A"), ("a5", "A"), ("b1", "B"), ("b2", "B"), ("a6", "A")]
+    ]
+    await settle()
+    gen.gate.set()
+    await asyncio.gather(blocker, *tasks)
+    assert [b[0] for b in gen.batches[5:]] == ["b1", "a4", "b2", "a5", "a6"]
+    await scheduler.close()
