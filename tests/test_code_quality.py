@@ -22,6 +22,7 @@ TYPED = [
     "server/scheduler.py",
     "server/config.py",
     "server/access.py",
+    "server/log_limits.py",
     "server/tls.py",
     "server/engine/qwen",
     "desktop/audio/segmenter.py",
