@@ -36,6 +36,10 @@ class Settings:
     server_configured: bool = False  # False: the first-run setup opens at start
     # audio
     microphone: str = ""  # name substring or index; "" = system default
+    # keep the microphone open between talk-key presses (pre-roll from before the press);
+    # off: it opens only while dictating (Bluetooth headsets keep their good profile and
+    # Windows' mic-in-use icon goes out)
+    warm_mic: bool = False
     language: str = ""  # "" = detect
     context: str = ""  # hotwords / domain text
     vad_threshold: float = 0.5
@@ -55,6 +59,8 @@ class Settings:
     show_latency: bool = False
     # debugging
     log_transcripts: bool = False  # let what was said into the log (never by default)
+    # desktop
+    start_at_login: bool = False  # Windows: the HKCU Run value (desktop/win32/login.py)
     # server launcher
     start_server_on_launch: bool = False
     launcher: str = "wsl"  # "wsl" (Windows → WSL2) or "direct" (run the command here)
