@@ -20,7 +20,9 @@ from websockets.exceptions import (
     InvalidStatus,
 )
 
+from desktop.loopback import websocket_proxy
 from protocol.codec import ProtocolError, decode_server, encode_client
+from protocol.limits import MAX_SERVER_MESSAGE_BYTES
 from protocol.log_redaction import WireLogRedactor, redact_url
 from protocol.messages import (
     PROTOCOL_VERSION,
@@ -52,6 +54,10 @@ class AuthFailed(ClientError):
 
 class VersionMismatch(ClientError):
     pass
+
+
+class ServerBusy(ServerUnreachable):
+    """The server is at its connection limit (or going away); trying later may work."""
 
 
 class TlsError(ServerUnreachable):
@@ -129,8 +135,11 @@ class ServerLink:
                 additional_headers=headers,
                 ssl=tls,
                 open_timeout=timeout_s,
-                max_size=None,
+                # Larger messages are refused by the transport (close code 1009): a
+                # hostile server cannot make us buffer 100 MB.
+                max_size=MAX_SERVER_MESSAGE_BYTES,
                 compression=None,
+                proxy=websocket_proxy(url),  # loopback never through the system proxy
                 # A link that goes silent (no pong within ping_timeout_s) is closed; a
                 # live server answers a close at once, a dead link never does.
                 ping_interval=ping_interval_s,
@@ -162,6 +171,14 @@ class ServerLink:
         try:
             await ws.send(encode_client(Hello(protocol=PROTOCOL_VERSION, client=client_name)))
             ready = await asyncio.wait_for(cls._await_ready(ws), timeout_s)
+        except ConnectionClosed as exc:  # e.g. a full server that closes right after 101
+            await ws.close()
+            raise ServerUnreachable(f"{shown} closed the connection during hello: {exc}") from None
+        except asyncio.TimeoutError:
+            await ws.close()
+            raise ServerUnreachable(
+                f"{shown} did not answer hello within {timeout_s:g} s"
+            ) from None
         except BaseException:
             await ws.close()
             raise
@@ -184,11 +201,17 @@ class ServerLink:
                 if isinstance(message, Error):
                     if message.code is ErrorCode.UNSUPPORTED_VERSION:
                         raise VersionMismatch(message.message)
+                    if message.code in (ErrorCode.SERVER_BUSY, ErrorCode.SHUTTING_DOWN):
+                        raise ServerBusy(f"server is busy: {message.message}")
                     raise ServerUnreachable(f"server refused the connection: {message.message}")
         except ConnectionClosed as exc:
+            if exc.rcvd is not None and exc.rcvd.code == 1013:  # "try again later"
+                raise ServerBusy(
+                    f"server is busy ({exc.rcvd.reason or 'try again later'})"
+                ) from None
             raise ServerUnreachable(f"server closed the connection during hello: {exc}") from None
-        except ProtocolError as exc:
-            raise VersionMismatch(f"server sent an invalid message: {exc}") from None
+        except ProtocolError as exc:  # a broken or foreign server: retried like a dead one
+            raise ServerUnreachable(f"server sent an invalid message before ready: {exc}") from None
         raise ServerUnreachable("server closed the connection before ready")
 
     async def __aenter__(self) -> ServerLink:
@@ -218,8 +241,13 @@ class ServerLink:
     async def cancel(self, utterance_id: str = "") -> None:
         await self._ws.send(encode_client(Cancel(id=utterance_id)))
 
+    async def send(self, frame: Start | Stop | Cancel | bytes) -> None:
+        """One frame as the client machine produced it."""
+        await self._ws.send(frame if isinstance(frame, bytes) else encode_client(frame))
+
     async def messages(self) -> AsyncIterator[ServerMessage]:
         """Server messages until the connection closes (unknown types are skipped)."""
+        invalid = 0
         try:
             async for raw in self._ws:
                 if isinstance(raw, bytes):
@@ -227,7 +255,9 @@ class ServerLink:
                 try:
                     message = decode_server(raw)
                 except ProtocolError as exc:
-                    log.warning("ignoring invalid server message: %s", exc)
+                    invalid += 1
+                    if invalid == 1:  # once per link: a broken server could send thousands
+                        log.warning("ignoring invalid server message: %s", exc)
                     continue
                 if message is not None:
                     yield message
@@ -237,6 +267,16 @@ class ServerLink:
     @property
     def close_code(self) -> int | None:
         return self._ws.close_code
+
+    def close_reason(self) -> str:
+        """Why the link ended, in words (after :meth:`messages` returned)."""
+        code = self._ws.close_code
+        if code == 1009:
+            return f"the server sent a message larger than {MAX_SERVER_MESSAGE_BYTES} bytes"
+        reason = self._ws.close_reason
+        if code is None or code == 1006:
+            return "connection lost"
+        return f"server closed the connection ({code}{': ' + reason if reason else ''})"
 
     async def close(self) -> None:
         await self._ws.close()

@@ -1,10 +1,11 @@
-"""The desktop's streaming client: segmenter events in, text events out, nothing lost.
+"""The desktop's streaming client: the asyncio driver of the client machine.
 
 Runs its own asyncio loop on its own thread. The audio thread hands it segmenter events
-with :meth:`DictationClient.submit` (cheap, thread-safe). It keeps every utterance's
-audio until that utterance's final arrives; when the server goes away it reconnects
-with backoff and replays the unfinished utterances from their first sample, so a
-server restart mid-sentence still yields the whole sentence.
+with :meth:`DictationClient.submit` (cheap, thread-safe). Everything the protocol
+decides — the ledger of utterances, deadlines, admission, what each server error means,
+replay after a reconnect — is :class:`protocol.client_machine.ClientMachine`'s; this
+module only moves frames, messages and clock ticks between it and a socket, and keeps
+connecting: whatever goes wrong with a connection is logged and retried with backoff.
 
 Callbacks run on the client's thread; a GUI forwards them to its own thread.
 """
@@ -13,14 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import os
 import secrets
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from desktop.audio.segmenter import (
@@ -30,10 +30,35 @@ from desktop.audio.segmenter import (
     UtteranceEnded,
     UtteranceStarted,
 )
-from desktop.audio.timeline import UtteranceTimeline
 from desktop.client import AuthFailed, ServerLink, ServerUnreachable, TlsError, VersionMismatch
+from protocol.client_events import (
+    ClientEvent,
+    ClientState,
+    FailReason,
+    FinalText,
+    PartialText,
+    StateChanged,
+    UtteranceCancelled,
+    UtteranceFailed,
+)
+from protocol.client_machine import ClientMachine, Frame, MachineConfig
 from protocol.log_redaction import TRANSCRIPTS_ENV, env_flag
-from protocol.messages import Error, ErrorCode, Final, Partial, Status
+
+__all__ = [
+    "CA_FILE_ENV",
+    "Backoff",
+    "ClientEvent",
+    "ClientState",
+    "DictationClient",
+    "FailReason",
+    "FinalText",
+    "Keepalive",
+    "MachineConfig",
+    "PartialText",
+    "StateChanged",
+    "UtteranceCancelled",
+    "UtteranceFailed",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,49 +71,10 @@ def _ca_file_or_default(ca_file: str | None) -> str | None:
     return ca_file or os.environ.get(CA_FILE_ENV) or None
 
 
-class ClientState(enum.Enum):
-    CONNECTING = "connecting"
-    READY = "ready"  # connected, model ready
-    MODEL_LOADING = "model_loading"  # connected, the server is still loading its model
-    UNREACHABLE = "unreachable"  # retrying with backoff
-    AUTH_FAILED = "auth_failed"  # token refused; retrying slowly
-    VERSION_MISMATCH = "version_mismatch"  # not retried until reconfigured
-    CLOSED = "closed"
-
-
-@dataclass(frozen=True)
-class StateChanged:
-    state: ClientState
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class PartialText:
-    utterance_id: int
-    stable: str
-    unstable: str
-
-
-@dataclass(frozen=True)
-class FinalText:
-    utterance_id: int
-    text: str
-    language: str | None
-    timeline: UtteranceTimeline
-
-
-@dataclass(frozen=True)
-class UtteranceFailed:
-    utterance_id: int
-    message: str
-
-
-ClientEvent = StateChanged | PartialText | FinalText | UtteranceFailed
-
-
 @dataclass(frozen=True)
 class Backoff:
-    """Reconnect delays: first, doubling up to ``maximum``."""
+    """Reconnect delays: first, doubling up to ``maximum``; ``slow_s`` after a refusal
+    that retrying soon cannot fix (token, certificate, protocol version)."""
 
     first_s: float = 0.25
     maximum_s: float = 5.0
@@ -108,18 +94,8 @@ class Keepalive:
     timeout_s: float = 10.0
 
 
-@dataclass
-class _Pending:
-    """An utterance not yet finalised: everything needed to send it again."""
-
-    local_id: int
-    wire_id: str
-    timeline: UtteranceTimeline
-    chunks: list[bytes] = field(default_factory=list)
-    ended: bool = False
-    sent_chunks: int = 0  # how many chunks the current link has
-    started_on_link: bool = False
-    stopped_on_link: bool = False
+#: Opening a link: connect, then the server's ``ready`` within this many seconds.
+OPEN_TIMEOUT_S = 10.0
 
 
 class DictationClient:
@@ -136,35 +112,60 @@ class DictationClient:
         keepalive: Keepalive | None = None,
         clock: Callable[[], float] = time.monotonic,
         log_transcripts: bool | None = None,
+        machine: MachineConfig | None = None,
+        open_timeout_s: float = OPEN_TIMEOUT_S,
     ) -> None:
         """``ca_file``: trusted for ``wss://`` instead of the system's CAs; default from
         the environment variable ``TINGXIE_CA_FILE``. ``log_transcripts``: let what was
-        said into the logs (debugging only); default from ``TINGXIE_LOG_TRANSCRIPTS``."""
+        said into the logs (debugging only); default from ``TINGXIE_LOG_TRANSCRIPTS``.
+        ``machine``: deadlines and bounds of the ledger."""
         self.url = url
         self.token = token
         self.ca_file = _ca_file_or_default(ca_file)
         self.log_transcripts = (
             env_flag(os.environ, TRANSCRIPTS_ENV) if log_transcripts is None else log_transcripts
         )
-        self.language = language
-        self.context = context
         self._on_event = on_event
         self._backoff = backoff or Backoff()
         self._keepalive = keepalive or Keepalive()
+        self._open_timeout_s = open_timeout_s
         self._clock = clock
-        self._run_tag = secrets.token_hex(3)  # wire ids unique across client restarts
-        self._pending: dict[int, _Pending] = {}
-        self._cancels: list[str] = []  # wire ids to cancel on the current link
+        # Wire ids unique across client restarts: the run tag.
+        self._machine = ClientMachine(
+            secrets.token_hex(3), machine, language=language, context=context
+        )
         self._link: ServerLink | None = None
-        self._model_ready = False
-        self.state = ClientState.CONNECTING
+        self._giving_up = False  # this link is being closed at the machine's request
+        self._outbox: asyncio.Queue[Frame] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._closing: asyncio.Event | None = None
         self._wake: asyncio.Event | None = None
-        self._flush_lock: asyncio.Lock | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+
+    # ---------------------------------------------------------------- settings
+
+    @property
+    def language(self) -> str | None:
+        return self._machine.language
+
+    @language.setter
+    def language(self, value: str | None) -> None:
+        self._machine.language = value  # read at the next start
+
+    @property
+    def context(self) -> str:
+        return self._machine.context
+
+    @context.setter
+    def context(self, value: str) -> None:
+        self._machine.context = value
+
+    @property
+    def state(self) -> ClientState:
+        return self._machine.state
 
     # ---------------------------------------------------------------- any thread
 
@@ -202,7 +203,7 @@ class DictationClient:
 
     @property
     def pending_utterances(self) -> int:
-        return len(self._pending)
+        return self._machine.pending
 
     # ---------------------------------------------------------------- client thread
 
@@ -213,7 +214,6 @@ class DictationClient:
         self._loop = asyncio.get_running_loop()
         self._closing = asyncio.Event()
         self._wake = asyncio.Event()
-        self._flush_lock = asyncio.Lock()
         self._started.set()
         connector = asyncio.create_task(self._connect_forever())
         await self._closing.wait()
@@ -221,8 +221,14 @@ class DictationClient:
         with contextlib.suppress(asyncio.CancelledError):
             await connector
         if self._link is not None:
-            await self._link.close()
-        self._set_state(ClientState.CLOSED)
+            with contextlib.suppress(Exception):
+                await self._link.close()
+        if self._timer is not None:
+            self._timer.cancel()
+        now = self._clock()
+        self._machine.abandon(FailReason.STOPPED, "dictation was stopped before its text came", now)
+        self._machine.link_failed(ClientState.CLOSED, "", now)
+        self._deliver()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -230,17 +236,39 @@ class DictationClient:
         task.add_done_callback(self._tasks.discard)
 
     def _emit(self, event: ClientEvent) -> None:
+        if isinstance(event, StateChanged):
+            log.info("client state: %s %s", event.state.value, event.detail)
         try:
             self._on_event(event)
         except Exception:  # a consumer bug must not kill the connection
             shown = repr(event) if self.log_transcripts else type(event).__name__
             log.exception("client event handler failed on %s", shown)
 
-    def _set_state(self, state: ClientState, detail: str = "") -> None:
-        if state is not self.state or detail:
-            self.state = state
-            log.info("client state: %s %s", state.value, detail)
-            self._emit(StateChanged(state, detail))
+    def _deliver(self) -> None:
+        """After every input to the machine: frames to the socket, events to the
+        consumer, the timer to the next deadline, a useless link closed."""
+        machine = self._machine
+        frames = machine.data_to_send()
+        if frames and self._outbox is not None:
+            for frame in frames:
+                self._outbox.put_nowait(frame)
+        for event in machine.events_to_deliver():
+            self._emit(event)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        due = machine.next_deadline()
+        if due is not None and self._loop is not None:
+            self._timer = self._loop.call_later(max(0.0, due - self._clock()), self._on_timer)
+        if machine.wants_reconnect and self._link is not None and not self._giving_up:
+            log.info("giving up this connection; the next one replays what is unfinished")
+            self._giving_up = True
+            self._spawn(self._link.close())
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._machine.tick(self._clock())
+        self._deliver()
 
     async def _sleep_or_wake(self, seconds: float) -> None:
         assert self._wake is not None
@@ -249,179 +277,133 @@ class DictationClient:
             await asyncio.wait_for(self._wake.wait(), seconds)
 
     async def _connect_forever(self) -> None:
+        """Never ends but by cancellation: every failure is logged and retried."""
         attempt = 0
         while True:
-            self._set_state(ClientState.CONNECTING)
             try:
-                link = await ServerLink.open(
-                    self.url,
-                    token=self.token,
-                    client_name="tingxie",
-                    ca_file=self.ca_file,
-                    log_content=self.log_transcripts,
-                    ping_interval_s=self._keepalive.interval_s,
-                    ping_timeout_s=self._keepalive.timeout_s,
-                )
-            except AuthFailed as exc:
-                self._set_state(ClientState.AUTH_FAILED, str(exc))
-                await self._sleep_or_wake(self._backoff.auth_failed_s)
-                continue
-            except TlsError as exc:  # needs a new certificate or setting: retry slowly
-                self._set_state(ClientState.UNREACHABLE, str(exc))
-                await self._sleep_or_wake(self._backoff.auth_failed_s)
-                continue
-            except VersionMismatch as exc:
-                self._set_state(ClientState.VERSION_MISMATCH, str(exc))
-                await self._sleep_or_wake(3600.0)
-                continue
-            except ServerUnreachable as exc:
+                attempt = await self._connect_once(attempt)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug or a failure nobody foresaw: never fatal
+                log.exception("client connection loop failed; retrying")
                 attempt += 1
-                delay = self._backoff.delay(attempt)
-                self._set_state(ClientState.UNREACHABLE, f"{exc}; retrying in {delay:.1f} s")
-                await self._sleep_or_wake(delay)
-                continue
-            attempt = 0
-            self._link = link
-            self._model_ready = link.ready.model_state == "ready"
-            self._set_state(
-                ClientState.READY if self._model_ready else ClientState.MODEL_LOADING,
-                link.ready.server,
-            )
-            try:
-                await self._flush_all()
-                async for message in link.messages():
-                    await self._on_server_message(message)
-            except (OSError, ConnectionError) as exc:
-                log.info("connection lost: %s", exc)
-            finally:
-                self._link = None
-                with contextlib.suppress(Exception):
-                    await link.close()
-                self._cancels.clear()  # a new link has nothing open to cancel
-                for pending in self._pending.values():  # the next link starts from zero
-                    pending.started_on_link = pending.stopped_on_link = False
-                    pending.sent_chunks = 0
-            if self._pending:
-                log.warning(
-                    "server connection lost with %d utterance(s) unfinished; "
-                    "they will be sent again",
-                    len(self._pending),
+                self._machine.link_failed(
+                    ClientState.UNREACHABLE, f"{type(exc).__name__}: {exc}", self._clock()
                 )
-            self._set_state(ClientState.UNREACHABLE, "connection lost; reconnecting")
+                self._deliver()
+                await self._sleep_or_wake(self._backoff.delay(attempt))
 
-    # ---------------------------------------------------------------- sending
+    async def _connect_once(self, attempt: int) -> int:
+        """One connection attempt and, if it succeeds, the link's life. Returns the
+        attempt count for the next backoff."""
+        machine = self._machine
+        machine.connecting(self._clock())
+        self._deliver()
+        slow = self._backoff.auth_failed_s
+        try:
+            link = await ServerLink.open(
+                self.url,
+                token=self.token,
+                client_name="tingxie",
+                timeout_s=self._open_timeout_s,
+                ca_file=self.ca_file,
+                log_content=self.log_transcripts,
+                ping_interval_s=self._keepalive.interval_s,
+                ping_timeout_s=self._keepalive.timeout_s,
+            )
+        except AuthFailed as exc:
+            return await self._failed(ClientState.AUTH_FAILED, str(exc), slow, attempt)
+        except TlsError as exc:  # needs a new certificate or setting: retry slowly
+            return await self._failed(ClientState.UNREACHABLE, str(exc), slow, attempt)
+        except VersionMismatch as exc:
+            return await self._failed(ClientState.VERSION_MISMATCH, str(exc), slow, attempt)
+        except (ServerUnreachable, OSError, asyncio.TimeoutError) as exc:
+            attempt += 1
+            delay = self._backoff.delay(attempt)
+            detail = f"{exc or type(exc).__name__}; retrying in {delay:.1f} s"
+            return await self._failed(ClientState.UNREACHABLE, detail, delay, attempt)
+        opened = self._clock()
+        detail = await self._run_link(link)
+        pending = machine.pending
+        if pending:
+            log.warning(
+                "server connection lost with %d utterance(s) unfinished; they will be sent again",
+                pending,
+            )
+        lived = self._clock() - opened
+        # A server that drops every link at once is not hammered: the backoff only
+        # resets after a link that lasted.
+        attempt = 0 if lived >= self._backoff.maximum_s else attempt + 1
+        delay = self._backoff.delay(attempt) if attempt else 0.0
+        machine.link_down(f"{detail}; reconnecting", self._clock())
+        self._deliver()
+        if delay:
+            await self._sleep_or_wake(delay)
+        return attempt
+
+    async def _failed(self, state: ClientState, detail: str, delay: float, attempt: int) -> int:
+        self._machine.link_failed(state, detail, self._clock())
+        self._deliver()
+        await self._sleep_or_wake(delay)
+        return attempt
+
+    async def _run_link(self, link: ServerLink) -> str:
+        """Drive the machine over one link until it ends; returns why it ended."""
+        self._link = link
+        self._giving_up = False
+        self._outbox = asyncio.Queue()
+        sender = asyncio.create_task(self._send_frames(link, self._outbox))
+        detail = "connection lost"
+        try:
+            self._machine.link_up(link.ready, self._clock())
+            self._deliver()
+            async for message in link.messages():
+                self._machine.receive(message, self._clock())
+                self._deliver()
+            detail = link.close_reason()
+        except (OSError, ConnectionError) as exc:
+            detail = f"connection lost: {exc}"
+        finally:
+            self._link = None
+            self._outbox = None
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+            with contextlib.suppress(Exception):
+                await link.close()
+        log.info("link ended: %s", detail)
+        return detail
+
+    async def _send_frames(self, link: ServerLink, outbox: asyncio.Queue[Frame]) -> None:
+        """One writer per link keeps frames in the machine's order."""
+        while True:
+            frame = await outbox.get()
+            try:
+                await link.send(frame)
+            except Exception as exc:  # the receive loop notices the dead link
+                log.info("send failed: %s", exc)
+                await link.close()
+                return
+
+    # ---------------------------------------------------------------- segmenter events
 
     def _on_segment_event(self, event: Event) -> None:
+        machine = self._machine
+        now = self._clock()
         if isinstance(event, UtteranceStarted):
-            timeline = UtteranceTimeline(event.utterance_id, speech_started=event.detected_at)
-            self._pending[event.utterance_id] = _Pending(
-                event.utterance_id, f"{self._run_tag}-{event.utterance_id}", timeline
-            )
+            machine.utterance_started(event.utterance_id, now, event.detected_at)
         elif isinstance(event, AudioChunk):
-            pending = self._pending.get(event.utterance_id)
-            if pending is not None:
-                pending.chunks.append(event.pcm)
+            machine.audio(event.utterance_id, event.pcm, now)
         elif isinstance(event, UtteranceEnded) and event.reason is EndReason.CANCELLED:
-            pending = self._pending.pop(event.utterance_id, None)
-            if pending is None or not pending.started_on_link:
-                return  # the server never heard of it
-            # Sent by the next flush before anything else, so it precedes the next start.
-            self._cancels.append(pending.wire_id)
+            machine.utterance_cancelled(event.utterance_id, now)
         elif isinstance(event, UtteranceEnded):
-            pending = self._pending.get(event.utterance_id)
-            if pending is not None:
-                pending.ended = True
-                pending.timeline.speech_end_detected = event.detected_at or self._clock()
-                pending.timeline.set_audio_positions(
-                    event.start_sample,
-                    event.end_sample,
-                    event.speech_end_sample,
-                    event.detected_at_sample,
-                )
+            positions = (
+                event.start_sample,
+                event.end_sample,
+                event.speech_end_sample,
+                event.detected_at_sample,
+            )
+            machine.utterance_ended(event.utterance_id, now, event.detected_at, positions)
         else:
             return  # dropped candidates were never announced
-        self._spawn(self._flush_all())
-
-    async def _flush_all(self) -> None:
-        """Bring the server up to date with every pending utterance, in order."""
-        assert self._flush_lock is not None
-        async with self._flush_lock:  # one sender at a time keeps frames in order
-            await self._flush_locked()
-
-    async def _flush_locked(self) -> None:
-        link = self._link
-        if link is None or not self._model_ready:
-            return
-        try:
-            while self._cancels:
-                await link.cancel(self._cancels.pop(0))
-            for pending in sorted(self._pending.values(), key=lambda p: p.local_id):
-                if pending.stopped_on_link:
-                    continue
-                if not pending.started_on_link:
-                    pending.started_on_link = True
-                    await link.start(pending.wire_id, language=self.language, context=self.context)
-                while pending.sent_chunks < len(pending.chunks):
-                    chunk = pending.chunks[pending.sent_chunks]
-                    pending.sent_chunks += 1
-                    await link.send_audio(chunk)
-                if pending.ended:
-                    pending.stopped_on_link = True
-                    await link.stop(pending.wire_id)
-                    pending.timeline.stop_sent = self._clock()
-                else:
-                    break  # only one utterance is open at a time
-        except Exception as exc:  # the receive loop notices the dead link and reconnects
-            log.info("send failed: %s", exc)
-
-    # ---------------------------------------------------------------- receiving
-
-    def _by_wire_id(self, wire_id: str) -> _Pending | None:
-        for pending in self._pending.values():
-            if pending.wire_id == wire_id:
-                return pending
-        return None
-
-    async def _on_server_message(self, message: object) -> None:
-        if isinstance(message, Partial):
-            pending = self._by_wire_id(message.id)
-            if pending is not None and not pending.ended:
-                if pending.timeline.first_partial is None:
-                    pending.timeline.first_partial = self._clock()
-                self._emit(PartialText(pending.local_id, message.stable, message.unstable))
-        elif isinstance(message, Final):
-            pending = self._by_wire_id(message.id)
-            if pending is not None:
-                del self._pending[pending.local_id]
-                pending.timeline.final_received = self._clock()
-                self._emit(
-                    FinalText(pending.local_id, message.text, message.language, pending.timeline)
-                )
-        elif isinstance(message, Status):
-            self._model_ready = message.model_state == "ready"
-            if self._model_ready:
-                self._set_state(ClientState.READY)
-                await self._flush_all()
-            else:
-                self._set_state(ClientState.MODEL_LOADING, message.message)
-        elif isinstance(message, Error):
-            await self._on_error(message)
-
-    async def _on_error(self, error: Error) -> None:
-        pending = self._by_wire_id(error.id) if error.id else None
-        if error.code is ErrorCode.NOT_READY and pending is not None:
-            # Refused while the model loads: send it again once the server says ready.
-            self._model_ready = False
-            pending.started_on_link = pending.stopped_on_link = False
-            pending.sent_chunks = 0
-            self._set_state(ClientState.MODEL_LOADING, error.message)
-        elif error.code is ErrorCode.SHUTTING_DOWN:
-            log.info("server shutting down; will replay after reconnecting")
-        elif pending is not None and error.code in (
-            ErrorCode.ENGINE_ERROR,
-            ErrorCode.UNSUPPORTED_AUDIO,
-        ):
-            del self._pending[pending.local_id]
-            self._emit(UtteranceFailed(pending.local_id, error.message))
-        else:
-            log.warning("server error %s: %s", error.code.value, error.message)
+        self._deliver()

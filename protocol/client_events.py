@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass
 
 from protocol.client_timeline import UtteranceTimeline
-from protocol.messages import ErrorCode
+from protocol.messages import ErrorCode, Timings
 
 __all__ = [
     "ERROR_OUTCOMES",
@@ -127,6 +127,7 @@ class FinalText:
     language: str | None
     timeline: UtteranceTimeline
     stale: bool = False
+    timings: Timings | None = None  # the server's, for its last segment
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ from protocol.messages import (
     Start,
     Status,
     Stop,
+    Timings,
 )
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ class _Session:
     end: int | None = None  # set when stop is sent
     text: str | None = None  # its final, once received
     language: str | None = None
+    timings: Timings | None = None
     retired: bool = False  # no longer counted for the utterance; occupies a slot until answered
 
 
@@ -127,6 +129,7 @@ class _Utterance:
     final_texts: list[str] = field(default_factory=list)  # finals of the leading segments
     final_end: int = 0  # byte offset up to which final_texts cover the audio
     language: str | None = None
+    timings: Timings | None = None
     inflight: list[_Session] = field(default_factory=list)
     retries: int = 0
     replayed: bool = False  # sent more than once: its text may be stale
@@ -345,13 +348,14 @@ class ClientMachine:
         del self._sessions[final.id]
         if s.retired:
             return
-        s.text, s.language = final.text, final.language
+        s.text, s.language, s.timings = final.text, final.language, final.timings
         u = self._utts[s.local_id]
         while u.inflight and u.inflight[0].text is not None:  # finals of a prefix, in order
             done = u.inflight.pop(0)
             u.final_texts.append(done.text or "")
             u.final_end = done.end or u.final_end
             u.language = done.language or u.language
+            u.timings = done.timings
         self._complete_if_done(u, now)
 
     def _on_partial(self, partial: Partial, now: float) -> None:
@@ -496,7 +500,9 @@ class ClientMachine:
         u.timeline.final_received = now
         stale = u.replayed and now - (u.ended_at or now) > self.config.stale_after_s
         text = join_segments(u.final_texts) if len(u.final_texts) > 1 else u.final_texts[0]
-        self._events.append(FinalText(u.local_id, text, u.language, u.timeline, stale))
+        self._events.append(
+            FinalText(u.local_id, text, u.language, u.timeline, stale, timings=u.timings)
+        )
 
     def _trim_backlog(self, now: float) -> None:
         for u in sorted(self._utts.values(), key=lambda x: x.local_id):

@@ -32,6 +32,7 @@ from protocol.messages import (
     Start,
     Status,
     Stop,
+    Timings,
 )
 
 SECOND = BYTES_PER_SECOND
@@ -139,10 +140,11 @@ def test_plain_utterance_reaches_its_final_with_a_timeline() -> None:
     assert len(h.wire.starts) == 1 and h.wire.stops == h.wire.starts
     assert bytes(h.wire.audio[h.wire.starts[0]]) == audio
     h.now += 0.2
-    h.server(Final("hello", id=h.wire.starts[0], language="en"))
+    timings = Timings(audio_ms=1000.0, total_ms=180.0)
+    h.server(Final("hello", id=h.wire.starts[0], language="en", timings=timings))
     (final,) = h.outcomes()
     assert isinstance(final, FinalText) and final.text == "hello" and not final.stale
-    assert final.language == "en"
+    assert final.language == "en" and final.timings == timings
     assert final.timeline.stop_to_final() == pytest.approx(0.2)
     assert h.machine.pending == 0
 
