@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import collections
+import contextlib
 import enum
 import io
 import json
@@ -19,16 +20,19 @@ import re
 import shlex
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import PureWindowsPath
 from typing import Protocol
 from urllib.parse import urlsplit
 
 from desktop.client import TlsError, client_tls_context
+from desktop.loopback import opener_for
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +58,8 @@ def posix_quote(word: str) -> str:
     return "'" + word.replace("'", "'\\''") + "'"
 
 
-def login_shell_script(argv: Sequence[str]) -> str:
-    """``exec`` + the words of ``argv``, each quoted, for ``bash -lc``.
+def shell_words(argv: Sequence[str]) -> str:
+    """The words of ``argv`` as one POSIX command, each word quoted.
 
     Every word stays one argument: no variable, command substitution, glob or ``;`` in
     a setting can run anything. Two forms keep their shell meaning, because users write
@@ -74,7 +78,13 @@ def login_shell_script(argv: Sequence[str]) -> str:
             words.append(posix_quote(word))
     if _ASSIGNMENT.match(argv[0]):
         words.insert(0, "env")
-    return "exec " + " ".join(words)
+    return " ".join(words)
+
+
+def login_shell_script(argv: Sequence[str]) -> str:
+    """``exec`` + the words of ``argv``, each quoted, for ``bash -lc`` (see
+    :func:`shell_words`)."""
+    return "exec " + shell_words(argv)
 
 
 def split_command_line(text: str, windows: bool) -> list[str]:
@@ -117,13 +127,39 @@ def build_wsl_exec(argv: Sequence[str], wsl_distro: str = "", cwd: str = "") -> 
 #: Where a server started in WSL notes its process id, so that stopping it signals that
 #: server only, not every tingxie server of the user. A constant: no setting goes in.
 WSL_PIDFILE = "$HOME/.local/share/tingxie/server.pid"
-_NOTE_PID = f'mkdir -p "$HOME/.local/share/tingxie" && echo $$ > "{WSL_PIDFILE}" && '
-# SIGINT lets the server finish open finals. The cmdline check keeps a stale file whose
-# process id now belongs to another program from signalling it.
+# SIGTERM lets the server finish open finals (SIGINT would not do: bash starts the server
+# in the background, and background commands of a script ignore SIGINT). The cmdline
+# check keeps a stale file whose process id now belongs to another program from
+# signalling it.
 _STOP_NOTED_PID = (
     f'pid=$(cat "{WSL_PIDFILE}" 2>/dev/null) && grep -qa tingxie "/proc/$pid/cmdline" '
-    '&& kill -INT "$pid"'
+    '&& kill -TERM "$pid"'
 )
+
+
+def wsl_serve_script(argv: Sequence[str]) -> str:
+    """The bash script that runs the server inside WSL and stops it when the app is gone.
+
+    Killing wsl.exe does not end the Linux processes it started, so the script watches
+    its stdin, which the app holds open: end of file (Quit, a crash, End Task, the Job
+    object killing wsl.exe) sends the server SIGTERM, as do HUP, INT and TERM to the
+    script.
+    The server's process id goes to :data:`WSL_PIDFILE` (the stop command and the next
+    start read it). The script ends with the server's exit code.
+    """
+    return (
+        'dir="$HOME/.local/share/tingxie" && mkdir -p "$dir" || exit 1; '
+        f"{shell_words(argv)} </dev/null 3<&- & pid=$!; "
+        'echo "$pid" > "$dir/server.pid"; '
+        'stop() { kill -TERM "$pid" 2>/dev/null; }; trap stop HUP INT TERM; '
+        # bash gives a background list /dev/null as stdin: the watcher reads a copy (fd 3)
+        "exec 3<&0; (while read -r -u 3 _; do :; done; stop) & watcher=$!; exec 3<&-; "
+        'wait "$pid"; code=$?; '
+        'while kill -0 "$pid" 2>/dev/null; do wait "$pid"; code=$?; done; '  # after a trap
+        'kill "$watcher" 2>/dev/null; '
+        '[ "$(cat "$dir/server.pid" 2>/dev/null)" = "$pid" ] && rm -f "$dir/server.pid"; '
+        'exit "$code"'
+    )
 
 
 def build_server_command(
@@ -131,16 +167,16 @@ def build_server_command(
 ) -> list[str]:
     """The argv that starts the server.
 
-    In WSL the command runs as ``bash -lc '… exec …'``: ``bash -l`` reads the login
-    profile (PATH, CUDA), ``exec`` makes the server the WSL session's main process, so
-    stopping ``wsl.exe`` stops it, after noting its process id in :data:`WSL_PIDFILE`.
-    The command is read as words, never as shell code.
+    In WSL the command runs under :func:`wsl_serve_script` through ``bash -lc``:
+    ``bash -l`` reads the login profile (PATH, CUDA). Start it with ``keep_input`` so
+    the script can tell when the app is gone. The command is read as words, never as
+    shell code.
     """
     if not server_command.strip():
         raise ValueError("the server command is empty")
     if launcher == "wsl":
         argv = split_command_line(server_command, windows=False)  # a Linux command line
-        return build_wsl_exec(["bash", "-lc", _NOTE_PID + login_shell_script(argv)], wsl_distro)
+        return build_wsl_exec(["bash", "-lc", wsl_serve_script(argv)], wsl_distro)
     if launcher == "direct":
         on_windows = (os.name == "nt") if windows is None else windows
         return split_command_line(server_command, windows=on_windows)
@@ -149,7 +185,7 @@ def build_server_command(
 
 def build_wsl_stop_command(wsl_distro: str = "") -> list[str]:
     """Asks the server started by :func:`build_server_command` inside WSL to shut down
-    cleanly (SIGINT finishes open finals); other tingxie servers are left alone."""
+    cleanly (SIGTERM finishes open finals); other tingxie servers are left alone."""
     return build_wsl_exec(["bash", "-c", _STOP_NOTED_PID], wsl_distro)
 
 
@@ -292,19 +328,35 @@ class ProcessHandle(Protocol):
     def terminate(self) -> None: ...
     def kill(self) -> None: ...
     def wait(self, timeout: float | None = None) -> int: ...
+    def close_input(self) -> None:
+        """Close the process's stdin (started with ``keep_input``): its end-of-file is
+        how a server in WSL learns that the app is gone."""
 
 
 @dataclass(frozen=True)
 class Captured:
-    """What a short command printed (stdout and stderr together, as raw bytes)."""
+    """What a short command printed, stdout and stderr apart (raw bytes).
+
+    Kept apart because each stream has its own encoding: wsl.exe writes its warnings
+    (say, about a localhost proxy) in UTF-16LE on stderr while the Linux program it runs
+    writes UTF-8 on stdout; decoded together, one would garble the other.
+    """
 
     returncode: int
     output: bytes
     launch_error: str = ""  # the program could not be started, or ran out of time
+    errors: bytes = b""  # stderr
+
+    @property
+    def out_text(self) -> str:
+        """stdout only: what the program answered."""
+        return decode_console_output(self.output)
 
     @property
     def text(self) -> str:
-        return decode_console_output(self.output)
+        """stdout, then stderr, each decoded on its own (for reading failures)."""
+        parts = (decode_console_output(self.output), decode_console_output(self.errors))
+        return "\n".join(part.rstrip("\r\n") for part in parts if part.strip())
 
 
 class ProcessRunner(Protocol):
@@ -313,24 +365,146 @@ class ProcessRunner(Protocol):
         argv: Sequence[str],
         on_line: Callable[[str], None],
         env: Mapping[str, str] | None = None,
+        keep_input: bool = False,
     ) -> ProcessHandle: ...
     def run(self, argv: Sequence[str], timeout: float) -> int: ...
     def capture(self, argv: Sequence[str], timeout: float) -> Captured: ...
 
 
-def _child_environment(extra: Mapping[str, str] | None) -> dict[str, str] | None:
-    if not extra:
+def is_wsl_exe(program: str) -> bool:
+    """``wsl.exe`` however it is named (``wsl``, ``C:\\Windows\\System32\\wsl.exe``)."""
+    name = PureWindowsPath(program).name.lower()
+    return name in ("wsl.exe", "wsl")
+
+
+#: wsl.exe writes its own messages in UTF-8 when this is set (UTF-16LE otherwise). Not
+#: listed in WSLENV: the Linux programs it runs do not need it.
+WSL_UTF8 = {"WSL_UTF8": "1"}
+
+
+def process_environment(
+    argv: Sequence[str], extra: Mapping[str, str] | None, inherited: Mapping[str, str]
+) -> dict[str, str] | None:
+    """The environment of a child: ``inherited`` plus ``extra``, plus ``WSL_UTF8=1`` for
+    every wsl.exe call. None: inherit unchanged."""
+    wanted = dict(extra or {})
+    if argv and is_wsl_exe(argv[0]):
+        wanted.update(WSL_UTF8)
+    if not wanted:
         return None
-    return {**os.environ, **extra}
+    return {**inherited, **wanted}
+
+
+class JobApi(Protocol):
+    """The Win32 calls a kill-on-close Job object needs (:class:`Win32JobApi` on
+    Windows, a recording fake in tests)."""
+
+    def create_kill_on_close_job(self) -> int: ...
+    def assign(self, job: int, pid: int) -> None: ...
+    def close(self, handle: int) -> None: ...
+
+
+class ChildJob:
+    """The processes the app starts end with the app, however it ends.
+
+    One Job object with ``JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE``, made at the first
+    child: Windows closes the app's handle to it when the app exits (a crash and End
+    Task included), and that kills every process in the job. A wsl.exe killed this way
+    closes the stdin of the server script inside WSL, which then stops the server (see
+    :func:`build_server_command`). A child that cannot join the job is logged and runs
+    on (the app still stops it on Quit).
+    """
+
+    def __init__(self, api: JobApi) -> None:
+        self._api = api
+        self._lock = threading.Lock()
+        self._handle: int | None = None
+
+    def adopt(self, pid: int) -> bool:
+        with self._lock:
+            try:
+                if self._handle is None:
+                    self._handle = self._api.create_kill_on_close_job()
+                self._api.assign(self._handle, pid)
+            except OSError as exc:
+                log.warning("process %d is not tied to the app's lifetime: %s", pid, exc)
+                return False
+            return True
+
+    def close(self) -> None:
+        """Close the job now: its processes are killed (Windows does this at exit)."""
+        with self._lock:
+            if self._handle is not None:
+                self._api.close(self._handle)
+                self._handle = None
+
+
+if sys.platform == "win32":  # mypy checks this part only for Windows
+
+    class Win32JobApi:
+        """:class:`JobApi` through the prototypes in :mod:`desktop.win32.api` (Windows only)."""
+
+        def __init__(self) -> None:
+            from desktop.win32 import api
+
+            self._api = api
+
+        def create_kill_on_close_job(self) -> int:
+            import ctypes
+
+            api = self._api
+            job = api.CreateJobObjectW(None, None)
+            if not job:
+                raise ctypes.WinError(ctypes.get_last_error())
+            info = api.JOBOBJECT_EXTENDED_LIMIT_INFORMATION()
+            info.BasicLimitInformation.LimitFlags = api.JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE
+            if not api.SetInformationJobObject(
+                job, api.JobObjectExtendedLimitInformation, ctypes.byref(info), ctypes.sizeof(info)
+            ):
+                error = ctypes.get_last_error()
+                api.CloseHandle(job)
+                raise ctypes.WinError(error)
+            return int(job)
+
+        def assign(self, job: int, pid: int) -> None:
+            import ctypes
+
+            api = self._api
+            process = api.OpenProcess(api.PROCESS_SET_QUOTA | api.PROCESS_TERMINATE, False, pid)
+            if not process:
+                raise ctypes.WinError(ctypes.get_last_error())
+            try:
+                if not api.AssignProcessToJobObject(job, process):
+                    raise ctypes.WinError(ctypes.get_last_error())
+            finally:
+                api.CloseHandle(process)
+
+        def close(self, handle: int) -> None:
+            self._api.CloseHandle(handle)
+
+
+_app_job: ChildJob | None = None
+_app_job_lock = threading.Lock()
+
+
+def app_child_job() -> ChildJob | None:
+    """The app's one :class:`ChildJob` on Windows; None elsewhere."""
+    global _app_job
+    if sys.platform == "win32":
+        with _app_job_lock:
+            if _app_job is None:
+                _app_job = ChildJob(Win32JobApi())
+            return _app_job
+    return None
 
 
 class _RunningProcess:
     """A started process whose ``wait`` returns only after its last line was handed on
     (so a caller that reads the output after the exit sees all of it)."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], reader: threading.Thread) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], readers: list[threading.Thread]) -> None:
         self._proc = proc
-        self._reader = reader
+        self._readers = readers
         self.pid = proc.pid
 
     def poll(self) -> int | None:
@@ -342,44 +516,70 @@ class _RunningProcess:
     def kill(self) -> None:
         self._proc.kill()
 
+    def close_input(self) -> None:
+        if self._proc.stdin is not None and not self._proc.stdin.closed:
+            with contextlib.suppress(OSError):  # the process is gone already
+                self._proc.stdin.close()
+
     def wait(self, timeout: float | None = None) -> int:
         code = self._proc.wait(timeout)
-        self._reader.join(5.0)  # the pipe closes when the process (and its children) end
+        for reader in self._readers:  # pipes close when the process (and its children) end
+            reader.join(5.0)
         return code
 
 
+def _pump(stream: io.BufferedReader, on_line: Callable[[str], None]) -> None:
+    """Hand on each line of one output stream, decoded on its own."""
+    decoder = ConsoleDecoder()
+    while chunk := stream.read1(65536):  # whatever arrived, without waiting for more
+        for line in decoder.feed(chunk):
+            on_line(line)
+    for line in decoder.close():
+        on_line(line)
+
+
 class SubprocessRunner:
-    """Real processes; output lines are read on a thread and handed to ``on_line``."""
+    """Real processes; output lines are read on threads and handed to ``on_line``.
+
+    stdout and stderr are read and decoded apart (see :class:`Captured`); ``on_line``
+    may be called from either reader, one line at a time.
+    """
+
+    def __init__(self, job: ChildJob | None = None) -> None:
+        """``job``: where started processes go; default: the app's job on Windows."""
+        self._job = job if job is not None else app_child_job()
 
     def start(
         self,
         argv: Sequence[str],
         on_line: Callable[[str], None],
         env: Mapping[str, str] | None = None,
+        keep_input: bool = False,
     ) -> ProcessHandle:
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)  # no console window on Windows
         proc = subprocess.Popen(
             list(argv),
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=_child_environment(env),
+            stderr=subprocess.PIPE,
+            stdin=subprocess.PIPE if keep_input else subprocess.DEVNULL,
+            env=process_environment(argv, env, os.environ),
             creationflags=flags,
         )
+        if self._job is not None:
+            self._job.adopt(proc.pid)
+        lock = threading.Lock()
 
-        def pump() -> None:
-            stream = proc.stdout
-            assert isinstance(stream, io.BufferedReader)  # Popen's default buffering
-            decoder = ConsoleDecoder()
-            while chunk := stream.read1(65536):  # whatever arrived, without waiting for more
-                for line in decoder.feed(chunk):
-                    on_line(line)
-            for line in decoder.close():
+        def one_line(line: str) -> None:
+            with lock:
                 on_line(line)
 
-        reader = threading.Thread(target=pump, name="process-output", daemon=True)
-        reader.start()
-        return _RunningProcess(proc, reader)
+        readers = []
+        for stream, name in ((proc.stdout, "process-stdout"), (proc.stderr, "process-stderr")):
+            assert isinstance(stream, io.BufferedReader)  # Popen's default buffering
+            reader = threading.Thread(target=_pump, args=(stream, one_line), name=name, daemon=True)
+            reader.start()
+            readers.append(reader)
+        return _RunningProcess(proc, readers)
 
     def run(self, argv: Sequence[str], timeout: float) -> int:
         return self.capture(argv, timeout).returncode
@@ -390,9 +590,9 @@ class SubprocessRunner:
             done = subprocess.run(
                 list(argv),
                 timeout=timeout,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
+                capture_output=True,
                 stdin=subprocess.DEVNULL,
+                env=process_environment(argv, None, os.environ),
                 creationflags=flags,
             )
         except OSError as exc:
@@ -401,11 +601,22 @@ class SubprocessRunner:
         except subprocess.TimeoutExpired as exc:
             log.warning("%s did not finish within %.0f s", argv[0], timeout)
             partial = exc.output if isinstance(exc.output, bytes) else b""
-            return Captured(-1, partial, f"{argv[0]} did not finish within {timeout:.0f} s")
-        return Captured(done.returncode, done.stdout)
+            errors = exc.stderr if isinstance(exc.stderr, bytes) else b""
+            reason = f"{argv[0]} did not finish within {timeout:.0f} s"
+            return Captured(-1, partial, reason, errors)
+        return Captured(done.returncode, done.stdout, errors=done.stderr)
 
 
 # ---------------------------------------------------------------- the launcher
+
+
+def is_tingxie_health(body: object) -> bool:
+    """A /healthz body of a tingxie server (``"server": "tingxie/<version>"``)."""
+    return (
+        isinstance(body, dict)
+        and "model_state" in body
+        and str(body.get("server", "")).startswith("tingxie/")
+    )
 
 
 def probe_health(
@@ -414,9 +625,9 @@ def probe_health(
     """The server's /healthz body (200 or 503), or None if nothing answers.
 
     ``context``: for https, the TLS context the dictation client uses for the same
-    server (it may trust a private CA)."""
+    server (it may trust a private CA). A loopback URL is asked without any proxy."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
+        with opener_for(url, context).open(url, timeout=timeout) as response:
             body: dict[str, object] = json.loads(response.read())
             return body
     except urllib.error.HTTPError as err:
@@ -429,10 +640,17 @@ def probe_health(
         return None
 
 
+HealthProbe = Callable[[str, float, "ssl.SSLContext | None"], "dict[str, object] | None"]
+
+
 class ServerLauncher:
     """Starts the server, watches it until ready, restarts it after a crash.
 
-    ``on_state(state, detail)`` is called from the watcher thread.
+    Before starting, it looks at the port: a tingxie server that already answers there
+    is stopped with the stop command when it is the one this app started earlier (its
+    process id is in the pidfile), else adopted: watched, never stopped by the app.
+    Everything that waits runs on the watcher thread; :meth:`stop` returns at once
+    unless asked to wait. ``on_state(state, detail)`` is called from other threads.
     """
 
     def __init__(
@@ -443,14 +661,22 @@ class ServerLauncher:
         poll_s: float = 0.5,
         restart_policy: RestartPolicy | None = None,
         log_lines: int = 2000,
+        probe: HealthProbe = probe_health,
+        takeover_timeout_s: float = 20.0,
+        input_grace_s: float = 3.0,
     ) -> None:
         self._runner = runner
         self._on_state = on_state
         self._poll_s = poll_s
         self._policy = restart_policy or RestartPolicy()
+        self._probe = probe
+        self._takeover_timeout_s = takeover_timeout_s
+        self._input_grace_s = input_grace_s
         self._log: collections.deque[str] = collections.deque(maxlen=log_lines)
         self._lock = threading.Lock()
         self._proc: ProcessHandle | None = None
+        self._adopted = False
+        self._active = False  # between start() and stop() (or giving up)
         self._argv: list[str] = []
         self._env: dict[str, str] = {}
         self._stop_argv: list[str] | None = None
@@ -473,7 +699,17 @@ class ServerLauncher:
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        """Started and not stopped: our process runs, is about to, or a server that was
+        already there is adopted."""
+        if not self._active:
+            return False
+        proc = self._proc
+        return proc is None or proc.poll() is None
+
+    @property
+    def adopted(self) -> bool:
+        """The server watched is one this app did not start (and will not stop)."""
+        return self._adopted
 
     def log_text(self) -> str:
         with self._lock:
@@ -502,7 +738,8 @@ class ServerLauncher:
         ca_file: str | None = None,
     ) -> None:
         """Start the server (no-op if already running); ``env`` adds to the environment;
-        ``ca_file`` is trusted when watching a ``wss://`` server's /healthz."""
+        ``ca_file`` is trusted when watching a ``wss://`` server's /healthz. Returns at
+        once: the port check and the start happen on the watcher thread."""
         if self.running:
             return
         try:
@@ -515,18 +752,99 @@ class ServerLauncher:
         self._stop_argv = list(stop_argv) if stop_argv else None
         self._health_url = health_url(server_url)
         self._stopping.clear()
-        self._spawn()
-        self._watcher = threading.Thread(target=self._watch, name="server-watch", daemon=True)
+        self._proc = None
+        self._adopted = False
+        self._active = True
+        self._set(LauncherState.STARTING, "starting the server")
+        self._watcher = threading.Thread(target=self._run, name="server-watch", daemon=True)
         self._watcher.start()
 
-    def _spawn(self) -> None:
-        self._append_log(f"$ {shlex.join(redact_argv(self._argv))}")
+    def _health(self, timeout: float) -> dict[str, object] | None:
+        return self._probe(self._health_url, timeout, self._tls)
+
+    def _run(self) -> None:
+        if self._take_over_port():
+            self._watch()
+
+    def _take_over_port(self) -> bool:
+        """Make the port ours; False when a server there was adopted (or we stopped)."""
+        body = self._health(min(2.0, self._poll_s * 4))
+        if not is_tingxie_health(body):
+            return self._spawn()
+        port = urlsplit(self._health_url).port
+        if self._stop_argv:
+            self._append_log(
+                f"a tingxie server already answers on port {port}; stopping the one this app "
+                "started earlier"
+            )
+            self._set(LauncherState.STARTING, f"stopping the server already on port {port}")
+            self._runner.run(self._stop_argv, timeout=10)
+            deadline = time.monotonic() + self._takeover_timeout_s
+            while time.monotonic() < deadline and not self._stopping.is_set():
+                if not is_tingxie_health(self._health(1.0)):
+                    return self._spawn()
+                self._stopping.wait(self._poll_s)
+            if self._stopping.is_set():
+                return False
+        self._adopted = True
+        self._append_log(
+            f"using the tingxie server already running on port {port}: this app did not "
+            "start it and will not stop it"
+        )
+        self._watch_adopted()
+        return False
+
+    def _watch_adopted(self) -> None:
+        """Follow a server we did not start; when it goes away, start ours."""
+        started = time.monotonic()
+        while not self._stopping.is_set():
+            body = self._health(min(2.0, self._poll_s * 4))
+            if not is_tingxie_health(body):
+                self._append_log("the tingxie server that was already running has stopped")
+                self._adopted = False
+                if self._spawn():
+                    self._watch()
+                return
+            assert body is not None
+            self._show_health(body, started, prefix="already running: ")
+            self._stopping.wait(self._poll_s)
+
+    def _spawn(self) -> bool:
+        with self._lock:
+            if self._stopping.is_set():
+                return False
+            self._log.append(f"$ {shlex.join(redact_argv(self._argv))}")
         self._set(LauncherState.STARTING, "starting the server")
         try:
-            self._proc = self._runner.start(self._argv, self._append_log, self._env or None)
+            proc = self._runner.start(
+                self._argv, self._append_log, self._env or None, keep_input=True
+            )
         except OSError as exc:
             self._proc = None
+            self._active = False
             self._set(LauncherState.FAILED, f"cannot start {self._argv[0]}: {exc}")
+            return False
+        with self._lock:
+            self._proc = proc
+            late = self._stopping.is_set()
+        if late:  # stop() ran while it started: it saw no process to end
+            self._end(proc, 15.0)
+            return False
+        return True
+
+    def _show_health(self, body: dict[str, object], started: float, prefix: str = "") -> None:
+        waited = time.monotonic() - started
+        if body.get("model_state") == "ready":
+            self._set(LauncherState.READY, prefix + str(body.get("model", "")))
+        elif body.get("model_state") == "failed":
+            self._set(
+                LauncherState.FAILED, f"{prefix}model failed to load: {body.get('model_error')}"
+            )
+        else:
+            self._set(
+                LauncherState.LOADING,
+                f"{prefix}loading {body.get('model', 'the model')} ({waited:.0f} s)",
+            )
 
     def _watch(self) -> None:
         started = time.monotonic()
@@ -544,50 +862,70 @@ class ServerLauncher:
                         LauncherState.CRASHED,
                         f"server exited with code {code}; restarting ({tail})",
                     )
-                    self._spawn()
+                    if not self._spawn():
+                        return
                     started = time.monotonic()
                     continue
+                self._active = False
                 self._set(
                     LauncherState.FAILED,
                     f"server exited with code {code} again; not restarting ({tail})",
                 )
                 return
-            body = probe_health(
-                self._health_url, timeout=min(2.0, self._poll_s * 4), context=self._tls
-            )
+            body = self._health(min(2.0, self._poll_s * 4))
             if body is None:
                 self._set(
                     LauncherState.STARTING,
                     f"waiting for the server ({time.monotonic() - started:.0f} s)",
                 )
-            elif body.get("model_state") == "ready":
-                self._set(LauncherState.READY, str(body.get("model", "")))
-            elif body.get("model_state") == "failed":
-                self._set(LauncherState.FAILED, f"model failed to load: {body.get('model_error')}")
             else:
-                self._set(
-                    LauncherState.LOADING,
-                    f"loading {body.get('model', 'the model')} "
-                    f"({time.monotonic() - started:.0f} s)",
-                )
+                self._show_health(body, started)
             self._stopping.wait(self._poll_s)
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """Stop the server we started: ask it to finish cleanly, then insist."""
-        self._stopping.set()
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            if self._stop_argv:
-                self._runner.run(self._stop_argv, timeout=10)
-            else:
-                proc.terminate()  # SIGTERM: the server finishes open finals
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("server did not stop within %.0f s; killing it", timeout)
-                proc.kill()
+    def _end(self, proc: ProcessHandle, timeout: float) -> None:
+        """Ask ``proc`` to finish cleanly, then insist (runs off the UI thread)."""
+        if proc.poll() is not None:
+            proc.wait(5)
+            return
+        proc.close_input()  # the WSL script stops the server at end of file
+        try:
+            proc.wait(self._input_grace_s if self._stop_argv else 0.0)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        if self._stop_argv:
+            self._runner.run(self._stop_argv, timeout=10)
+        else:
+            proc.terminate()  # SIGTERM: the server finishes open finals
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("server did not stop within %.0f s; killing it", timeout)
+            proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(5)
-        if self._watcher is not None:
-            self._watcher.join(5)
-        self._proc = None
+
+    def stop(self, timeout: float = 15.0, wait: bool = False) -> None:
+        """Stop the server we started (an adopted one is only no longer watched).
+
+        Returns at once (Quit must not wait for a model to unload): the server is asked
+        to stop now, and a thread waits for it and kills it if it overstays ``timeout``.
+        ``wait``: return only when it has ended (the setup, before starting another)."""
+        self._stopping.set()
+        with self._lock:
+            proc, self._proc = self._proc, None
+        watcher, self._watcher = self._watcher, None
+        self._active = False
+        self._adopted = False
+
+        def finish() -> None:
+            if watcher is not None and watcher is not threading.current_thread():
+                watcher.join(15)
+            if proc is not None:
+                self._end(proc, timeout)
+
+        if wait:
+            finish()
+        else:
+            threading.Thread(target=finish, name="server-stop", daemon=True).start()
         self._set(LauncherState.STOPPED, "")

@@ -41,6 +41,7 @@ TYPED = [
     "desktop/win32/login.py",
     "desktop/settings.py",
     "desktop/launcher.py",
+    "desktop/loopback.py",
     "desktop/setup",
     "desktop/ui/first_run.py",
     "server/download.py",

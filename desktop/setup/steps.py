@@ -249,12 +249,12 @@ def _start(
         env = server_environment(choice.token, kind, os.environ.get("WSLENV", ""))
         if not launcher.running or (launcher.argv, launcher.env) != (argv, env):
             # Another server, another token, or a failed earlier attempt: start afresh.
-            launcher.stop()
+            launcher.stop(wait=True)
             launcher.start(argv, str(settings["server_url"]), stop, env)
         started = time.monotonic()
         while True:
             if ctx.cancel.is_set():
-                launcher.stop()  # a half-started server is not left behind
+                launcher.stop(wait=True)  # a half-started server is not left behind
                 raise StepCancelled()
             state, detail = launcher.state, launcher.detail
             waited = time.monotonic() - started
@@ -263,7 +263,7 @@ def _start(
                 return
             if state in (LauncherState.FAILED, LauncherState.CRASHED):
                 log_text = f"{launcher.log_text()}\n{detail}"  # detail: why it could not start
-                launcher.stop()
+                launcher.stop(wait=True)
                 raise StepFailed(progress.server_failure(log_text, choice.port))
             # Listening in WSL for minutes while /healthz never answers here: the port is
             # not forwarded to Windows.

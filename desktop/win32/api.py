@@ -227,3 +227,74 @@ WTSRegisterSessionNotification.restype = wintypes.BOOL
 WTSUnRegisterSessionNotification = _sh_wtsapi32.WTSUnRegisterSessionNotification
 WTSUnRegisterSessionNotification.argtypes = [wintypes.HWND]
 WTSUnRegisterSessionNotification.restype = wintypes.BOOL
+
+
+# ---------------------------------------------------------------- jobs
+# A Job object with JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE ties the processes the app starts
+# (wsl.exe running the server) to the app: when the last handle to the job closes (the
+# app exits, crashes or is ended in Task Manager) Windows terminates every process in it.
+# desktop.launcher.Win32JobApi uses these.
+
+_jobs_kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+
+JobObjectExtendedLimitInformation = 9  # JOBOBJECTINFOCLASS
+JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE = 0x00002000
+PROCESS_TERMINATE = 0x0001
+PROCESS_SET_QUOTA = 0x0100
+
+
+class JOBOBJECT_BASIC_LIMIT_INFORMATION(ctypes.Structure):
+    _fields_ = [
+        ("PerProcessUserTimeLimit", wintypes.LARGE_INTEGER),
+        ("PerJobUserTimeLimit", wintypes.LARGE_INTEGER),
+        ("LimitFlags", wintypes.DWORD),
+        ("MinimumWorkingSetSize", ctypes.c_size_t),
+        ("MaximumWorkingSetSize", ctypes.c_size_t),
+        ("ActiveProcessLimit", wintypes.DWORD),
+        ("Affinity", ctypes.c_size_t),  # ULONG_PTR
+        ("PriorityClass", wintypes.DWORD),
+        ("SchedulingClass", wintypes.DWORD),
+    ]
+
+
+class IO_COUNTERS(ctypes.Structure):
+    _fields_ = [
+        ("ReadOperationCount", ctypes.c_ulonglong),
+        ("WriteOperationCount", ctypes.c_ulonglong),
+        ("OtherOperationCount", ctypes.c_ulonglong),
+        ("ReadTransferCount", ctypes.c_ulonglong),
+        ("WriteTransferCount", ctypes.c_ulonglong),
+        ("OtherTransferCount", ctypes.c_ulonglong),
+    ]
+
+
+class JOBOBJECT_EXTENDED_LIMIT_INFORMATION(ctypes.Structure):
+    _fields_ = [
+        ("BasicLimitInformation", JOBOBJECT_BASIC_LIMIT_INFORMATION),
+        ("IoInfo", IO_COUNTERS),
+        ("ProcessMemoryLimit", ctypes.c_size_t),
+        ("JobMemoryLimit", ctypes.c_size_t),
+        ("PeakProcessMemoryUsed", ctypes.c_size_t),
+        ("PeakJobMemoryUsed", ctypes.c_size_t),
+    ]
+
+
+CreateJobObjectW = _jobs_kernel32.CreateJobObjectW
+CreateJobObjectW.argtypes = [wintypes.LPVOID, wintypes.LPCWSTR]
+CreateJobObjectW.restype = wintypes.HANDLE
+
+SetInformationJobObject = _jobs_kernel32.SetInformationJobObject
+SetInformationJobObject.argtypes = [wintypes.HANDLE, ctypes.c_int, wintypes.LPVOID, wintypes.DWORD]
+SetInformationJobObject.restype = wintypes.BOOL
+
+AssignProcessToJobObject = _jobs_kernel32.AssignProcessToJobObject
+AssignProcessToJobObject.argtypes = [wintypes.HANDLE, wintypes.HANDLE]
+AssignProcessToJobObject.restype = wintypes.BOOL
+
+OpenProcess = _jobs_kernel32.OpenProcess
+OpenProcess.argtypes = [wintypes.DWORD, wintypes.BOOL, wintypes.DWORD]
+OpenProcess.restype = wintypes.HANDLE
+
+CloseHandle = _jobs_kernel32.CloseHandle
+CloseHandle.argtypes = [wintypes.HANDLE]
+CloseHandle.restype = wintypes.BOOL

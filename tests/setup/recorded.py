@@ -39,6 +39,9 @@ class FinishedProcess:
     def kill(self) -> None:
         pass
 
+    def close_input(self) -> None:
+        pass
+
     def wait(self, timeout: float | None = None) -> int:
         return self.returncode
 
@@ -50,6 +53,10 @@ class HangingProcess:
 
     def __init__(self) -> None:
         self.ended = threading.Event()
+        self.input_closed = threading.Event()
+
+    def close_input(self) -> None:
+        self.input_closed.set()
 
     def poll(self) -> int | None:
         return -15 if self.ended.is_set() else None
@@ -97,19 +104,20 @@ class RecordedRunner:
                 raise AssertionError(f"no recording for {list(argv)}; recorded:\n{known}")
             return responses.pop(0) if len(responses) > 1 else responses[0]
 
-    def _bytes(self, response: dict[str, Any]) -> bytes:
-        return (self.folder / response["output"]).read_bytes() if "output" in response else b""
+    def _bytes(self, response: dict[str, Any], key: str = "output") -> bytes:
+        return (self.folder / response[key]).read_bytes() if key in response else b""
 
     def capture(self, argv: Sequence[str], timeout: float) -> Captured:
         response = self._next(argv)
-        if response.get("stop_served"):  # pkill -INT inside WSL: the served server stops
+        if response.get("stop_served"):  # the stop script inside WSL: the served server stops
             for handle in self.served:
                 if handle.poll() is None:
                     handle.terminate()
             return Captured(0, b"")
         if "launch_error" in response:
             return Captured(-1, b"", response["launch_error"])
-        return Captured(int(response["returncode"]), self._bytes(response))
+        errors = self._bytes(response, "stderr")
+        return Captured(int(response["returncode"]), self._bytes(response), errors=errors)
 
     def run(self, argv: Sequence[str], timeout: float) -> int:
         return self.capture(argv, timeout).returncode
@@ -119,6 +127,7 @@ class RecordedRunner:
         argv: Sequence[str],
         on_line: Callable[[str], None],
         env: Mapping[str, str] | None = None,
+        keep_input: bool = False,
     ) -> ProcessHandle:
         response = self._next(argv)
         self.envs.append(dict(env or {}))
@@ -129,16 +138,17 @@ class RecordedRunner:
         if response.get("hang"):
             self.hanging.append(HangingProcess())
             return self.hanging[-1]
-        decoder = ConsoleDecoder()
-        for line in [*decoder.feed(self._bytes(response)), *decoder.close()]:
-            on_line(line)
+        for key in ("output", "stderr"):  # each stream decoded on its own, as for real
+            decoder = ConsoleDecoder()
+            for line in [*decoder.feed(self._bytes(response, key)), *decoder.close()]:
+                on_line(line)
         return FinishedProcess(int(response["returncode"]))
 
     def _serve(
         self, argv: Sequence[str], on_line: Callable[[str], None], env: Mapping[str, str] | None
     ) -> ProcessHandle:
         """In place of the server inside WSL: a real fake-engine server on its port."""
-        words = shlex.split(argv[-1])  # the bash -lc script: "… exec <server> … --port N"
+        words = shlex.split(argv[-1])  # the bash -lc script: "… <server> … --port N …"
         port = words[words.index("--port") + 1]
         server = [sys.executable, "-m", "server", "--engine", "fake", "--port", port]
         handle = self._real.start(server, on_line, env)

@@ -115,9 +115,19 @@ def run_in_wsl_position(argv: list[str], cwd: Path, home: Path) -> dict[str, obj
     """Run what WSL would run: the words after ``--exec``."""
     inside = argv[argv.index("--exec") + 1 :]
     env = {"PATH": os.environ["PATH"], "HOME": str(home)}
-    out = subprocess.run(inside, cwd=cwd, env=env, capture_output=True, text=True, timeout=30)
-    assert out.returncode == 0, out.stderr
-    result: dict[str, object] = json.loads(out.stdout)
+    # stdin stays open while it runs, as the app's pipe does (end of file stops a server)
+    proc = subprocess.Popen(
+        inside, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        stdout = proc.stdout.read()
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    result: dict[str, object] = json.loads(stdout)
     return result
 
 
@@ -187,7 +197,7 @@ def test_token_travels_in_the_environment_and_is_hidden_in_logs() -> None:
 
 
 def test_stopping_signals_the_server_it_started_and_no_other(tmp_path: Path) -> None:
-    """The WSL start script notes the server's process id; the stop script sends SIGINT to
+    """The WSL start script notes the server's process id; the stop script sends SIGTERM to
     that process only. Both run here in a real bash, with a stand-in server that records
     the signal; a second tingxie server of the same user must keep running."""
     from desktop.launcher import build_server_command, build_wsl_stop_command
@@ -196,30 +206,32 @@ def test_stopping_signals_the_server_it_started_and_no_other(tmp_path: Path) -> 
     server.parent.mkdir()
     server.write_text(
         "#!/usr/bin/env bash\n"
-        'trap \'echo INT > "$1"; exit 0\' INT\n'
+        "trap 'echo TERM > \"$1\"; exit 0' TERM\n"
         "while true; do sleep 0.05; done\n"
     )
     server.chmod(0o755)
     env = {"HOME": str(tmp_path / "home"), "PATH": os.environ["PATH"]}
     start = build_server_command("wsl", f"{server} {tmp_path / 'ours'}")
     other = subprocess.Popen([str(server), str(tmp_path / "other")], env=env)
-    ours = subprocess.Popen(start[start.index("bash"):], env=env)  # what runs inside WSL
+    # what runs inside WSL; its stdin stays open (the app's pipe)
+    ours = subprocess.Popen(start[start.index("bash") :], env=env, stdin=subprocess.PIPE)
     try:
         pidfile = tmp_path / "home" / ".local" / "share" / "tingxie" / "server.pid"
         deadline = time.monotonic() + 10
-        while not pidfile.exists() and time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (pidfile.exists() and pidfile.read_text()):
             time.sleep(0.05)
-        assert int(pidfile.read_text()) == ours.pid  # exec kept the process id
+        noted = int(pidfile.read_text())
+        assert "tingxie-server" in Path(f"/proc/{noted}/cmdline").read_text()  # the server
         time.sleep(0.3)  # the trap is set
         stop = build_wsl_stop_command()
-        subprocess.run(stop[stop.index("bash"):], env=env, check=True, timeout=10)
+        subprocess.run(stop[stop.index("bash") :], env=env, check=True, timeout=10)
         assert ours.wait(10) == 0
-        assert (tmp_path / "ours").read_text() == "INT\n"
+        assert (tmp_path / "ours").read_text() == "TERM\n"
         assert other.poll() is None and not (tmp_path / "other").exists()
         # A stale file whose process id now belongs to another program: left alone.
         stranger = subprocess.Popen(["sleep", "30"])
         pidfile.write_text(f"{stranger.pid}\n")
-        subprocess.run(stop[stop.index("bash"):], env=env, check=False, timeout=10)
+        subprocess.run(stop[stop.index("bash") :], env=env, check=False, timeout=10)
         time.sleep(0.2)
         assert stranger.poll() is None
         stranger.kill()
