@@ -8,6 +8,7 @@ This module builds and wires objects; the behaviour lives in the parts.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import getpass
 import hashlib
 import logging
@@ -19,6 +20,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
@@ -32,7 +34,6 @@ from desktop.launcher import (
     SubprocessRunner,
     build_server_command,
     build_wsl_stop_command,
-    parse_wsl_distros,
     server_environment,
 )
 from desktop.parts import (
@@ -56,6 +57,11 @@ from desktop.ui.look import tray_look
 from desktop.ui.overlay import Overlay
 from desktop.ui.settings_dialog import SettingsDialog
 from desktop.ui.tray import Tray
+from desktop.win32.foreground import ForegroundTracker, windows_foreground_tracker
+from desktop.win32.instance import acquire_single_instance
+from desktop.win32.login import StartAtLogin, start_at_login
+from desktop.win32.shell import windows_key_backend
+from desktop.win32.wsl_distros import DistroLister
 from protocol.version import __version__
 
 log = logging.getLogger(__name__)
@@ -122,6 +128,22 @@ def configure_logging(directory: Path, level: str) -> Path:
     return path
 
 
+#: The file native crashes are written to (kept open for the life of the process).
+_crash_file: list[IO[str]] = []
+
+
+def enable_faulthandler(directory: Path) -> Path:
+    """Native crashes (a segfault in Qt, PortAudio, onnxruntime) write their Python
+    tracebacks to ``native-crashes.log`` in the log folder. The windowed Windows app has no
+    stderr for faulthandler's default; the rotating log cannot take it (faulthandler writes
+    to a file descriptor, which rotation would leave behind)."""
+    path = directory / "native-crashes.log"
+    stream = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open until the process ends
+    _crash_file[:] = [stream]
+    faulthandler.enable(file=stream, all_threads=True)
+    return path
+
+
 def install_excepthook(log_path_holder: list[Path]) -> None:
     """Unhandled exceptions are logged and shown, not silently fatal."""
 
@@ -175,6 +197,7 @@ class _Signals(QObject):
 
     launcher_state = Signal(object, str)
     microphone_status = Signal(str)
+    wsl_distros = Signal(object)  # list[str], from the wsl.exe -l -q worker
 
 
 class TingxieApp(QObject):
@@ -202,6 +225,14 @@ class TingxieApp(QObject):
             self._own_window(self.tray.window)
         self.launcher = ServerLauncher(SubprocessRunner(), self.signals.launcher_state.emit)
         self.hotkeys: BoundHotkeys | None = None
+        # Windows: the window dictation is for (a tray click must not type into the taskbar)
+        self.foreground: ForegroundTracker | None = (
+            windows_foreground_tracker(self.typist.own_window_ids)
+            if sys.platform == "win32"
+            else None
+        )
+        self.login: StartAtLogin | None = start_at_login()
+        self._dialog: SettingsDialog | None = None
         self._server_state = ClientState.CONNECTING
         self._server_detail = ""
         self._wire()
@@ -212,7 +243,7 @@ class TingxieApp(QObject):
 
     def _wire(self) -> None:
         c, t = self.coordinator, self.tray
-        t.toggle_dictation.connect(c.toggle_dictation)
+        t.toggle_dictation.connect(self.toggle_from_tray)
         t.show_settings.connect(self.show_settings)
         t.show_history.connect(self.show_history)
         t.show_server_log.connect(self.show_server_log)
@@ -228,6 +259,7 @@ class TingxieApp(QObject):
         c.recording_changed.connect(self.cues.on_recording_changed)
         self.signals.launcher_state.connect(self._on_launcher_state)
         self.signals.microphone_status.connect(lambda text: self.tray.notify("Microphone", text))
+        self.signals.wsl_distros.connect(self._on_wsl_distros)
 
     def start(self) -> None:
         self.tray.set_talk_key(key_label(self.settings.hold_key))
@@ -236,6 +268,7 @@ class TingxieApp(QObject):
         self.tray.show()
         self.coordinator.start()
         self._bind_hotkeys()
+        self._apply_start_at_login()
         if self.settings.start_server_on_launch:
             self.start_server()
         if not self.settings.server_configured:
@@ -246,12 +279,33 @@ class TingxieApp(QObject):
         if self.hotkeys is not None:
             self.hotkeys.stop()
         try:
-            self.hotkeys = bind_hotkeys(self.settings, self.coordinator, self.typist)
+            backend = None
+            if sys.platform == "win32":  # Raw Input, not pynput's low-level hook
+                tracker = self.foreground
+                backend = windows_key_backend(tracker.on_foreground if tracker else None)
+            self.hotkeys = bind_hotkeys(self.settings, self.coordinator, self.typist, backend)
             log.info("global hotkeys bound: %s", self.hotkeys.listener.bindings)
         except Exception as exc:  # e.g. no X display, or a key spec we cannot parse
             log.exception("global hotkeys unavailable")
             self.hotkeys = None
             self.tray.notify("Hotkeys unavailable", str(exc))
+
+    def _apply_start_at_login(self) -> None:
+        if self.login is None:
+            return
+        try:
+            self.login.apply(self.settings.start_at_login)
+        except OSError as exc:
+            log.warning("cannot change start at login: %s", exc)
+            self.tray.notify("Start at login", f"Windows did not accept the change: {exc}")
+
+    @Slot()
+    def toggle_from_tray(self) -> None:
+        """A tray click made the taskbar the foreground window: bring back the window the
+        user was in, so the dictation lands there, then toggle."""
+        if self.foreground is not None:
+            self.foreground.restore()
+        self.coordinator.toggle_dictation()
 
     # ---------------------------------------------------------------- state display
 
@@ -318,29 +372,27 @@ class TingxieApp(QObject):
 
     @Slot()
     def show_settings(self) -> None:
-        distros: list[str] = []
-        if sys.platform == "win32":
-            import subprocess
-
-            try:
-                out = subprocess.run(["wsl.exe", "-l", "-q"], capture_output=True, timeout=5)
-                distros = parse_wsl_distros(out.stdout)
-            except (OSError, subprocess.TimeoutExpired):
-                log.info("wsl.exe not available")
         capture = self.hotkeys.listener.capture_next if self.hotkeys is not None else None
         dialog = SettingsDialog(
             self.settings,
             devices=input_device_names(),
             open_meter=open_meter_source,
-            wsl_distros=distros,
             capture_key=capture,
+            can_start_at_login=self.login is not None,
         )
+        if sys.platform == "win32":  # wsl.exe can take seconds: never on the UI thread
+            DistroLister(SubprocessRunner(), self.signals.wsl_distros.emit).start()
         self._own_window(dialog)
         dialog.applied.connect(self.apply_settings)
         dialog.setup_requested.connect(self.show_first_run)
         dialog.setModal(False)
         dialog.show()
         self._dialog = dialog  # keep it alive while open
+
+    @Slot(object)
+    def _on_wsl_distros(self, distros: list[str]) -> None:
+        if self._dialog is not None:
+            self._dialog.set_wsl_distros(distros)
 
     @Slot(object)
     def apply_settings(self, settings: Settings) -> None:
@@ -354,6 +406,8 @@ class TingxieApp(QObject):
         if (old.hold_key, old.toggle_key) != (settings.hold_key, settings.toggle_key):
             self._bind_hotkeys()
         self.tray.set_talk_key(key_label(settings.hold_key))
+        if old.start_at_login != settings.start_at_login:
+            self._apply_start_at_login()
         log.info("settings applied")
 
     @Slot()
@@ -408,13 +462,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.self_check:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         return run_self_check(args.server)
-    log_path.append(configure_logging(log_directory(args.settings_dir), args.log_level))
+    name = instance_name(args.settings_dir)
+    # Windows: a named mutex before anything else (QLocalServer cannot tell there)
+    if not acquire_single_instance(name):
+        QApplication([sys.argv[0]])  # QLocalSocket needs the application object
+        already_running(name)
+        print("tingxie is already running; showed the running one", file=sys.stderr)
+        return 0
+    log_dir = log_directory(args.settings_dir)
+    log_path.append(configure_logging(log_dir, args.log_level))
+    log.info("native crashes are written to %s", enable_faulthandler(log_dir))
     log.info("tingxie %s starting (settings dir: %s)", __version__, args.settings_dir or "default")
     qt_app = QApplication([sys.argv[0]])
     qt_app.setApplicationName("tingxie")
     qt_app.setWindowIcon(app_icon())
     qt_app.setQuitOnLastWindowClosed(False)
-    name = instance_name(args.settings_dir)
     if already_running(name):
         print("tingxie is already running; showed the running one", file=sys.stderr)
         return 0

@@ -15,7 +15,7 @@ from desktop.audio.source import AudioSource, MicrophoneSource, SourceStatus, li
 from desktop.audio.vad import SileroOnnxVad, SpeechDetector
 from desktop.coordinator import Coordinator
 from desktop.hotkey.debounce import CommandKind
-from desktop.hotkey.listener import HotkeyListener
+from desktop.hotkey.listener import HotkeyListener, KeyBackend
 from desktop.hotkey.router import Routed
 from desktop.output.base import InjectionGuard, OutputError, OutputMethod
 from desktop.output.policy import OutputPolicy
@@ -152,11 +152,20 @@ def hotkey_bindings(settings: Settings) -> dict[str, str]:
     return bindings
 
 
-def bind_hotkeys(settings: Settings, coordinator: Coordinator, typist: AppTypist) -> BoundHotkeys:
-    """Start the global hotkey listener (raises if the platform has none, e.g. no X)."""
+def bind_hotkeys(
+    settings: Settings,
+    coordinator: Coordinator,
+    typist: AppTypist,
+    backend: KeyBackend | None = None,
+) -> BoundHotkeys:
+    """Start the global hotkey listener (raises if the platform has none, e.g. no X).
+    ``backend``: where keys come from instead of pynput (Raw Input on Windows)."""
     bridge = HotkeyBridge(coordinator)
     listener = HotkeyListener(
-        hotkey_bindings(settings), bridge.command.emit, ignore_while=typist.guard.active
+        hotkey_bindings(settings),
+        bridge.command.emit,
+        ignore_while=typist.guard.active,
+        backend=backend,
     )
     listener.start()
     return BoundHotkeys(listener, bridge)

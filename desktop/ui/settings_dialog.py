@@ -80,12 +80,14 @@ class SettingsDialog(QDialog):
         open_meter: Callable[[str], AudioSource] | None = None,
         wsl_distros: list[str] | None = None,
         capture_key: Callable[[Callable[[str], None]], None] | None = None,
+        can_start_at_login: bool = False,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("tingxie settings")
         self.setMinimumWidth(560)
         self._settings = settings
+        self._can_start_at_login = can_start_at_login
         self._open_meter = open_meter
         self._meter_source: AudioSource | None = None
         self._capturing: QLineEdit | None = None
@@ -123,6 +125,9 @@ class SettingsDialog(QDialog):
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
         self.start_server = QCheckBox("Start the server when tingxie starts")
         self.start_server.setChecked(s.start_server_on_launch)
+        self.start_at_login = QCheckBox("Start tingxie when I log in to Windows")
+        self.start_at_login.setChecked(s.start_at_login)
+        self.start_at_login.setVisible(self._can_start_at_login)
         self.launcher = QComboBox()
         self.launcher.addItems(LAUNCHERS)
         self.launcher.setCurrentText(s.launcher)
@@ -137,6 +142,7 @@ class SettingsDialog(QDialog):
         self.ca_file.setPlaceholderText("wss:// with a self-signed certificate: its .pem file")
         form.addRow("Trusted certificate", self.ca_file)
         form.addRow(self.start_server)
+        form.addRow(self.start_at_login)
         form.addRow("Run the server", self.launcher)
         form.addRow("WSL distribution", self.wsl_distro)
         form.addRow("Server command", self.server_command)
@@ -159,6 +165,13 @@ class SettingsDialog(QDialog):
         self.level.setFormat("%v dBFS")
         self.level.setValue(-60)
         self.level_note = QLabel("")
+        self.warm_mic = QCheckBox("Keep the microphone open between key presses")
+        self.warm_mic.setToolTip(
+            "Keeps the first syllable spoken just before the key goes down. Off: the "
+            "microphone opens only while you dictate, so a Bluetooth headset keeps its good "
+            "sound and the microphone-in-use icon goes out."
+        )
+        self.warm_mic.setChecked(s.warm_mic)
         self.vad_threshold = self._spin(s.vad_threshold, 0.05, 1.0, 0.05, 2)
         self.min_silence = self._spin(s.min_silence_ms, 100, 5000, 20, 0, " ms")
         self.pre_roll = self._spin(s.pre_roll_ms, 0, 2000, 32, 0, " ms")
@@ -167,6 +180,7 @@ class SettingsDialog(QDialog):
         form.addRow("Microphone (empty = default)", self.microphone)
         form.addRow("Level", self.level)
         form.addRow("", self.level_note)
+        form.addRow(self.warm_mic)
         form.addRow("Speech threshold", self.vad_threshold)
         form.addRow("Silence that ends a sentence", self.min_silence)
         form.addRow("Audio kept before speech", self.pre_roll)
@@ -243,6 +257,14 @@ class SettingsDialog(QDialog):
         button.clicked.connect(lambda: self._start_capture(field_edit, button))
         row.addWidget(button)
         return box
+
+    def set_wsl_distros(self, distros: list[str]) -> None:
+        """Fill the distribution list once ``wsl.exe -l -q`` has answered (it runs off
+        the UI thread); what the user typed or chose meanwhile stays."""
+        chosen = self.wsl_distro.currentText()
+        self.wsl_distro.clear()
+        self.wsl_distro.addItems(["", *distros])
+        self.wsl_distro.setCurrentText(chosen)
 
     # ---------------------------------------------------------------- key capture
 
@@ -363,6 +385,7 @@ class SettingsDialog(QDialog):
             wsl_distro=self.wsl_distro.currentText().strip(),
             server_command=self.server_command.text().strip(),
             microphone=self.microphone.currentText().strip(),
+            warm_mic=self.warm_mic.isChecked(),
             vad_threshold=self.vad_threshold.value(),
             min_silence_ms=self.min_silence.value(),
             pre_roll_ms=self.pre_roll.value(),
@@ -379,6 +402,7 @@ class SettingsDialog(QDialog):
             overlay_position=self.overlay_position.currentText(),
             show_latency=self.show_latency.isChecked(),
             log_transcripts=self.log_transcripts.isChecked(),
+            start_at_login=self.start_at_login.isChecked(),
         )
 
     @staticmethod

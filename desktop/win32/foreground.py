@@ -15,7 +15,9 @@ Pure logic over :class:`WindowApi` (ctypes in :mod:`desktop.win32.native`).
 
 from __future__ import annotations
 
+import importlib
 import logging
+import os
 import threading
 from collections.abc import Collection
 from typing import Protocol
@@ -149,3 +151,9 @@ class TargetFocusProbe:
 
 def _is_focus_probe(probe: TargetFocusProbe) -> FocusProbe:
     return probe  # mypy checks that TargetFocusProbe satisfies FocusProbe
+
+
+def windows_foreground_tracker(own_windows: Collection[int] = ()) -> ForegroundTracker:
+    """The tracker over the real Win32 calls, for this process (Windows only)."""
+    native = importlib.import_module("desktop.win32.native")  # by name: exists on Windows
+    return ForegroundTracker(native.Win32WindowApi(), os.getpid(), own_windows)

@@ -26,6 +26,7 @@ It is a :class:`desktop.hotkey.listener.KeyBackend`.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import queue
 import threading
@@ -284,3 +285,9 @@ class ShellThread:
             self._drain_calls()
             return True
         return False
+
+
+def windows_key_backend(on_foreground: Callable[[int], None] | None = None) -> ShellThread:
+    """The shell thread over the real Win32 calls (Windows only)."""
+    native = importlib.import_module("desktop.win32.native")  # by name: exists on Windows
+    return ShellThread(native.Win32ShellApi(), on_foreground=on_foreground)

@@ -105,3 +105,26 @@ def test_the_focus_probe_knows_nothing_before_any_real_window() -> None:
     api = desktop_with_windows()
     api.front = TASKBAR
     assert TargetFocusProbe(ForegroundTracker(api, OWN_PID), api).current() is None
+
+
+def test_a_tray_click_restores_the_target_before_toggling() -> None:
+    import os
+    from types import SimpleNamespace
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from desktop.app import TingxieApp
+
+    api = desktop_with_windows()
+    tracker = ForegroundTracker(api, OWN_PID)
+    tracker.on_foreground(EDITOR)
+    api.front = TASKBAR
+    order: list[str] = []
+    app = SimpleNamespace(
+        foreground=tracker,
+        coordinator=SimpleNamespace(toggle_dictation=lambda: order.append(f"toggle@{api.front}")),
+    )
+    TingxieApp.toggle_from_tray(app)  # type: ignore[arg-type]
+    assert order == [f"toggle@{EDITOR}"]  # the editor was in front when dictation began
+    app.foreground = None  # not Windows: just toggles
+    TingxieApp.toggle_from_tray(app)  # type: ignore[arg-type]
+    assert len(order) == 2
