@@ -11,6 +11,8 @@ import asyncio
 import json
 import logging
 import os
+import secrets
+import signal
 import sys
 import time
 import wave
@@ -19,30 +21,62 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
-from desktop.client import AuthFailed, ClientError, ServerLink, ServerUnreachable, TlsError
+from websockets.exceptions import ConnectionClosed
+
+from desktop.client import (
+    AuthFailed,
+    ClientError,
+    ServerBusy,
+    ServerLink,
+    ServerUnreachable,
+    TlsError,
+    VersionMismatch,
+)
+from desktop.output.text_sink import escape_for_terminal
 from protocol.audio import BYTES_PER_SECOND, CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
+from protocol.client_events import (
+    ClientEvent,
+    FailReason,
+    FinalText,
+    PartialText,
+    StateChanged,
+    UtteranceCancelled,
+    UtteranceFailed,
+)
+from protocol.client_machine import ClientMachine, Frame, MachineConfig
 from protocol.log_redaction import TRANSCRIPTS_ENV, env_flag
-from protocol.messages import Error, ErrorCode, Final, Partial, Ready, ServerMessage, Status
 from protocol.version import __version__
 
 log = logging.getLogger(__name__)
 
-#: Errors after which the utterance will get no final (others are warnings).
-NO_FINAL_FOLLOWS = frozenset(
-    {
-        ErrorCode.ENGINE_ERROR,
-        ErrorCode.NOT_READY,
-        ErrorCode.SHUTTING_DOWN,
-        ErrorCode.ALREADY_STARTED,
-        ErrorCode.DUPLICATE_ID,
-        ErrorCode.TOO_MANY_SESSIONS,
-        ErrorCode.UNSUPPORTED_AUDIO,
-        ErrorCode.UNSUPPORTED_LANGUAGE,
-        ErrorCode.INTERNAL,
-    }
-)
+#: Exit codes, one per outcome (docs/configuration.md lists them).
+EXIT_OK = 0  # every utterance got its final
+EXIT_SERVER_ERROR = 1  # the server refused or failed an utterance
+EXIT_USAGE = 2  # bad arguments, unreadable WAV, no microphone
+EXIT_UNREACHABLE = 3  # no connection, or it was lost before every final came
+EXIT_AUTH = 4  # the token was refused
+EXIT_TLS = 5  # no trusted TLS connection
+EXIT_TIMEOUT = 6  # an utterance got no final within --final-timeout
+EXIT_BUSY = 7  # the server is full (connection limit) or shutting down
+EXIT_VERSION = 8  # the server speaks another protocol version
+EXIT_INTERRUPTED = 130  # stopped by Ctrl+C / SIGTERM while streaming files
 
-EXIT_OK, EXIT_SERVER_ERROR, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_AUTH, EXIT_TLS = 0, 1, 2, 3, 4, 5
+#: Exit code per failure reason; the worst outcome of a run decides (see ``_worst``).
+EXIT_BY_REASON = {
+    FailReason.REFUSED: EXIT_SERVER_ERROR,
+    FailReason.ENGINE_ERROR: EXIT_SERVER_ERROR,
+    FailReason.MODEL_UNAVAILABLE: EXIT_SERVER_ERROR,
+    FailReason.TOO_MANY_RETRIES: EXIT_SERVER_ERROR,
+    FailReason.BACKLOG_FULL: EXIT_SERVER_ERROR,
+    FailReason.TIMED_OUT: EXIT_TIMEOUT,
+    FailReason.DISCONNECTED: EXIT_UNREACHABLE,
+    FailReason.STOPPED: EXIT_INTERRUPTED,
+}
+_SEVERITY = [EXIT_OK, EXIT_SERVER_ERROR, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_INTERRUPTED]
+
+
+def _worst(codes: list[int]) -> int:
+    return max(codes, key=_SEVERITY.index, default=EXIT_OK)
 
 
 class WavError(ValueError):
@@ -82,8 +116,25 @@ def _convert(path: Path, frames: bytes, rate: int, channels: int, width: int) ->
     return bytes(np.clip(np.round(resampled * 32768.0), -32768, 32767).astype("<i2").tobytes())
 
 
+def _json_line(record: dict[str, Any]) -> str:
+    """One JSON line that a terminal shows as it is: characters the text sink would
+    remove (C1 controls such as CSI, bidi overrides) are written as JSON escapes, which
+    parse back to the same text."""
+    line = json.dumps(record, ensure_ascii=False)
+    return "".join(c if escape_for_terminal(c) == c else _json_escape(c) for c in line)
+
+
+def _json_escape(c: str) -> str:
+    o = ord(c)
+    if o <= 0xFFFF:
+        return f"\\u{o:04x}"
+    o -= 0x10000
+    return f"\\u{0xD800 + (o >> 10):04x}\\u{0xDC00 + (o & 0x3FF):04x}"
+
+
 class Printer:
-    """Human-readable or JSON-lines output of events."""
+    """Human-readable or JSON-lines output of events. Server text is printed escaped
+    (issue: a hostile server's OSC/CSI sequences must not reach the terminal)."""
 
     def __init__(self, out: TextIO, as_json: bool, t0: float) -> None:
         self._out = out
@@ -91,37 +142,66 @@ class Printer:
         self._t0 = t0
         self._tty = out.isatty()
         self._partial_shown = False
+        self.names: dict[int, str] = {}  # local utterance id → what the output calls it
 
     def event(self, kind: str, **fields: Any) -> None:
         if self._json:
             record = {"t": round(time.monotonic() - self._t0, 4), "type": kind, **fields}
-            self._out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self._out.write(_json_line(record) + "\n")
             self._out.flush()
 
-    def message(self, message: ServerMessage) -> None:
-        if self._json:
-            fields = asdict(message)
-            fields.pop("type", None)
-            if isinstance(message, Error):
-                fields["code"] = message.code.value
-            kind = type(message).__name__.lower()
-            self.event(kind, **fields)
-            return
-        if isinstance(message, Partial):
+    def _name(self, utterance_id: int) -> str:
+        return self.names.get(utterance_id, str(utterance_id))
+
+    def client_event(self, event: ClientEvent) -> None:
+        if isinstance(event, PartialText):
+            text = event.stable + event.unstable
+            self.event(
+                "partial",
+                text=text,
+                id=self._name(event.utterance_id),
+                stable=event.stable,
+                unstable=event.unstable,
+            )
+            if self._json:
+                return
             if self._tty:
-                self._out.write(f"\r\x1b[2K… {message.text}")
+                self._out.write(f"\r\x1b[2K… {escape_for_terminal(text)}")
                 self._partial_shown = True
             else:
-                self._out.write(f"partial: {message.text}\n")
-        elif isinstance(message, Final):
+                self._out.write(f"partial: {escape_for_terminal(text)}\n")
+        elif isinstance(event, FinalText):
+            timings = asdict(event.timings) if event.timings else None
+            self.event(
+                "final",
+                text=event.text,
+                id=self._name(event.utterance_id),
+                language=event.language,
+                stale=event.stale,
+                timings=timings,
+            )
+            if self._json:
+                self.event("timeline", **event.timeline.as_dict())
+                return
             self._clear_partial()
-            timing = f"  ({message.timings.total_ms:.0f} ms)" if message.timings else ""
-            self._out.write(f"final: {message.text}{timing}\n")
-        elif isinstance(message, Error):
+            timing = f"  ({event.timings.total_ms:.0f} ms)" if event.timings else ""
+            self._out.write(f"final: {escape_for_terminal(event.text)}{timing}\n")
+        elif isinstance(event, UtteranceFailed):
+            self.event(
+                "error",
+                code=event.reason.value,
+                message=event.message,
+                id=self._name(event.utterance_id),
+            )
+            if self._json:
+                return
             self._clear_partial()
-            self._out.write(f"error [{message.code.value}]: {message.message}\n")
-        elif isinstance(message, Status):
-            self._out.write(f"server: model {message.model_state} {message.message}\n")
+            self._out.write(f"error [{event.reason.value}]: {escape_for_terminal(event.message)}\n")
+        elif isinstance(event, UtteranceCancelled):
+            self.event("cancelled", id=self._name(event.utterance_id))
+        elif isinstance(event, StateChanged):
+            self.event("state", state=event.state.value, detail=event.detail)
+            return
         self._out.flush()
 
     def _clear_partial(self) -> None:
@@ -156,6 +236,28 @@ async def connect_with_retry(
             await asyncio.sleep(0.25)
 
 
+class Outcomes:
+    """What became of each utterance of a run, and the exit code that follows."""
+
+    def __init__(self) -> None:
+        self.codes: dict[int, int] = {}
+        self.changed = asyncio.Event()
+
+    def record(self, event: ClientEvent) -> None:
+        if isinstance(event, FinalText):
+            self.codes[event.utterance_id] = EXIT_OK
+        elif isinstance(event, UtteranceFailed):
+            self.codes[event.utterance_id] = EXIT_BY_REASON[event.reason]
+        elif isinstance(event, UtteranceCancelled):
+            self.codes[event.utterance_id] = EXIT_OK
+        else:
+            return
+        self.changed.set()
+
+    def exit_code(self) -> int:
+        return _worst(list(self.codes.values()))
+
+
 async def stream_files(
     url: str,
     token: str | None,
@@ -171,11 +273,56 @@ async def stream_files(
     ca_file: str | None = None,
     log_content: bool = False,
 ) -> int:
-    """Stream each file as one utterance; return an exit code."""
+    """Stream each file as one utterance (one after the other, each waiting for its
+    outcome); return an exit code. One connection: if it is lost, what is unfinished
+    fails (exit 3)."""
     audio = [load_wav_pcm(path) for path in files]  # fail on a bad file before connecting
     link = await connect_with_retry(url, token, wait_s, ca_file, log_content)
+    clock = time.monotonic
+    # --final-timeout: seconds after the end of the audio; the CLI never types, so no
+    # text is stale.
+    config = MachineConfig(
+        final_base_s=final_timeout_s, final_per_audio_s=0.0, stale_after_s=float("inf")
+    )
+    machine = ClientMachine(secrets.token_hex(3), config, language=language, context=context)
+    outcomes = Outcomes()
+    outbox: asyncio.Queue[Frame] = asyncio.Queue()
+    lost: list[str] = []
+
+    def pump() -> None:
+        for frame in machine.data_to_send():
+            outbox.put_nowait(frame)
+        for event in machine.events_to_deliver():
+            printer.client_event(event)
+            outcomes.record(event)
+        if machine.wants_reconnect and not lost:  # this driver does not reconnect
+            lost.append("the server ended the session")
+            machine.abandon(FailReason.DISCONNECTED, lost[0], clock())
+            pump()
+
+    async def send() -> None:
+        while True:
+            await link.send(await outbox.get())
+
+    async def receive() -> None:
+        async for message in link.messages():
+            machine.receive(message, clock())
+            pump()
+        reason = link.close_reason()
+        lost.append(reason)  # later files have nowhere to go either
+        machine.link_down(reason, clock())
+        machine.abandon(FailReason.DISCONNECTED, f"{reason} before the final", clock())
+        pump()
+
+    async def tick() -> None:
+        while True:
+            due = machine.next_deadline()
+            await asyncio.sleep(0.25 if due is None else min(0.25, max(0.0, due - clock())))
+            machine.tick(clock())
+            pump()
+
     async with link:
-        ready: Ready = link.ready
+        ready = link.ready
         printer.event(
             "ready",
             server=ready.server,
@@ -183,53 +330,46 @@ async def stream_files(
             model=ready.model,
             model_state=ready.model_state,
         )
-        finals: asyncio.Queue[ServerMessage | None] = asyncio.Queue()
-        failed = False
-
-        async def receive() -> None:
-            nonlocal failed
-            async for message in link.messages():
-                printer.message(message)
-                if isinstance(message, Error):
-                    failed = True
-                    if message.fatal or message.code in NO_FINAL_FOLLOWS:
-                        await finals.put(message)
-                elif isinstance(message, Final):
-                    await finals.put(message)
-            await finals.put(None)
-
-        receiver = asyncio.create_task(receive())
+        machine.link_up(ready, clock())
+        pump()
+        tasks = [asyncio.create_task(job()) for job in (send, receive, tick)]
         chunk_bytes = max(SAMPLE_WIDTH, int(BYTES_PER_SECOND * chunk_ms / 1000) // 2 * 2)
         try:
             for index, (path, pcm) in enumerate(zip(files, audio, strict=True), start=1):
-                utterance_id = f"{path.stem}-{index}"
-                await link.start(utterance_id, language=language, context=context)
+                if lost:
+                    break
+                name = f"{path.stem}-{index}"
+                printer.names[index] = name
+                machine.utterance_started(index, clock())
                 printer.event(
                     "start",
-                    id=utterance_id,
+                    id=name,
                     file=str(path),
                     audio_ms=round(len(pcm) / BYTES_PER_SECOND * 1000, 1),
                 )
-                began = time.monotonic()
+                pump()
+                began = clock()
                 for offset in range(0, len(pcm), chunk_bytes):
                     if realtime:  # absolute schedule: no drift over long files
                         due = began + offset / BYTES_PER_SECOND
-                        await asyncio.sleep(max(0.0, due - time.monotonic()))
-                    await link.send_audio(pcm[offset : offset + chunk_bytes])
+                        await asyncio.sleep(max(0.0, due - clock()))
+                    machine.audio(index, pcm[offset : offset + chunk_bytes], clock())
+                    pump()
                 if realtime:
-                    await asyncio.sleep(
-                        max(0.0, began + len(pcm) / BYTES_PER_SECOND - time.monotonic())
-                    )
-                await link.stop(utterance_id)
-                printer.event("stop", id=utterance_id)
-                result = await asyncio.wait_for(finals.get(), final_timeout_s)
-                if result is None:
-                    raise ServerUnreachable("server closed the connection before the final")
-                if isinstance(result, Error) and result.fatal:
-                    return EXIT_SERVER_ERROR
+                    await asyncio.sleep(max(0.0, began + len(pcm) / BYTES_PER_SECOND - clock()))
+                machine.utterance_ended(index, clock())
+                printer.event("stop", id=name)
+                pump()
+                while index not in outcomes.codes:
+                    outcomes.changed.clear()
+                    await outcomes.changed.wait()
         finally:
-            receiver.cancel()
-        return EXIT_SERVER_ERROR if failed else EXIT_OK
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    if lost:
+        print(f"tingxie-cli: error: {lost[0]}", file=sys.stderr)
+    return outcomes.exit_code()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -309,6 +449,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM stops the CLI as Ctrl+C does: --mic ends the recording and waits for the
+    last finals, file streaming ends at once. A SIGINT ignored by whoever started us
+    (a background job) stays ignored."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -322,6 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.mic == bool(args.files):
         print("tingxie-cli: error: give WAV files or --mic (not both)", file=sys.stderr)
         return EXIT_USAGE
+    _stop_on_sigterm()
     printer = Printer(sys.stdout, args.json, time.monotonic())
     if args.mic or args.vad:
         return run_live(args, printer)
@@ -354,21 +506,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AuthFailed as exc:
         print(f"tingxie-cli: error: {exc}; check --token", file=sys.stderr)
         return EXIT_AUTH
+    except ServerBusy as exc:
+        print(f"tingxie-cli: error: {exc}; try again later", file=sys.stderr)
+        return EXIT_BUSY
     except ServerUnreachable as exc:
         print(f"tingxie-cli: error: {exc}\n  is tingxie-server running?", file=sys.stderr)
         return EXIT_UNREACHABLE
+    except VersionMismatch as exc:
+        print(f"tingxie-cli: error: {exc}", file=sys.stderr)
+        return EXIT_VERSION
     except ClientError as exc:
         print(f"tingxie-cli: error: {exc}", file=sys.stderr)
         return EXIT_SERVER_ERROR
-    except asyncio.TimeoutError:
-        print(f"tingxie-cli: error: no final within {args.final_timeout:g} s", file=sys.stderr)
-        return EXIT_SERVER_ERROR
+    except (ConnectionClosed, OSError) as exc:  # the link died mid-send
+        print(f"tingxie-cli: error: connection lost: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def run_live(args: argparse.Namespace, printer: Printer) -> int:
-    """--mic / --vad: the desktop pipeline without a GUI."""
+    """--mic / --vad: the desktop pipeline without a GUI (the tray's client driver,
+    reconnecting; an utterance that cannot be finished fails at --final-timeout)."""
     from desktop.audio.source import (
         AudioBackendUnavailableError,
         AudioDeviceError,
@@ -378,43 +537,32 @@ def run_live(args: argparse.Namespace, printer: Printer) -> int:
     )
     from desktop.audio.vad import VadUnavailableError
     from desktop.live import LiveDictation, LiveOptions
-    from desktop.streaming import ClientEvent, ClientState, FinalText, PartialText, StateChanged
-    from desktop.streaming import UtteranceFailed as Failed
+    from protocol.client_events import ClientState
 
-    fatal: list[str] = []
+    fatal: list[int] = []
+    outcomes: dict[int, int] = {}
 
     def on_event(event: ClientEvent) -> None:
-        if isinstance(event, PartialText):
-            printer.message(
-                Partial(
-                    text=event.stable + event.unstable,
-                    id=str(event.utterance_id),
-                    stable=event.stable,
-                    unstable=event.unstable,
-                )
-            )
-        elif isinstance(event, FinalText):
-            printer.message(
-                Final(text=event.text, id=str(event.utterance_id), language=event.language)
-            )
-            printer.event("timeline", **event.timeline.as_dict())
-        elif isinstance(event, Failed):
-            printer.message(
-                Error(
-                    code=ErrorCode.ENGINE_ERROR, message=event.message, id=str(event.utterance_id)
-                )
-            )
+        printer.client_event(event)
+        if isinstance(event, FinalText):
+            outcomes[event.utterance_id] = EXIT_OK
+        elif isinstance(event, UtteranceFailed):
+            outcomes[event.utterance_id] = EXIT_BY_REASON[event.reason]
         elif isinstance(event, StateChanged):
-            printer.event("state", state=event.state.value, detail=event.detail)
             quiet = (ClientState.READY, ClientState.CONNECTING, ClientState.CLOSED)
             if not args.json and event.state not in quiet:
                 print(f"[{event.state.value}] {event.detail}", file=sys.stderr)
-            if event.state in (ClientState.AUTH_FAILED, ClientState.VERSION_MISMATCH):
-                fatal.append(event.detail)
+            if event.state is ClientState.AUTH_FAILED:
+                fatal.append(EXIT_AUTH)
+                print(f"tingxie-cli: error: {event.detail}", file=sys.stderr)
+            elif event.state is ClientState.VERSION_MISMATCH:
+                fatal.append(EXIT_VERSION)
+                print(f"tingxie-cli: error: {event.detail}", file=sys.stderr)
 
     def on_status(status: object) -> None:
         print(f"[microphone] {status}", file=sys.stderr)
 
+    machine = MachineConfig(final_base_s=args.final_timeout, final_per_audio_s=0.0)
     try:
         sources: list[AudioSource] = (
             [MicrophoneSource(args.device, on_status=on_status)]
@@ -422,7 +570,12 @@ def run_live(args: argparse.Namespace, printer: Printer) -> int:
             else [WavFileSource(path, realtime=args.realtime) for path in args.files]
         )
         options = LiveOptions(
-            args.url, args.token, args.language, args.context, ca_file=args.ca_file
+            args.url,
+            args.token,
+            args.language,
+            args.context,
+            ca_file=args.ca_file,
+            machine=machine,
         )
         for source in sources:
             live = LiveDictation(source, options, on_event)
@@ -430,21 +583,26 @@ def run_live(args: argparse.Namespace, printer: Printer) -> int:
             try:
                 while not live.wait_source_end(0.2):
                     if fatal:
-                        print(f"tingxie-cli: error: {fatal[0]}", file=sys.stderr)
-                        return EXIT_AUTH
+                        return fatal[0]
             except KeyboardInterrupt:
-                pass
+                pass  # the recording ends; what was said still gets its final
             finally:
                 live.pipeline.stop()
-            ok = live.wait_all_finals(args.final_timeout)
+            # The machine's deadlines end every utterance; the margin covers its timer.
+            ok = live.wait_all_finals(args.final_timeout + 5.0)
             live.client.close()
+            if fatal:
+                return fatal[0]
             if not ok:
                 print("tingxie-cli: error: not every utterance got its final", file=sys.stderr)
-                return EXIT_SERVER_ERROR
+                return EXIT_TIMEOUT
     except (AudioBackendUnavailableError, AudioDeviceError, VadUnavailableError, OSError) as exc:
         print(f"tingxie-cli: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return EXIT_OK
+    code = _worst(list(outcomes.values()))
+    if code != EXIT_OK:
+        print("tingxie-cli: error: not every utterance got its text", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -16,7 +16,14 @@ from desktop.audio.pipeline import AudioPipeline
 from desktop.audio.segmenter import Event, Mode, Segmenter, SegmenterConfig, UtteranceStarted
 from desktop.audio.source import AudioSource
 from desktop.audio.vad import SileroOnnxVad
-from desktop.streaming import ClientEvent, DictationClient, FinalText, UtteranceFailed
+from desktop.streaming import (
+    ClientEvent,
+    DictationClient,
+    FinalText,
+    MachineConfig,
+    UtteranceCancelled,
+    UtteranceFailed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +37,7 @@ class LiveOptions:
     mode: Mode = Mode.HANDS_FREE
     segmenter: SegmenterConfig | None = None
     ca_file: str | None = None  # trusted for wss:// instead of the system's CAs
+    machine: MachineConfig | None = None  # deadlines and bounds of the client's ledger
 
 
 class LiveDictation:
@@ -50,6 +58,7 @@ class LiveDictation:
             ca_file=options.ca_file,
             language=options.language,
             context=options.context,
+            machine=options.machine,
         )
         self.pipeline = AudioPipeline(
             source,
@@ -65,7 +74,7 @@ class LiveDictation:
         self.client.submit(event)
 
     def _client_event(self, event: ClientEvent) -> None:
-        if isinstance(event, (FinalText, UtteranceFailed)):
+        if isinstance(event, (FinalText, UtteranceFailed, UtteranceCancelled)):
             with self._lock:
                 self._done += 1
                 self._idle.notify_all()
@@ -79,7 +88,8 @@ class LiveDictation:
         return self.pipeline.wait(timeout)
 
     def wait_all_finals(self, timeout: float) -> bool:
-        """After the source ended: wait until every utterance got its final."""
+        """After the source ended: wait until every utterance has its outcome (final,
+        failed or cancelled; the client's deadlines guarantee one)."""
         deadline = time.monotonic() + timeout
         with self._lock:
             while self._done < self._announced:

@@ -110,7 +110,7 @@ async def test_cli_mic_json_prints_the_transcripts(
     subprocess_env: dict[str, str],
 ) -> None:
     """``tingxie-cli --mic --json`` as a child process, listening to the virtual
-    microphone (the default source of the private PulseAudio), until Ctrl+C."""
+    microphone (the default source of the private PulseAudio), until stopped."""
     transcripts = {r.id: r.text for r in recordings}
     server = await start(engine=whisper_engine(whisper_generator))
     await server.wait_loaded()
@@ -133,7 +133,9 @@ async def test_cli_mic_json_prints_the_transcripts(
             raw = await asyncio.wait_for(proc.stdout.readline(), 20)
             assert raw, f"cli exited early: {events}"
             events.append(json.loads(raw))
-        proc.send_signal(signal.SIGINT)
+        # SIGTERM stops it as Ctrl+C does; SIGINT would be ignored when the suite itself
+        # runs as a background job (SIGINT ignored is inherited).
+        proc.send_signal(signal.SIGTERM)
         rest, err = await asyncio.wait_for(proc.communicate(), 20)
     finally:
         if proc.returncode is None:
