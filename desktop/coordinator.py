@@ -1,95 +1,73 @@
-"""The dictation lifecycle: one object that owns the pipeline, the client and typing.
+"""The Qt adapter over the dictation core (:mod:`desktop.dictation`).
 
-Hotkeys, the tray and the settings dialog only send it commands. Audio-thread and
-client-thread callbacks are re-emitted as Qt signals, so everything here runs on the
-Qt main thread, in order.
+Hotkeys, the tray and the settings dialog call its slots; each becomes a command for the
+core. The adapter owns the I/O the core only names: the audio pipeline (behind the
+core's :class:`~desktop.dictation.Microphone` port), the streaming client and the typist.
 
-The stage is *derived* from a few facts (is dictation active, is someone speaking, how
-many finals are outstanding, is text being typed) rather than kept as a state machine:
-utterances overlap (the next sentence starts while the last one is decoding), and
-facts cannot get out of step the way transitions can.
+Threads: audio goes from the audio thread straight to the client thread
+(``client.submit``); only an utterance's lifecycle events (started, ended, dropped) and
+the client's outcomes cross to the Qt thread, as queued signals, and become commands
+there. Typing jobs run from a zero-delay Qt timer, one at a time; their result comes
+back as a command, so a typist that spins a nested event loop cannot re-enter the core.
+The core's notices become this object's signals; its deadline becomes a Qt timer.
 """
 
 from __future__ import annotations
 
-import enum
+import functools
 import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import Protocol
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
+from desktop import streaming
 from desktop.audio.pipeline import AudioPipeline
 from desktop.audio.segmenter import (
+    AudioChunk,
     Event,
     Mode,
     Segmenter,
     SegmenterConfig,
-    UtteranceDropped,
-    UtteranceEnded,
-    UtteranceStarted,
 )
 from desktop.audio.source import AudioSource
 from desktop.audio.vad import SpeechDetector
-from desktop.settings import Settings
-from desktop.streaming import (
-    ClientEvent,
-    ClientState,
-    DictationClient,
-    FinalText,
-    PartialText,
-    StateChanged,
-    UtteranceFailed,
+from desktop.dictation import (
+    AudioFailed,
+    Command,
+    DictationCore,
+    DictationFacts,
+    FinalRecorded,
+    FinalTyper,
+    HistoryEntry,
+    Notice,
+    Problem,
+    RecordingChanged,
+    Retype,
+    SettingsChanged,
+    Shutdown,
+    Stage,
+    StageChanged,
+    Start,
+    SwitchHandsFree,
+    Talk,
+    TalkKind,
+    Tick,
+    TypingDone,
+    TypingJob,
+    UtteranceOutcome,
+    type_text,
 )
+from desktop.settings import Settings
+from desktop.streaming import ClientEvent, ClientState, DictationClient, PartialText, StateChanged
+from protocol import client_events
 from protocol.log_redaction import TRANSCRIPTS_ENV, env_flag, text_for_log
 
 log = logging.getLogger(__name__)
 
-
-class Stage(enum.Enum):
-    IDLE = "idle"
-    LISTENING = "listening"
-    SPEAKING = "speaking"
-    FINALIZING = "finalizing"
-    TYPING = "typing"
-
-
-@dataclass(frozen=True)
-class DictationFacts:
-    """What the stage is derived from (pure)."""
-
-    active: bool = False  # hands-free on, or the talk key held / latched
-    speaking: bool = False  # an utterance is open
-    outstanding: frozenset[int] = field(default_factory=frozenset)  # ended, no final yet
-    typing: bool = False
-
-    @property
-    def recording(self) -> bool:
-        """The microphone is feeding (or may feed) the server: dictation is on, or an
-        utterance is still open (a released key's tail is being recorded)."""
-        return self.active or self.speaking
-
-    @property
-    def stage(self) -> Stage:
-        if self.typing:
-            return Stage.TYPING
-        if self.speaking:
-            return Stage.SPEAKING
-        if self.outstanding:
-            return Stage.FINALIZING
-        if self.active:
-            return Stage.LISTENING
-        return Stage.IDLE
-
-
-MODE_BY_NAME = {
-    "hands_free": Mode.HANDS_FREE,
-    "push_to_talk": Mode.PUSH_TO_TALK,
-    "toggle": Mode.TOGGLE,
-}
+# Re-exported: the UI and the tests name them from here.
+__all__ = ["Coordinator", "DictationFacts", "FinalTyper", "HistoryEntry", "Stage"]
 
 
 def segmenter_config(settings: Settings) -> SegmenterConfig:
@@ -102,26 +80,107 @@ def segmenter_config(settings: Settings) -> SegmenterConfig:
     )
 
 
-class FinalTyper(Protocol):
-    """Types final text into the focused window (desktop/output)."""
-
-    def type_final(self, text: str) -> object: ...
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    when: float  # time.time()
-    text: str
-    latency_ms: float | None  # end of speech → text typed
-    typed: bool
+def client_outcome(event: object) -> UtteranceOutcome | None:
+    """The client event that ends an utterance, as the core takes it (None: not one)."""
+    if isinstance(
+        event,
+        client_events.FinalText | client_events.UtteranceFailed | client_events.UtteranceCancelled,
+    ):
+        return event
+    # desktop.streaming's own event classes, for as long as it defines its own
+    if isinstance(event, streaming.FinalText):
+        return client_events.FinalText(
+            event.utterance_id, event.text, event.language, event.timeline
+        )
+    if isinstance(event, streaming.UtteranceFailed):
+        return client_events.UtteranceFailed(event.utterance_id, event.message)
+    return None
 
 
 class _Bridge(QObject):
-    """Carries callbacks from the audio and client threads to the Qt thread."""
+    """Carries lifecycle events and client events from their threads to the Qt thread."""
 
-    segment = Signal(object)
+    segment = Signal(object)  # UtteranceStarted / UtteranceEnded / UtteranceDropped
     client = Signal(object)
     audio_error = Signal(object)  # the audio thread stopped with this exception
+
+
+class _PipelineMicrophone:
+    """The core's Microphone port: an :class:`AudioPipeline` made on demand."""
+
+    def __init__(
+        self,
+        coordinator: Coordinator,
+        source_factory: Callable[[Settings], AudioSource],
+        detector_factory: Callable[[], SpeechDetector],
+    ) -> None:
+        self._coordinator = coordinator
+        self._source_factory = source_factory
+        self._detector_factory = detector_factory
+        self.pipeline: AudioPipeline | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.pipeline is not None
+
+    def open(self, mode: Mode) -> str | None:
+        if self.pipeline is not None and self.pipeline.running:
+            return None
+        c = self._coordinator
+        try:
+            source = self._source_factory(c.settings)
+            detector = self._detector_factory()
+        except Exception as exc:  # no PortAudio, no device, no VAD model...
+            log.exception("cannot open the microphone")
+            return str(exc)
+        segmenter = Segmenter(segmenter_config(c.settings), mode)
+        self.pipeline = AudioPipeline(
+            source, segmenter, detector, c._on_audio_event, on_error=c._bridge.audio_error.emit
+        )
+        self.pipeline.start()
+        return None
+
+    def close(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.stop()
+            self.pipeline = None
+
+    def set_mode(self, mode: Mode) -> None:
+        if self.pipeline is not None:
+            self.pipeline.set_mode(mode)
+
+    def press(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.press()
+
+    def release(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.release()
+
+    def tap(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.tap()
+
+    def cancel(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.cancel()
+            self.pipeline.release()
+
+
+class _QtTypingExecutor:
+    """Runs a typing job from a zero-delay timer on the Qt thread (the clipboard output
+    must run there), then posts its result to the core."""
+
+    def __init__(self, coordinator: Coordinator, typer: FinalTyper) -> None:
+        self._coordinator = coordinator
+        self._typer = typer
+
+    def submit(self, job: TypingJob) -> None:
+        QTimer.singleShot(0, self._coordinator, functools.partial(self._run, job))
+
+    def _run(self, job: TypingJob) -> None:
+        outcome = type_text(self._typer, job.text)
+        self._coordinator._post(TypingDone(job, outcome))
 
 
 class Coordinator(QObject):
@@ -142,27 +201,73 @@ class Coordinator(QObject):
     ) -> None:
         super().__init__()
         self.settings = settings
-        self._typer = typer
-        self._source_factory = source_factory
-        self._detector_factory = detector_factory
-        self._clock = clock
-        self.facts = DictationFacts()
-        self.history: list[HistoryEntry] = []
         self._bridge = _Bridge()
-        self._bridge.segment.connect(self._on_segment)
+        self._bridge.segment.connect(self._post)
         self._bridge.client.connect(self._on_client)
         self._bridge.audio_error.connect(self._on_audio_error)
-        self._pipeline: AudioPipeline | None = None
-        self._speech_ended_at: dict[int, float] = {}
-        self._hands_free = False  # hands-free switched on from the tray
+        self._microphone = _PipelineMicrophone(self, source_factory, detector_factory)
+        self._tick = QTimer(self)
+        self._tick.setSingleShot(True)
+        self._tick.timeout.connect(lambda: self._post(Tick()))
+        self._clock = clock
+        self.core = DictationCore(
+            self._microphone,
+            _QtTypingExecutor(self, typer),
+            self._on_notice,
+            mode=settings.mode,
+            clock=clock,
+            wall_clock=time.time,
+            warm_microphone=settings.warm_mic,
+        )
         self.client = self._make_client(settings)
+
+    # ---------------------------------------------------------------- the core's view
+
+    @property
+    def facts(self) -> DictationFacts:
+        return self.core.facts
+
+    @property
+    def history(self) -> list[HistoryEntry]:
+        return self.core.history
+
+    @property
+    def mode(self) -> Mode:
+        return self.core.mode
+
+    @Slot(object)
+    def _post(self, command: Command) -> None:
+        self.core.post(command)
+        deadline = self.core.next_deadline()
+        if deadline is None:
+            self._tick.stop()
+        else:
+            self._tick.start(max(0, round((deadline - self._clock()) * 1000)))
+
+    def _on_notice(self, notice: Notice) -> None:
+        if isinstance(notice, StageChanged):
+            self.stage_changed.emit(notice.stage)
+        elif isinstance(notice, RecordingChanged):
+            self.recording_changed.emit(notice.recording)
+        elif isinstance(notice, Problem):
+            self.problem.emit(notice.text)
+        elif isinstance(notice, FinalRecorded):
+            entry = notice.entry
+            log.info(
+                "final: %s (%s)",
+                text_for_log(entry.text, self.client.log_transcripts),
+                f"{entry.latency_ms:.0f} ms end of speech → typed"
+                if entry.latency_ms is not None
+                else entry.note or "not typed",
+            )
+            self.final.emit(entry)
 
     # ---------------------------------------------------------------- lifecycle
 
     def _make_client(self, settings: Settings) -> DictationClient:
         return DictationClient(
             settings.server_url,
-            self._bridge.client.emit,
+            self.on_client_event,
             token=settings.token or None,
             ca_file=settings.ca_file or None,
             # off in the settings still lets TINGXIE_LOG_TRANSCRIPTS=1 turn it on
@@ -173,45 +278,11 @@ class Coordinator(QObject):
 
     def start(self) -> None:
         self.client.start()
-        if self.mode is not Mode.HANDS_FREE:
-            self._ensure_pipeline()  # warm microphone: pre-roll from before the key press
+        self._post(Start())
 
     def shutdown(self) -> None:
-        self._stop_pipeline()
+        self._post(Shutdown())
         self.client.close()
-
-    @property
-    def mode(self) -> Mode:
-        """The segmenter mode now: hands-free while switched on from the tray."""
-        if self._hands_free:
-            return Mode.HANDS_FREE
-        return MODE_BY_NAME.get(self.settings.mode, Mode.PUSH_TO_TALK)
-
-    def _ensure_pipeline(self) -> bool:
-        if self._pipeline is not None and self._pipeline.running:
-            return True
-        try:
-            source = self._source_factory(self.settings)
-            detector = self._detector_factory()
-        except Exception as exc:  # no PortAudio, no device, no VAD model...
-            log.exception("cannot open the microphone")
-            self.problem.emit(f"Cannot open the microphone: {exc}")
-            return False
-        segmenter = Segmenter(segmenter_config(self.settings), self.mode)
-        self._pipeline = AudioPipeline(
-            source,
-            segmenter,
-            detector,
-            self._bridge.segment.emit,
-            on_error=self._bridge.audio_error.emit,
-        )
-        self._pipeline.start()
-        return True
-
-    def _stop_pipeline(self) -> None:
-        if self._pipeline is not None:
-            self._pipeline.stop()
-            self._pipeline = None
 
     def apply_settings(self, settings: Settings) -> None:
         """New settings take effect now, without a restart."""
@@ -237,141 +308,65 @@ class Coordinator(QObject):
             or old.mode != settings.mode
             or segmenter_config(old) != segmenter_config(settings)
         )
-        if audio_changed and self._pipeline is not None:
-            self._stop_pipeline()  # reopens below with the new device and VAD settings
-            self._set(speaking=False)
-        wants_microphone = self.mode is not Mode.HANDS_FREE or self._hands_free
-        if wants_microphone and not self._ensure_pipeline():
-            self._hands_free = False
-            self._set(active=False)
+        self._post(SettingsChanged(settings.mode, audio_changed, settings.warm_mic))
 
     # ---------------------------------------------------------------- commands
-
-    def _set(self, **changes: object) -> None:
-        before, was_recording = self.facts.stage, self.facts.recording
-        self.facts = replace(self.facts, **changes)  # type: ignore[arg-type]
-        if self.facts.recording != was_recording:
-            self.recording_changed.emit(self.facts.recording)
-        if self.facts.stage is not before:
-            self.stage_changed.emit(self.facts.stage)
 
     @Slot()
     def toggle_dictation(self) -> None:
         """Tray click: hands-free dictation on/off, whatever the configured mode."""
-        if self._hands_free:
-            self._hands_free = False
-            configured = self.mode
-            if configured is Mode.HANDS_FREE or self._pipeline is None:
-                self._stop_pipeline()
-            else:
-                self._pipeline.set_mode(configured)  # back to the warm push-to-talk mic
-            self._set(active=False, speaking=False)
-            return
-        self._hands_free = True
-        if self._pipeline is not None and self._pipeline.running:
-            self._pipeline.set_mode(Mode.HANDS_FREE)
-        elif not self._ensure_pipeline():
-            self._hands_free = False
-            return
-        self._set(active=True)
+        self._post(SwitchHandsFree())
 
     @Slot()
     def talk_pressed(self) -> None:
-        if self.mode is Mode.HANDS_FREE or not self._ensure_pipeline():
-            return
-        assert self._pipeline is not None
-        self._pipeline.press()
-        self._set(active=True)
+        self._post(Talk(TalkKind.PRESSED))
 
     @Slot()
     def talk_released(self) -> None:
-        if self._pipeline is None or self.mode is Mode.HANDS_FREE:
-            return
-        self._pipeline.release()
-        self._set(active=False)
+        self._post(Talk(TalkKind.RELEASED))
+
+    @Slot()
+    def talk_tapped(self) -> None:
+        """A press too short to be a hold: kept if the VAD heard speech in it."""
+        self._post(Talk(TalkKind.TAPPED))
 
     @Slot()
     def talk_cancelled(self) -> None:
         """The talk key turned out to be part of a shortcut: drop what it recorded."""
-        if self._pipeline is None or self.mode is Mode.HANDS_FREE:
-            return
-        self._pipeline.cancel()
-        self._pipeline.release()
-        self._set(active=False)
+        self._post(Talk(TalkKind.CANCELLED))
 
     @Slot()
     def talk_toggled(self) -> None:
-        if self.facts.active:
-            self.talk_released()
-        else:
-            self.talk_pressed()
+        self._post(Talk(TalkKind.TOGGLED))
 
-    # ---------------------------------------------------------------- events
+    def retype(self, text: str) -> None:
+        """History: type an earlier text again (queued behind any typing in progress)."""
+        self._post(Retype(text))
 
-    @Slot(object)
-    def _on_segment(self, event: Event) -> None:
+    # ---------------------------------------------------------------- other threads
+
+    def on_client_event(self, event: ClientEvent) -> None:
+        """The client's callback (its thread, or any): handled on the Qt thread."""
+        self._bridge.client.emit(event)
+
+    def _on_audio_event(self, event: Event) -> None:
+        """Audio thread: audio to the client directly; lifecycle events also to Qt.
+        Qt first, so the core has seen an utterance end before its final can arrive."""
+        if not isinstance(event, AudioChunk):
+            self._bridge.segment.emit(event)
         self.client.submit(event)
-        if isinstance(event, UtteranceStarted):
-            self._set(speaking=True)
-        elif isinstance(event, UtteranceEnded):
-            self._speech_ended_at[event.utterance_id] = event.detected_at or self._clock()
-            outstanding = self.facts.outstanding
-            if event.reason.value != "cancelled":
-                outstanding = outstanding | {event.utterance_id}
-            self._set(speaking=False, outstanding=outstanding)
-        elif isinstance(event, UtteranceDropped):
-            self._set(speaking=False)
 
     @Slot(object)
     def _on_audio_error(self, error: BaseException) -> None:
-        self.problem.emit(f"Audio stopped: {error}")
-        self._pipeline = None
-        self._set(active=False, speaking=False)
+        self._post(AudioFailed(str(error)))
 
     @Slot(object)
     def _on_client(self, event: ClientEvent) -> None:
         if isinstance(event, PartialText):
             self.partial.emit(event.stable, event.unstable)
-        elif isinstance(event, FinalText):
-            self._type_final(event)
-        elif isinstance(event, UtteranceFailed):
-            self._set(outstanding=self.facts.outstanding - {event.utterance_id})
-            self.problem.emit(f"Recognition failed: {event.message}")
         elif isinstance(event, StateChanged):
             self.server_state.emit(event.state, event.detail)
             if event.state is ClientState.AUTH_FAILED:
                 self.problem.emit(f"The server refused the token: {event.detail}")
-
-    def _type_final(self, event: FinalText) -> None:
-        text = event.text.strip()
-        typed = False
-        if text:
-            self._set(typing=True)
-            try:
-                self._typer.type_final(text)
-                typed = True
-            except Exception as exc:
-                log.exception("typing failed")
-                self.problem.emit(f"Could not type the text: {exc}")
-            finally:
-                self._set(typing=False)
-        now = self._clock()
-        event.timeline.typed = now if typed else None
-        ended = self._speech_ended_at.pop(event.utterance_id, None)
-        latency = (now - ended) * 1000 if ended is not None and typed else None
-        entry = HistoryEntry(time.time(), text, latency, typed)
-        if text:
-            self.history.append(entry)
-            del self.history[:-200]
-        log.info(
-            "final %d: %s (%s)",
-            event.utterance_id,
-            text_for_log(text, self.client.log_transcripts),
-            f"{latency:.0f} ms end of speech → typed" if latency is not None else "not typed",
-        )
-        self._set(outstanding=self.facts.outstanding - {event.utterance_id})
-        self.final.emit(entry)
-
-    def retype(self, text: str) -> None:
-        """History: type an earlier text again."""
-        self._typer.type_final(text)
+        elif (outcome := client_outcome(event)) is not None:
+            self._post(outcome)

@@ -17,7 +17,7 @@ from desktop.coordinator import Coordinator
 from desktop.hotkey.debounce import CommandKind
 from desktop.hotkey.listener import HotkeyListener, KeyBackend
 from desktop.hotkey.router import Routed
-from desktop.output.base import InjectionGuard, OutputError, OutputMethod
+from desktop.output.base import InjectionGuard, OutputError
 from desktop.output.policy import OutputPolicy
 from desktop.output.typist import TypingResult, Typist, build_default_typist
 from desktop.settings import Settings
@@ -62,8 +62,8 @@ def open_meter_source(name: str) -> AudioSource:
 
 def output_policy(settings: Settings) -> OutputPolicy:
     return OutputPolicy(
-        method=OutputMethod.parse(settings.output_method),
-        app_methods={app: OutputMethod.parse(m) for app, m in settings.app_overrides.items()},
+        method=settings.output_method,
+        app_methods=dict(settings.app_overrides),
     )
 
 
@@ -132,7 +132,9 @@ class HotkeyBridge(QObject):
             c.talk_pressed()
         elif kind is CommandKind.RELEASE:
             c.talk_released()
-        else:  # TAP (brushed the key) or CANCEL (it was part of a shortcut): discard
+        elif kind is CommandKind.TAP:  # a short press: kept if the VAD heard speech in it
+            c.talk_tapped()
+        else:  # CANCEL (it was part of a shortcut): discard
             c.talk_cancelled()
 
 

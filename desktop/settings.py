@@ -3,11 +3,20 @@
 Every setting has a default, so a missing or damaged value never stops the app: it
 falls back to the default and the problem is logged. ``SCHEMA_VERSION`` is stored with
 the settings; :func:`migrate` upgrades older layouts.
+
+Settings carry typed values: ``mode`` is a :class:`~desktop.audio.segmenter.Mode`,
+``output_method`` (and each ``app_overrides`` value) an
+:class:`~desktop.output.base.OutputMethod`. Text exists only at the store boundary
+(:func:`setting_text` writes it, :func:`_coerce` reads it), in the spelling the settings
+file has always used, so old files keep loading. Each knob has one default: the VAD
+knobs' come from :class:`~desktop.audio.segmenter.SegmenterConfig`, the talk key's from
+:mod:`desktop.hotkey.keys`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import logging
 import os
@@ -15,16 +24,41 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from desktop.hotkey.keys import KeySpecError, normalize_key_spec
+from desktop.audio.segmenter import Mode, SegmenterConfig
+from desktop.hotkey.keys import DEFAULT_HOLD_KEY, KeySpecError, normalize_key_spec
+from desktop.output.base import OutputMethod
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
-MODES = ("hands_free", "push_to_talk", "toggle")
-OUTPUT_METHODS = ("auto", "keystrokes", "clipboard")
+#: How each output method is written in the settings file and offered in the dialog.
+OUTPUT_METHOD_TEXT = {
+    OutputMethod.AUTO: "auto",
+    OutputMethod.KEYSTROKES: "keystrokes",
+    OutputMethod.CLIPBOARD_PASTE: "clipboard",
+}
+MODES = tuple(mode.value for mode in Mode)
+OUTPUT_METHODS = tuple(OUTPUT_METHOD_TEXT.values())
 OVERLAY_POSITIONS = ("bottom", "top", "cursor")
 LAUNCHERS = ("wsl", "direct")
+
+_SEGMENTER = SegmenterConfig()  # the VAD knobs' defaults live there
+
+
+def setting_text(value: enum.Enum) -> str:
+    """The stored (and shown) spelling of an enum-valued setting."""
+    if isinstance(value, OutputMethod):
+        return OUTPUT_METHOD_TEXT[value]
+    return str(value.value)
+
+
+def parse_mode(value: Mode | str) -> Mode:
+    return value if isinstance(value, Mode) else Mode(str(value).strip().lower())
+
+
+def parse_output_method(value: OutputMethod | str) -> OutputMethod:
+    return value if isinstance(value, OutputMethod) else OutputMethod.parse(str(value))
 
 
 @dataclass(frozen=True)
@@ -42,17 +76,18 @@ class Settings:
     warm_mic: bool = False
     language: str = ""  # "" = detect
     context: str = ""  # hotwords / domain text
-    vad_threshold: float = 0.5
-    min_silence_ms: float = 560.0
-    pre_roll_ms: float = 480.0
-    tail_ms: float = 256.0
-    release_tail_ms: float = 320.0
+    # float(): the store reads a stored value back as its default's type
+    vad_threshold: float = float(_SEGMENTER.threshold)
+    min_silence_ms: float = float(_SEGMENTER.min_silence_ms)
+    pre_roll_ms: float = float(_SEGMENTER.pre_roll_ms)
+    tail_ms: float = float(_SEGMENTER.tail_ms)
+    release_tail_ms: float = float(_SEGMENTER.release_tail_ms)
     # dictation
-    mode: str = "push_to_talk"
-    hold_key: str = "ctrl_r"  # why right Ctrl: desktop/hotkey/keys.py
+    mode: Mode = Mode.PUSH_TO_TALK
+    hold_key: str = DEFAULT_HOLD_KEY  # why right Ctrl: desktop/hotkey/keys.py
     toggle_key: str = ""  # "" = none
-    output_method: str = "auto"
-    app_overrides: dict[str, str] = field(default_factory=dict)  # app name → method
+    output_method: OutputMethod = OutputMethod.AUTO
+    app_overrides: dict[str, OutputMethod] = field(default_factory=dict)  # app name → method
     sound_cues: bool = False  # a short tone when recording starts and stops
     # overlay
     overlay_position: str = "bottom"
@@ -67,13 +102,20 @@ class Settings:
     wsl_distro: str = ""  # "" = default distro
     server_command: str = "tingxie-server --model Qwen/Qwen3-ASR-1.7B"
 
+    def __post_init__(self) -> None:
+        # The dialog and older callers hand over the stored spelling ("hands_free",
+        # "clipboard"): the dataclass keeps the enum. A spelling that names no value
+        # raises ValueError.
+        object.__setattr__(self, "mode", parse_mode(self.mode))
+        object.__setattr__(self, "output_method", parse_output_method(self.output_method))
+        overrides = {str(k): parse_output_method(v) for k, v in self.app_overrides.items()}
+        object.__setattr__(self, "app_overrides", overrides)
+
     def validated(self) -> Settings:
         """A copy with out-of-range values replaced by defaults (logged)."""
         defaults = Settings()
         fixes: dict[str, Any] = {}
         choices = {
-            "mode": MODES,
-            "output_method": OUTPUT_METHODS,
             "overlay_position": OVERLAY_POSITIONS,
             "launcher": LAUNCHERS,
         }
@@ -95,9 +137,6 @@ class Settings:
                     normalize_key_spec(value)
                 except KeySpecError:
                     fixes[name] = getattr(defaults, name)
-        overrides = {k: v for k, v in self.app_overrides.items() if v in OUTPUT_METHODS}
-        if overrides != self.app_overrides:
-            fixes["app_overrides"] = overrides
         if fixes:
             log.warning("settings out of range, using defaults for: %s", ", ".join(fixes))
         return dataclasses.replace(self, **fixes)
@@ -116,6 +155,10 @@ def with_changes(current: Settings, before: Settings, after: Settings) -> Settin
 
 def _coerce(value: Any, default: Any) -> Any:
     """QSettings (INI/registry) stores strings; convert back to the default's type."""
+    if isinstance(default, Mode):
+        return parse_mode(str(value))
+    if isinstance(default, OutputMethod):
+        return parse_output_method(str(value))
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
@@ -131,8 +174,28 @@ def _coerce(value: Any, default: Any) -> Any:
         parsed = json.loads(value) if isinstance(value, str) else value
         if not isinstance(parsed, dict):
             raise ValueError("not an object")
-        return {str(k): str(v) for k, v in parsed.items()}
+        return _app_overrides(parsed)
     return str(value)
+
+
+def _app_overrides(parsed: dict[Any, Any]) -> dict[str, OutputMethod]:
+    """Per-application output methods; an entry naming no method is left out (logged)."""
+    overrides: dict[str, OutputMethod] = {}
+    for app, method in parsed.items():
+        try:
+            overrides[str(app)] = parse_output_method(str(method))
+        except ValueError:
+            log.warning("app_overrides: %r is not an output method; ignored for %s", method, app)
+    return overrides
+
+
+def _stored(value: Any) -> Any:
+    """A setting's value as QSettings stores it (text for enums, JSON for the dict)."""
+    if isinstance(value, enum.Enum):
+        return setting_text(value)
+    if isinstance(value, dict):
+        return json.dumps({k: setting_text(v) for k, v in value.items()})
+    return value
 
 
 def migrate(values: dict[str, Any], version: int) -> dict[str, Any]:
@@ -219,8 +282,7 @@ class SettingsStore:
         qs = self._qs
         qs.setValue("schema_version", SCHEMA_VERSION)
         for f in fields(Settings):
-            value = getattr(settings, f.name)
-            qs.setValue(f.name, json.dumps(value) if isinstance(value, dict) else value)
+            qs.setValue(f.name, _stored(getattr(settings, f.name)))
         if self._own_directory is not None:
             restrict_to_user(self._own_directory, 0o700)  # before the file is written
         qs.sync()

@@ -46,6 +46,7 @@ TYPED = [
     "desktop/ui/first_run.py",
     "server/download.py",
     "desktop/coordinator.py",
+    "desktop/dictation.py",
     "tests/hardening/fuzz.py",
 ]
 

@@ -30,7 +30,16 @@ from PySide6.QtWidgets import (
 
 from desktop.audio.source import AudioSource
 from desktop.hotkey.keys import KeySpecError, normalize_key_spec
-from desktop.settings import LAUNCHERS, MODES, OUTPUT_METHODS, OVERLAY_POSITIONS, Settings
+from desktop.settings import (
+    LAUNCHERS,
+    MODES,
+    OUTPUT_METHODS,
+    OVERLAY_POSITIONS,
+    Settings,
+    parse_mode,
+    parse_output_method,
+    setting_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +202,7 @@ class SettingsDialog(QDialog):
         page.setLayout(form)
         self.mode = QComboBox()
         self.mode.addItems(MODES)
-        self.mode.setCurrentText(s.mode)
+        self.mode.setCurrentText(setting_text(s.mode))
         self.hold_key = QLineEdit(s.hold_key)
         self.toggle_key = QLineEdit(s.toggle_key)
         self.language = QLineEdit(s.language)
@@ -203,9 +212,9 @@ class SettingsDialog(QDialog):
         self.context.setMaximumHeight(70)
         self.output_method = QComboBox()
         self.output_method.addItems(OUTPUT_METHODS)
-        self.output_method.setCurrentText(s.output_method)
+        self.output_method.setCurrentText(setting_text(s.output_method))
         self.overrides = QPlainTextEdit(
-            "\n".join(f"{app} = {method}" for app, method in s.app_overrides.items())
+            "\n".join(f"{app} = {setting_text(method)}" for app, method in s.app_overrides.items())
         )
         self.overrides.setPlaceholderText("WindowsTerminal.exe = clipboard")
         self.overrides.setMaximumHeight(70)
@@ -391,12 +400,12 @@ class SettingsDialog(QDialog):
             pre_roll_ms=self.pre_roll.value(),
             tail_ms=self.tail.value(),
             release_tail_ms=self.release_tail.value(),
-            mode=self.mode.currentText(),
+            mode=parse_mode(self.mode.currentText()),
             hold_key=hold_key,
             toggle_key=toggle_key,
             language=self.language.text().strip(),
             context=self.context.toPlainText().strip(),
-            output_method=self.output_method.currentText(),
+            output_method=parse_output_method(self.output_method.currentText()),
             app_overrides=parse_overrides(self.overrides.toPlainText()),
             sound_cues=self.sound_cues.isChecked(),
             overlay_position=self.overlay_position.currentText(),

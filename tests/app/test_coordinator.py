@@ -1,17 +1,26 @@
-"""The coordinator drives the real pipeline (Silero VAD on real speech) and the real
-streaming client against a real server process; typing is recorded."""
+"""The coordinator (the Qt adapter over the dictation core) drives the real pipeline
+(Silero VAD on real speech) and the real streaming client against a real server
+process; typing is recorded. The last tests run it offscreen with no server: client
+events are handed to it as the client thread would."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
+from PySide6.QtCore import QEventLoop, QTimer
 
+from desktop.audio.segmenter import Mode
 from desktop.audio.source import ArraySource
-from desktop.audio.vad import SileroVad
+from desktop.audio.vad import ScriptedDetector, SileroVad
 from desktop.coordinator import Coordinator, HistoryEntry, Stage
+from desktop.output.base import OutputError
+from desktop.output.typist import TypingResult
 from desktop.settings import Settings
+from protocol.client_events import FinalText
+from protocol.client_timeline import UtteranceTimeline
 from tests.conftest import Recording
 
 
@@ -37,7 +46,7 @@ def test_hands_free_dictation_types_each_sentence(qtbot, server_process, recordi
     _, port = server_process
     audio = speech_with_silence(recordings, ["ps_cards_001", "ps_goforward"])
     typer = RecordingTyper()
-    settings = replace(Settings(), server_url=f"ws://127.0.0.1:{port}", mode="hands_free")
+    settings = replace(Settings(), server_url=f"ws://127.0.0.1:{port}", mode=Mode.HANDS_FREE)
     coordinator = Coordinator(settings, typer, lambda s: ArraySource(audio, realtime=True),
                               SileroVad)
     stages: list[Stage] = []
@@ -67,7 +76,9 @@ def test_push_to_talk_types_only_while_key_held(qtbot, server_process, recording
     _, port = server_process
     audio = speech_with_silence(recordings, ["ps_0880"])
     typer = RecordingTyper()
-    settings = replace(Settings(), server_url=f"ws://127.0.0.1:{port}", mode="push_to_talk")
+    settings = replace(
+        Settings(), server_url=f"ws://127.0.0.1:{port}", mode=Mode.PUSH_TO_TALK, warm_mic=True
+    )
     coordinator = Coordinator(settings, typer, lambda s: ArraySource(audio, realtime=True),
                               SileroVad)
     finals: list[HistoryEntry] = []
@@ -90,7 +101,7 @@ def test_microphone_failure_is_reported_not_fatal(qtbot) -> None:
     def broken(_: Settings) -> ArraySource:
         raise OSError("PortAudio library not found")
 
-    coordinator = Coordinator(replace(Settings(), mode="hands_free"), RecordingTyper(), broken,
+    coordinator = Coordinator(replace(Settings(), mode=Mode.HANDS_FREE), RecordingTyper(), broken,
                               SileroVad)
     problems: list[str] = []
     coordinator.problem.connect(problems.append)
@@ -115,7 +126,7 @@ class FailingSource(ArraySource):
 def test_audio_thread_failure_is_reported_and_dictation_stops(qtbot) -> None:
     silence = np.zeros(3 * 16000, np.int16)
     coordinator = Coordinator(
-        replace(Settings(), mode="hands_free"), RecordingTyper(),
+        replace(Settings(), mode=Mode.HANDS_FREE), RecordingTyper(),
         lambda s: FailingSource(silence), SileroVad,
     )
     problems: list[str] = []
@@ -129,3 +140,86 @@ def test_audio_thread_failure_is_reported_and_dictation_stops(qtbot) -> None:
         assert coordinator.facts.stage is Stage.IDLE
     finally:
         coordinator.shutdown()
+
+
+# ---------------------------------------------------------------- the Qt adapter, offscreen
+
+
+class PastingTyper:
+    """Types like the clipboard output: a nested event loop runs while it waits for the
+    paste, and Qt delivers whatever is queued meanwhile."""
+
+    def __init__(self, during_first: Callable[[], None]) -> None:
+        self.during_first = during_first
+        self.typed: list[str] = []
+        self.depth = 0
+        self.max_depth = 0
+
+    def type_final(self, text: str) -> None:
+        self.depth += 1
+        self.max_depth = max(self.max_depth, self.depth)
+        try:
+            if not self.typed:
+                self.during_first()
+            loop = QEventLoop()
+            QTimer.singleShot(30, loop.quit)
+            loop.exec()  # the nested event loop: queued signals are delivered here
+            self.typed.append(text)
+        finally:
+            self.depth -= 1
+
+
+def final_text(uid: int, text: str) -> FinalText:
+    return FinalText(uid, text, None, UtteranceTimeline(uid))
+
+
+def test_a_final_delivered_by_the_typists_nested_event_loop_waits_its_turn(qtbot) -> None:
+    silence = np.zeros(16000, np.int16)
+    coordinator: Coordinator | None = None
+
+    def second_final_from_the_client_thread() -> None:
+        assert coordinator is not None
+        thread = threading.Thread(
+            target=coordinator.on_client_event, args=(final_text(2, "second"),)
+        )
+        thread.start()
+        thread.join()
+
+    typer = PastingTyper(second_final_from_the_client_thread)
+    coordinator = Coordinator(
+        replace(Settings(), server_url="ws://127.0.0.1:9", mode=Mode.HANDS_FREE),
+        typer, lambda s: ArraySource(silence), lambda: ScriptedDetector([]),
+    )
+    stages: list[Stage] = []
+    finals: list[HistoryEntry] = []
+    coordinator.stage_changed.connect(stages.append)
+    coordinator.final.connect(finals.append)
+    coordinator.on_client_event(final_text(1, "first"))
+    qtbot.waitUntil(lambda: len(finals) == 2, timeout=5000)
+    assert typer.typed == ["first", "second"] and typer.max_depth == 1
+    assert [(f.text, f.typed) for f in finals] == [("first", True), ("second", True)]
+    assert [e.text for e in coordinator.history] == ["first", "second"]
+    assert stages == [Stage.TYPING, Stage.IDLE], "typing the second follows the first"
+
+
+def test_typing_errors_and_deferrals_are_results_not_exceptions(qtbot) -> None:
+    class Refusing:
+        def type_final(self, text: str) -> TypingResult:
+            if text == "boom":
+                raise OutputError("no display")
+            return TypingResult(text, deferred=True)
+
+    coordinator = Coordinator(
+        replace(Settings(), server_url="ws://127.0.0.1:9", mode=Mode.HANDS_FREE),
+        Refusing(), lambda s: ArraySource(np.zeros(512, np.int16)), lambda: ScriptedDetector([]),
+    )
+    problems: list[str] = []
+    finals: list[HistoryEntry] = []
+    coordinator.problem.connect(problems.append)
+    coordinator.final.connect(finals.append)
+    coordinator.on_client_event(final_text(1, "boom"))
+    coordinator.on_client_event(final_text(2, "later"))
+    qtbot.waitUntil(lambda: len(finals) == 2, timeout=5000)
+    assert [(f.text, f.typed) for f in finals] == [("boom", False), ("later", False)]
+    assert problems == ["Could not type the text: OutputError: no display"]
+    assert coordinator.facts.stage is Stage.IDLE

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 from desktop.settings import SCHEMA_VERSION, Settings, SettingsStore
@@ -56,3 +56,74 @@ def test_a_dialog_working_on_a_copy_keeps_changes_made_meanwhile() -> None:
     chosen = replace(opened_with, server_url="ws://10.0.0.2:8765", server_configured=True)
     merged = with_changes(meanwhile, opened_with, chosen)
     assert merged == replace(meanwhile, server_url="ws://10.0.0.2:8765", server_configured=True)
+
+
+# ---------------------------------------------------------------- typed values
+
+
+def test_settings_carry_enums_built_from_the_stored_spelling() -> None:
+    from desktop.audio.segmenter import Mode
+    from desktop.output.base import OutputMethod
+
+    s = Settings(mode="toggle", output_method="clipboard", app_overrides={"a.exe": "keys"})
+    assert s.mode is Mode.TOGGLE
+    assert s.output_method is OutputMethod.CLIPBOARD_PASTE
+    assert s.app_overrides == {"a.exe": OutputMethod.KEYSTROKES}
+    assert Settings().mode is Mode.PUSH_TO_TALK and Settings().output_method is OutputMethod.AUTO
+
+
+def test_a_file_written_before_typed_settings_loads_and_is_written_the_same_way(
+    tmp_path: Path,
+) -> None:
+    from desktop.audio.segmenter import Mode
+    from desktop.output.base import OutputMethod
+
+    old_file = (
+        "[General]\nschema_version=1\nmode=toggle\noutput_method=clipboard\n"
+        'app_overrides="{\\"WindowsTerminal.exe\\": \\"clipboard\\", \\"x.exe\\": \\"fax\\"}"\n'
+    )
+    (tmp_path / "tingxie.ini").write_text(old_file)
+    loaded = SettingsStore(tmp_path).load()
+    assert loaded.mode is Mode.TOGGLE
+    assert loaded.output_method is OutputMethod.CLIPBOARD_PASTE
+    # an entry naming no method is left out, the others kept
+    assert loaded.app_overrides == {"WindowsTerminal.exe": OutputMethod.CLIPBOARD_PASTE}
+    SettingsStore(tmp_path).save(loaded)
+    text = (tmp_path / "tingxie.ini").read_text()
+    assert "mode=toggle" in text and "output_method=clipboard" in text
+    assert "Mode." not in text and "OutputMethod" not in text
+    assert SettingsStore(tmp_path).load() == loaded
+
+
+def test_each_vad_knob_has_one_default() -> None:
+    """The tray's VAD defaults are the segmenter's: an untouched Settings builds exactly
+    the segmenter's default configuration."""
+    from desktop.audio.segmenter import SegmenterConfig
+    from desktop.coordinator import segmenter_config
+
+    assert segmenter_config(Settings()) == SegmenterConfig()
+
+
+def test_the_configuration_reference_shows_each_settings_default() -> None:
+    """docs/configuration.md's default column says what Settings() holds."""
+    import re
+
+    from desktop.settings import setting_text
+
+    doc = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `(\w+)` \| ([^|]*) \|", doc.split("### Settings")[1], re.M))
+    defaults = Settings()
+    assert set(rows) == {f.name for f in fields(Settings)}
+    for name, documented in rows.items():
+        value = getattr(defaults, name)
+        documented = documented.strip()
+        if isinstance(value, bool):
+            assert documented in (("on", "true") if value else ("off", "false")), name
+        elif value in ("", {}):
+            assert "`" not in documented, f"{name}: documented as {documented}"
+        elif isinstance(value, float):
+            assert documented == f"`{value:g}`", name
+        elif isinstance(value, str):
+            assert documented == f"`{value}`", name
+        else:
+            assert documented == f"`{setting_text(value)}`", name

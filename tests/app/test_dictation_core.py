@@ -1,0 +1,505 @@
+"""The dictation core, pure: a fake clock, a fake microphone, a typing executor the test
+runs by hand, and the client's outcome events. No Qt, no threads, no sleeps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from desktop.audio.segmenter import (
+    DropReason,
+    EndReason,
+    Mode,
+    UtteranceDropped,
+    UtteranceEnded,
+    UtteranceStarted,
+)
+from desktop.dictation import (
+    AudioFailed,
+    DictationCore,
+    FinalRecorded,
+    FinalTyper,
+    Notice,
+    Problem,
+    RecordingChanged,
+    Retype,
+    SettingsChanged,
+    Stage,
+    StageChanged,
+    Start,
+    SwitchHandsFree,
+    Talk,
+    TalkKind,
+    Tick,
+    TypingDone,
+    TypingJob,
+    TypingOutcome,
+    TypingStatus,
+    type_text,
+)
+from desktop.output.base import OutputMethod
+from desktop.output.typist import TypingResult
+from protocol.client_events import (
+    FailReason,
+    FinalText,
+    UtteranceCancelled,
+    UtteranceFailed,
+)
+from protocol.client_timeline import UtteranceTimeline
+
+TYPED = TypingOutcome(TypingStatus.TYPED)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class FakeMicrophone:
+    fail_with: str | None = None
+    calls: list[str] = field(default_factory=list)
+    opened_in: Mode | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.opened_in is not None
+
+    def open(self, mode: Mode) -> str | None:
+        self.calls.append(f"open {mode.value}")
+        if self.fail_with is None:
+            self.opened_in = mode
+        return self.fail_with
+
+    def close(self) -> None:
+        self.calls.append("close")
+        self.opened_in = None
+
+    def set_mode(self, mode: Mode) -> None:
+        self.calls.append(f"mode {mode.value}")
+
+    def press(self) -> None:
+        self.calls.append("press")
+
+    def release(self) -> None:
+        self.calls.append("release")
+
+    def tap(self) -> None:
+        self.calls.append("tap")
+
+    def cancel(self) -> None:
+        self.calls.append("cancel")
+
+
+class ManualExecutor:
+    """Keeps submitted jobs; the test (or :meth:`run_next`) finishes them."""
+
+    def __init__(self) -> None:
+        self.submitted: list[TypingJob] = []
+        self.core: DictationCore | None = None
+
+    def submit(self, job: TypingJob) -> None:
+        self.submitted.append(job)
+
+    def run_next(self, typer: FinalTyper) -> None:
+        """Type the newest submitted job with ``typer``, then report it, as the Qt
+        adapter's timer does."""
+        assert self.core is not None
+        job = self.submitted[-1]
+        self.core.post(TypingDone(job, type_text(typer, job.text)))
+
+
+@dataclass
+class Rig:
+    core: DictationCore
+    mic: FakeMicrophone
+    executor: ManualExecutor
+    clock: FakeClock
+    notices: list[Notice]
+
+    @property
+    def stages(self) -> list[Stage]:
+        return [n.stage for n in self.notices if isinstance(n, StageChanged)]
+
+    @property
+    def problems(self) -> list[str]:
+        return [n.text for n in self.notices if isinstance(n, Problem)]
+
+    @property
+    def recorded(self) -> list[str]:
+        return [n.entry.text for n in self.notices if isinstance(n, FinalRecorded)]
+
+    def finish_typing(self, outcome: TypingOutcome = TYPED) -> None:
+        job = self.core.typing_now
+        assert job is not None, "nothing is being typed"
+        self.core.post(TypingDone(job, outcome))
+
+
+def rig(mode: Mode = Mode.PUSH_TO_TALK, mic: FakeMicrophone | None = None) -> Rig:
+    clock, notices = FakeClock(), []
+    microphone = mic or FakeMicrophone()
+    executor = ManualExecutor()
+    core = DictationCore(
+        microphone, executor, notices.append, mode=mode, clock=clock, wall_clock=lambda: 1e9
+    )
+    executor.core = core
+    return Rig(core, microphone, executor, clock, notices)
+
+
+def started(uid: int) -> UtteranceStarted:
+    return UtteranceStarted(uid, 0, 0, Mode.PUSH_TO_TALK)
+
+
+def ended(
+    uid: int, at: float | None = None, reason: EndReason = EndReason.RELEASED
+) -> UtteranceEnded:
+    return UtteranceEnded(uid, reason, 0, 16_000, 16_000, 16_000, detected_at=at)
+
+
+def final(uid: int, text: str, stale: bool = False) -> FinalText:
+    return FinalText(uid, text, None, UtteranceTimeline(uid), stale=stale)
+
+
+def spoken(r: Rig, *uids: int) -> None:
+    """Utterances that were spoken and ended, waiting for their outcomes."""
+    for uid in uids:
+        r.core.post(started(uid))
+        r.core.post(ended(uid, at=r.clock.now))
+
+
+# ---------------------------------------------------------------- typing is never re-entered
+
+
+def test_a_final_arriving_while_typing_is_queued_and_typed_after_in_order() -> None:
+    r = rig()
+    spoken(r, 1, 2)
+    r.core.post(final(1, "first"))
+    assert [j.text for j in r.executor.submitted] == ["first"]
+    r.core.post(final(2, "second"))  # arrives while "first" is being typed
+    assert [j.text for j in r.executor.submitted] == ["first"], "one job at a time"
+    assert [j.text for j in r.core.typing_queue] == ["second"]
+    assert r.core.facts.stage is Stage.TYPING
+    r.finish_typing()
+    assert [j.text for j in r.executor.submitted] == ["first", "second"]
+    assert [e.text for e in r.core.history] == ["first"]
+    r.finish_typing()
+    assert [(e.text, e.typed) for e in r.core.history] == [("first", True), ("second", True)]
+    assert r.core.facts.stage is Stage.IDLE
+
+
+def test_a_nested_event_loop_delivering_a_final_cannot_start_a_second_typing() -> None:
+    """The Qt clipboard spins a nested event loop while it waits for the paste; a final
+    delivered there is posted to the core in the middle of typing. It waits its turn."""
+    r = rig()
+    spoken(r, 1, 2)
+    depth, typed = [0], []
+
+    class NestingTyper:
+        def type_final(self, text: str) -> None:
+            depth[0] += 1
+            assert depth[0] == 1, "typing re-entered"
+            if text == "first":
+                r.core.post(final(2, "second"))  # the nested loop delivers the next final
+                assert len(r.executor.submitted) == 1
+            typed.append(text)
+            depth[0] -= 1
+
+    r.core.post(final(1, "first"))
+    r.executor.run_next(NestingTyper())
+    assert [j.text for j in r.executor.submitted] == ["first", "second"]
+    r.executor.run_next(NestingTyper())
+    assert typed == ["first", "second"]
+    assert [(e.text, e.typed) for e in r.core.history] == [("first", True), ("second", True)]
+
+
+def test_an_executor_that_types_inside_submit_still_finishes_jobs_in_order() -> None:
+    """Even an executor that breaks the rule and reports inside ``submit`` cannot nest
+    two jobs: its report is queued behind the command that submitted the job."""
+    clock, notices, typed = FakeClock(), [], []
+    holder: list[DictationCore] = []
+
+    class Immediate:
+        def submit(self, job: TypingJob) -> None:
+            typed.append(job.text)
+            holder[0].post(TypingDone(job, TYPED))
+            assert holder[0].typing_now is job, "the report waits in the queue"
+
+    core = DictationCore(
+        FakeMicrophone(),
+        Immediate(),
+        notices.append,
+        mode=Mode.PUSH_TO_TALK,
+        clock=clock,
+        wall_clock=lambda: 0.0,
+    )
+    holder.append(core)
+    for uid, text in ((1, "a"), (2, "b"), (3, "c")):
+        core.post(final(uid, text))
+    assert typed == ["a", "b", "c"]
+    assert [e.text for e in core.history] == ["a", "b", "c"]
+    assert core.typing_now is None and core.facts.stage is Stage.IDLE
+
+
+def test_a_result_for_a_job_that_is_not_running_is_ignored() -> None:
+    r = rig()
+    r.core.post(final(1, "one"))
+    stray = TypingJob(99, "stray", 99)
+    r.core.post(TypingDone(stray, TYPED))
+    assert r.core.typing_now is not None and r.core.history == []
+
+
+# ---------------------------------------------------------------- history order
+
+
+def test_a_later_final_waits_for_the_earlier_utterance() -> None:
+    r = rig()
+    spoken(r, 1, 2)
+    r.core.post(final(2, "second"))  # the shorter utterance decoded first
+    assert r.executor.submitted == [] and r.core.facts.stage is Stage.FINALIZING
+    r.core.post(final(1, "first"))
+    r.finish_typing()
+    r.finish_typing()
+    assert [e.text for e in r.core.history] == ["first", "second"]
+    assert r.recorded == ["first", "second"]
+
+
+def test_a_later_final_is_typed_once_the_earlier_one_has_waited_too_long() -> None:
+    r = rig()
+    spoken(r, 1, 2)
+    r.core.post(final(2, "second"))
+    assert r.core.next_deadline() == pytest.approx(r.clock.now + r.core.order_wait_s)
+    r.clock.now += r.core.order_wait_s - 0.01
+    r.core.post(Tick())
+    assert r.executor.submitted == []
+    r.clock.now += 0.01
+    r.core.post(Tick())
+    assert [j.text for j in r.executor.submitted] == ["second"]
+    assert r.core.next_deadline() is None
+
+
+# ---------------------------------------------------------------- outcomes are visible
+
+
+def test_a_failed_utterance_is_told_and_lets_the_next_one_through() -> None:
+    r = rig()
+    spoken(r, 1, 2)
+    r.core.post(final(2, "second"))
+    r.core.post(UtteranceFailed(1, "the model failed on it", FailReason.ENGINE_ERROR))
+    assert r.problems == ["Recognition failed: the model failed on it"]
+    assert [j.text for j in r.executor.submitted] == ["second"]
+    r.finish_typing()
+    assert [e.text for e in r.core.history] == ["second"]
+    assert r.core.facts.outstanding == frozenset() and r.core.facts.stage is Stage.IDLE
+
+
+def test_a_cancelled_utterance_ends_quietly() -> None:
+    r = rig()
+    spoken(r, 1)
+    assert r.core.facts.stage is Stage.FINALIZING
+    r.core.post(UtteranceCancelled(1))
+    assert r.problems == [] and r.core.facts.stage is Stage.IDLE and r.core.history == []
+
+
+def test_a_stale_final_goes_to_history_untyped_with_a_notice() -> None:
+    r = rig()
+    spoken(r, 1)
+    r.core.post(final(1, "said long ago", stale=True))
+    assert r.executor.submitted == []
+    (entry,) = r.core.history
+    assert entry.text == "said long ago" and not entry.typed and "too late" in entry.note
+    assert r.problems and "History" in r.problems[0]
+    assert r.core.facts.stage is Stage.IDLE
+
+
+def test_typing_that_raises_is_a_failed_entry_not_an_exception() -> None:
+    r = rig()
+    spoken(r, 1)
+
+    class Broken:
+        def type_final(self, text: str) -> None:
+            raise RuntimeError("clipboard unavailable")
+
+    r.core.post(final(1, "hello"))
+    r.executor.run_next(Broken())
+    (entry,) = r.core.history
+    assert not entry.typed and entry.latency_ms is None and "clipboard unavailable" in entry.note
+    assert r.problems == ["Could not type the text: RuntimeError: clipboard unavailable"]
+    assert r.core.facts.stage is Stage.IDLE
+
+
+@pytest.mark.parametrize(
+    ("result", "status"),
+    [
+        (TypingResult("t", deferred=True), TypingStatus.DEFERRED),
+        (TypingResult("t", skipped_own_window=True), TypingStatus.SKIPPED),
+        (TypingResult("t", error="OutputError: no display"), TypingStatus.FAILED),
+        (TypingResult("t", typed="t", method=OutputMethod.KEYSTROKES), TypingStatus.TYPED),
+    ],
+)
+def test_only_text_the_typist_typed_is_recorded_as_typed(
+    result: TypingResult, status: TypingStatus
+) -> None:
+    class Typist:
+        def type_final(self, text: str) -> TypingResult:
+            return result
+
+    assert type_text(Typist(), "t").status is status
+    r = rig()
+    r.core.post(final(1, "t"))
+    r.executor.run_next(Typist())
+    assert [e.typed for e in r.core.history] == [status is TypingStatus.TYPED]
+
+
+def test_latency_is_end_of_speech_to_typed_and_the_timeline_says_when() -> None:
+    r = rig()
+    r.core.post(started(1))
+    r.core.post(ended(1, at=r.clock.now))
+    spoke_until = r.clock.now
+    r.clock.now += 0.5
+    event = final(1, "hi")
+    r.core.post(event)
+    r.clock.now += 0.3
+    r.finish_typing()
+    (entry,) = r.core.history
+    assert entry.latency_ms == pytest.approx(800)
+    assert event.timeline.typed == spoke_until + 0.8
+
+
+def test_retype_goes_through_the_typing_queue_and_adds_no_history() -> None:
+    r = rig()
+    r.core.post(final(1, "one"))
+    r.core.post(Retype("again"))
+    assert [j.text for j in r.executor.submitted] == ["one"]
+    r.finish_typing()
+    assert [j.text for j in r.executor.submitted] == ["one", "again"]
+    r.finish_typing()
+    assert [e.text for e in r.core.history] == ["one"]
+
+
+def test_empty_finals_are_neither_typed_nor_recorded() -> None:
+    r = rig()
+    spoken(r, 1)
+    r.core.post(final(1, "  "))
+    assert r.executor.submitted == [] and r.core.history == []
+    assert r.core.facts.stage is Stage.IDLE
+
+
+# ---------------------------------------------------------------- stage and microphone
+
+
+def test_push_to_talk_stages_and_recording_cues() -> None:
+    r = rig()
+    r.core.post(Start())
+    assert r.mic.calls == ["open push_to_talk"] and r.stages == []  # warm microphone
+    r.core.post(Talk(TalkKind.PRESSED))
+    r.core.post(started(1))
+    r.core.post(Talk(TalkKind.RELEASED))
+    assert r.core.facts.stage is Stage.SPEAKING, "the release tail is still recorded"
+    r.core.post(ended(1, at=r.clock.now))
+    r.core.post(final(1, "hello"))
+    r.finish_typing()
+    assert r.stages == [
+        Stage.LISTENING,
+        Stage.SPEAKING,
+        Stage.FINALIZING,
+        Stage.TYPING,
+        Stage.IDLE,
+    ]
+    assert [n.recording for n in r.notices if isinstance(n, RecordingChanged)] == [True, False]
+    assert r.mic.calls == ["open push_to_talk", "press", "release"]
+
+
+def test_a_tap_is_handed_to_the_microphone_to_judge() -> None:
+    r = rig()
+    r.core.post(Talk(TalkKind.PRESSED))
+    r.core.post(Talk(TalkKind.TAPPED))
+    assert r.mic.calls[-2:] == ["press", "tap"] and not r.core.facts.active
+
+
+def test_a_cancelled_hold_and_a_dropped_candidate_leave_nothing_outstanding() -> None:
+    r = rig()
+    r.core.post(Talk(TalkKind.PRESSED))
+    r.core.post(started(1))
+    r.core.post(Talk(TalkKind.CANCELLED))
+    r.core.post(ended(1, reason=EndReason.CANCELLED))
+    r.core.post(Talk(TalkKind.PRESSED))
+    r.core.post(UtteranceDropped(2, DropReason.NO_SPEECH, 0, 100, 0))
+    r.core.post(Talk(TalkKind.RELEASED))
+    assert r.core.facts.outstanding == frozenset() and r.core.facts.stage is Stage.IDLE
+    assert "cancel" in r.mic.calls
+
+
+def test_the_toggle_key_alternates_press_and_release() -> None:
+    r = rig(Mode.TOGGLE)
+    r.core.post(Talk(TalkKind.TOGGLED))
+    assert r.core.facts.active
+    r.core.post(Talk(TalkKind.TOGGLED))
+    assert not r.core.facts.active and r.mic.calls[-2:] == ["press", "release"]
+
+
+def test_hands_free_from_the_tray_and_back_to_the_warm_talk_key() -> None:
+    r = rig()
+    r.core.post(Start())
+    r.core.post(SwitchHandsFree())
+    assert r.core.mode is Mode.HANDS_FREE and r.core.facts.stage is Stage.LISTENING
+    r.core.post(Talk(TalkKind.PRESSED))  # the talk key does nothing while hands-free
+    assert "press" not in r.mic.calls
+    r.core.post(SwitchHandsFree())
+    assert r.mic.calls == ["open push_to_talk", "mode hands_free", "mode push_to_talk"]
+    assert r.core.facts.stage is Stage.IDLE
+
+
+def test_a_microphone_that_cannot_open_is_reported() -> None:
+    r = rig(Mode.HANDS_FREE, FakeMicrophone(fail_with="PortAudio library not found"))
+    r.core.post(SwitchHandsFree())
+    assert r.problems == ["Cannot open the microphone: PortAudio library not found"]
+    assert r.core.facts.stage is Stage.IDLE and r.core.mode is Mode.HANDS_FREE
+    r.core.post(Talk(TalkKind.PRESSED))  # hands-free configured: no talk key
+    assert r.stages == []
+
+
+def test_audio_failure_closes_the_microphone_and_stops_dictation() -> None:
+    r = rig(Mode.HANDS_FREE)
+    r.core.post(SwitchHandsFree())
+    r.core.post(started(1))
+    r.core.post(AudioFailed("device unplugged"))
+    assert r.problems == ["Audio stopped: device unplugged"]
+    assert not r.mic.is_open and r.core.facts.stage is Stage.IDLE
+
+
+def test_new_audio_settings_reopen_the_microphone_in_the_new_mode() -> None:
+    r = rig()
+    r.core.post(Start())
+    r.core.post(SettingsChanged(Mode.TOGGLE, audio_changed=True))
+    assert r.mic.calls == ["open push_to_talk", "close", "open toggle"]
+    r.core.post(SettingsChanged(Mode.HANDS_FREE, audio_changed=True))
+    assert r.mic.calls[-1] == "close" and not r.mic.is_open
+
+
+def test_a_cold_microphone_opens_at_the_press_and_closes_after_the_utterance() -> None:
+    r = rig()
+    r.core.post(SettingsChanged(Mode.PUSH_TO_TALK, audio_changed=False, warm_microphone=False))
+    r.core.post(Start())
+    assert r.mic.calls == [] and not r.mic.is_open
+    r.core.post(Talk(TalkKind.PRESSED))
+    r.core.post(started(1))
+    r.core.post(Talk(TalkKind.RELEASED))
+    assert r.mic.is_open, "the release tail is still being recorded"
+    r.core.post(Talk(TalkKind.PRESSED))  # pressed again before the tail ended
+    r.core.post(ended(1, at=r.clock.now))
+    assert r.mic.is_open
+    r.core.post(Talk(TalkKind.TAPPED))
+    r.core.post(UtteranceDropped(2, DropReason.CANCELLED, 0, 100, 0))
+    assert r.mic.calls == ["open push_to_talk", "press", "release", "press", "tap", "close"]
+
+
+def test_turning_the_warm_microphone_off_closes_an_idle_one() -> None:
+    r = rig()
+    r.core.post(Start())
+    assert r.mic.is_open
+    r.core.post(SettingsChanged(Mode.PUSH_TO_TALK, audio_changed=False, warm_microphone=False))
+    assert not r.mic.is_open
