@@ -1,4 +1,5 @@
-"""Qwen3-ASR engine: qwen-asr's prompts and parser, on vLLM (production) or transformers.
+"""Qwen3-ASR engine: our prompts and parser, on vLLM's native model (production) or on
+transformers (qwen-asr's model class).
 
 Nothing heavy happens at import: torch, transformers, vllm and qwen_asr are imported when a
 generator loads, and :func:`build_qwen_engine` only resolves paths and picks a backend.
@@ -6,9 +7,10 @@ generator loads, and :func:`build_qwen_engine` only resolves paths and picks a b
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from server.engine.base import Engine, Generator
@@ -18,6 +20,7 @@ from server.engine.qwen.errors import (
     ModelLoadError,
     ModelNotFoundError,
     QwenEngineError,
+    UnsupportedOptionError,
     resolve_model_path,
 )
 from server.engine.qwen.policy import WindowedConfig
@@ -30,6 +33,7 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFoundError",
     "QwenEngineError",
+    "UnsupportedOptionError",
     "WindowedConfig",
     "build_qwen_engine",
     "choose_backend",
@@ -60,7 +64,7 @@ def choose_backend(backend: str, device: str | None = None) -> str:
         if backend == "vllm" and not _vllm_installed():
             raise ModelLoadError(
                 "backend 'vllm' requested but vllm is not installed: "
-                "pip install 'qwen-asr[vllm]==0.0.6' (Linux/WSL2 with a GPU), "
+                "pip install 'tingxie[vllm]' (Linux/WSL2 with a GPU), "
                 "or use --backend transformers"
             )
         return backend
@@ -94,6 +98,7 @@ def build_qwen_engine(
     article: Mapping[str, Any] | None = None,
     ignore_eos: bool = False,
     vllm_kwargs: Mapping[str, Any] | None = None,
+    transformers_only: Collection[str] = (),
 ) -> Engine:
     """A Qwen3-ASR engine, not yet loaded: the server awaits ``engine.generator.load()``.
 
@@ -104,12 +109,22 @@ def build_qwen_engine(
     and both (batch). windowed: the windowed policy's settings. article: keyword arguments
     of qwen-asr's ``init_streaming_state`` plus ``max_new_tokens`` (article: 32).
     ignore_eos: decode exactly max_new_tokens (tests and benchmarks with random weights).
-    vllm_kwargs: extra vLLM engine arguments (e.g. ``enforce_eager``).
+    vllm_kwargs: extra vLLM engine arguments (``max_num_seqs``, ``data_parallel_size``,
+    ``enforce_eager``...), passed through to vLLM unchanged.
+    transformers_only: options the caller was given that only the transformers backend
+    honours (e.g. ``--max-batch-size``); when the backend is vLLM they are refused with
+    :class:`UnsupportedOptionError` rather than silently ignored.
     """
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
     path = resolve_model_path(model)
     chosen = choose_backend(backend, device)
+    if chosen == "vllm" and transformers_only:
+        raise UnsupportedOptionError(
+            f"{', '.join(sorted(transformers_only))}: only the transformers backend uses "
+            "this; vLLM schedules requests itself (continuous batching, finals first). "
+            "On vLLM use --max-num-seqs and --max-partials-in-flight instead, or drop it"
+        )
     generator: Generator
     if chosen == "vllm":
         from server.engine.qwen.vllm_generator import VLLMGenerator
@@ -134,7 +149,19 @@ def build_qwen_engine(
         return ArticleEngine(generator, ArticleConfig(**dict(article or {})))
     from server.engine.qwen.windowed import WindowedEngine
 
-    cfg = (windowed or WindowedConfig()).fit_to_model_len(max_model_len)
+    wanted = windowed or WindowedConfig()
+    cfg = wanted.fit_to_model_len(max_model_len)
+    shrunk = [
+        f"{f.name} {getattr(wanted, f.name):g} -> {getattr(cfg, f.name):g} s"
+        for f in dataclasses.fields(cfg)
+        if getattr(cfg, f.name) != getattr(wanted, f.name)
+    ]
+    if shrunk:
+        logger.warning(
+            "windowed policy: audio windows shrunk to fit --max-model-len %d: %s",
+            max_model_len,
+            ", ".join(shrunk),
+        )
     logger.info(
         "Qwen3-ASR engine: backend=%s policy=%s model=%s (partial window <= %.0f s, "
         "full-utterance final <= %.0f s)",

@@ -23,6 +23,10 @@ class KVCacheError(ModelLoadError):
     """vLLM could not fit the KV cache for ``max_model_len`` into the memory it may use."""
 
 
+class UnsupportedOptionError(QwenEngineError, ValueError):
+    """An option the chosen backend does not honour was set (refused, not ignored)."""
+
+
 class GenerationError(QwenEngineError):
     """The model failed while decoding a batch."""
 

@@ -2,6 +2,8 @@
 
 For machines without vLLM or a GPU (native Windows, CPU boxes): the same prompts as the
 vLLM generator, micro-batched (one padded ``generate`` per batch, one batch at a time).
+qwen-asr supplies only what transformers lacks: the Qwen3-ASR model class and its
+processor (audio features); prompts and parsing are ours (:mod:`.prompt`).
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ class TransformersGenerator(Generator):
             ) from e
         self._model = asr.model
         self._model.eval()
-        self.text = QwenModelText(asr.processor)
+        self.text = QwenModelText(asr.processor.tokenizer, asr.processor)
         eos = self._model.generation_config.eos_token_id
         self._eos = [eos] if isinstance(eos, int) else list(eos or [])
         logger.warning(

@@ -357,3 +357,39 @@ class WindowedConfig:
             segment_max_sec=seg_max,
             segment_soft_sec=min(self.segment_soft_sec, seg_max),
         )
+
+
+def _spec_value(name: str, text: str, default: object) -> object:
+    value = text.strip()
+    if isinstance(default, bool):
+        if value.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if value.lower() in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError(f"{name}={text!r}: expected true or false")
+    if name == "tokens_per_sec" and value.lower() == "none":
+        return None
+    try:
+        return int(value) if isinstance(default, int) else float(value)
+    except ValueError:
+        raise ValueError(f"{name}={text!r}: not a number") from None
+
+
+def windowed_config_from_spec(spec: str) -> WindowedConfig:
+    """A :class:`WindowedConfig` from ``name=value,name=value`` (field names as in the
+    class; unnamed fields keep their defaults). Raises ValueError naming the bad part."""
+    from dataclasses import fields
+
+    defaults = WindowedConfig()
+    known = {f.name for f in fields(WindowedConfig)}
+    values: dict[str, object] = {}
+    for part in spec.split(","):
+        if not part.strip():
+            continue
+        name, sep, text = part.partition("=")
+        name = name.strip()
+        if not sep or name not in known:
+            names = ", ".join(sorted(known))
+            raise ValueError(f"{part.strip()!r}: expected name=value, name one of: {names}")
+        values[name] = _spec_value(name, text, getattr(defaults, name))
+    return WindowedConfig(**values)  # type: ignore[arg-type]  # checked per field above

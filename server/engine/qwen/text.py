@@ -1,24 +1,19 @@
-"""qwen-asr's own prompt format, tokenizer and output parser behind the policy's
-:class:`~server.engine.qwen.policy.ModelText` interface.
-
-qwen_asr (and with it torch/transformers) is imported only when one is built.
+"""The model's text side for both backends: our prompt format and parser
+(:mod:`server.engine.qwen.prompt`) with the checkpoint's own tokenizer, behind the policy's
+:class:`~server.engine.qwen.policy.ModelText` interface. No qwen-asr code.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 from collections.abc import Sequence
 from typing import Any
 
+from server.engine.qwen.prompt import build_prompt, parse_output
+
 logger = logging.getLogger(__name__)
-
-
-def load_processor(model_path: str) -> Any:
-    """qwen-asr's Qwen3ASRProcessor for a model (tokenizer, chat template, features)."""
-    from qwen_asr.core.transformers_backend import Qwen3ASRProcessor  # type: ignore[import-untyped,import-not-found,unused-ignore]
-
-    return Qwen3ASRProcessor.from_pretrained(model_path, fix_mistral_regex=True)
 
 
 class _LockedTokenizer:
@@ -53,39 +48,49 @@ class _LockedTokenizer:
         return len(self._tok)
 
 
+def load_tokenizer(model_path: str) -> Any:
+    """The checkpoint's tokenizer through transformers (what vLLM tokenizes with)."""
+    # Imported by name: mypy following transformers' sources crashes (huggingface_hub).
+    transformers = importlib.import_module("transformers")
+    return transformers.AutoTokenizer.from_pretrained(model_path)
+
+
 class QwenModelText:
-    """Prompt building, tokenisation and parsing exactly as qwen-asr 0.0.6 does them."""
+    """Prompt building, tokenisation and output parsing for Qwen3-ASR.
 
-    def __init__(self, processor: Any) -> None:
-        from qwen_asr import Qwen3ASRModel  # type: ignore[import-untyped,import-not-found,unused-ignore]
-        from qwen_asr.inference.utils import parse_asr_output  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    ``tokenizer``: the checkpoint's Hugging Face tokenizer. ``processor``: the transformers
+    backend's processor (features + tokenizer; the article policy drives it), or None.
+    """
 
-        if not isinstance(processor.tokenizer, _LockedTokenizer):
-            processor.tokenizer = _LockedTokenizer(processor.tokenizer)
+    def __init__(self, tokenizer: Any, processor: Any = None) -> None:
+        if not isinstance(tokenizer, _LockedTokenizer):
+            tokenizer = _LockedTokenizer(tokenizer)
+        if processor is not None:
+            processor.tokenizer = tokenizer
         self.processor = processor
-        self.tokenizer = processor.tokenizer
-        self._parse = parse_asr_output
-        # A backend-less Qwen3ASRModel is only used for its prompt builder, so our prompts
-        # are byte-identical to what qwen-asr's transcribe/streaming send.
-        self._asr = Qwen3ASRModel(backend="vllm", model=None, processor=processor)
+        self.tokenizer = tokenizer
+        # Every added token of the checkpoint (<|im_end|>, <|audio_pad|>, <asr_text>, and
+        # whatever else a real vocabulary adds) is stripped from client context.
+        added = tokenizer.get_added_vocab() if hasattr(tokenizer, "get_added_vocab") else {}
+        self.added_tokens: tuple[str, ...] = tuple(sorted(added))
         self._prompts: dict[tuple[str, str | None], str] = {}
 
     def build_prompt(self, context: str, language: str | None) -> str:
-        """Chat-template prompt up to the assistant turn (plus the forced language header)."""
+        """Chat-template prompt up to the assistant turn (plus the forced language header),
+        with ``context`` sanitised."""
         key = (context, language)
         prompt = self._prompts.get(key)
         if prompt is None:
-            prompt = str(self._asr._build_text_prompt(context=context, force_language=language))
+            prompt = build_prompt(context, language, self.added_tokens)
             if len(self._prompts) < 1024:
                 self._prompts[key] = prompt
         return prompt
 
     def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text))
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     def decode(self, ids: Sequence[int]) -> str:
         return str(self.tokenizer.decode(list(ids)))
 
     def parse(self, raw: str, forced_language: str | None) -> tuple[str, str]:
-        lang, text = self._parse(raw, user_language=forced_language)
-        return str(lang), str(text)
+        return parse_output(raw, forced_language)

@@ -1,15 +1,20 @@
-"""Qwen3-ASR on vLLM's async engine (production backend).
+"""Qwen3-ASR on vLLM's async engine (production backend), with vLLM's native model.
 
 Every request of every session goes to one ``AsyncLLM``, which batches them continuously;
 a request whose caller is cancelled (a superseded partial step) is aborted in vLLM. The
-model class comes from qwen-asr (importing ``qwen_asr`` registers it with vLLM's
-ModelRegistry), prompts from qwen-asr's processor.
+model class is vLLM's own ``Qwen3ASRForConditionalGeneration`` (vLLM >= 0.16 ships it),
+its processor turns the audio into features and expands the audio placeholder; prompts and
+output parsing are ours (:mod:`server.engine.qwen.prompt`), the tokenizer the checkpoint's.
 
-vLLM's engine core runs in a child process, started by spawn on CPU (always) and on GPU
-when CUDA is already initialised. The child still finds qwen-asr's model class: unpickling
-the model's HF config (qwen-asr's Qwen3ASRConfig) imports qwen_asr, which registers it.
-vLLM must still be built inside ``main()`` under the ``__main__`` guard (spawn re-imports
-the main module), which the server does.
+Scheduling inside vLLM: the engine runs with ``scheduling_policy="priority"`` and every
+request carries its :class:`~server.engine.base.Priority` (a final is 0, a partial 1; lower
+runs first), so a final waiting for a seat is admitted before waiting partial steps and,
+when the KV cache runs out, partial steps are preempted first. How many partial steps the
+server keeps in flight at once is the scheduler's bound (``--max-partials-in-flight``).
+
+vLLM's engine core runs in a child process on GPU (and on CPU unless
+``VLLM_ENABLE_V1_MULTIPROCESSING=0``); the engine must be built inside ``main()`` under
+the ``__main__`` guard (spawn re-imports the main module), which the server does.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from server.engine.qwen.errors import (
     kv_cache_message,
 )
 from server.engine.qwen.policy import raw_language
-from server.engine.qwen.text import QwenModelText, load_processor
+from server.engine.qwen.text import QwenModelText, load_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +108,8 @@ class VLLMGenerator(Generator):
         ignore_eos: bool = False,
         engine_kwargs: dict[str, Any] | None = None,
     ) -> None:
+        """``engine_kwargs``: further vLLM engine arguments (``max_num_seqs``,
+        ``data_parallel_size``, ``enforce_eager``...), passed through unchanged."""
         self.model = model_path
         self.max_model_len = max_model_len
         self.gpu_memory_utilization = gpu_memory_utilization
@@ -112,7 +119,9 @@ class VLLMGenerator(Generator):
         max_num_seqs = self.engine_kwargs.get("max_num_seqs")
         if isinstance(max_num_seqs, int):
             # more concurrent requests than vLLM schedules would only queue inside vLLM
-            self.max_concurrent_batches = max(1, 2 * max_num_seqs)
+            dp = self.engine_kwargs.get("data_parallel_size")
+            dp = dp if isinstance(dp, int) and dp > 0 else 1
+            self.max_concurrent_batches = max(1, 2 * max_num_seqs * dp)
         self.text: QwenModelText | None = None
         self._engine: Any = None
         self._sampling_cls: Any = None
@@ -120,6 +129,24 @@ class VLLMGenerator(Generator):
         #: When a list: (prompt, prompt_token_ids, output token count) of every finished
         #: request (tests, benchmarks).
         self.trace: list[tuple[str, list[int], int]] | None = None
+
+    def engine_args(self, on_cpu: bool = False) -> dict[str, Any]:
+        """The keyword arguments of vLLM's ``AsyncEngineArgs`` this generator builds."""
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "max_model_len": self.max_model_len,
+            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "dtype": self.dtype,
+            "limit_mm_per_prompt": {"audio": 1},
+            "disable_log_stats": True,
+            # finals (priority 0) before partial steps (1) inside vLLM
+            "scheduling_policy": "priority",
+        }
+        kwargs.update(self.engine_kwargs)
+        if on_cpu and "enforce_eager" not in self.engine_kwargs:
+            # vLLM-CPU's torch.compile path needs a working C++ toolchain; eager always runs
+            kwargs["enforce_eager"] = True
+        return kwargs
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -130,42 +157,28 @@ class VLLMGenerator(Generator):
     def _load_sync(self) -> None:
         t0 = time.perf_counter()
         try:
-            # qwen_asr registers its Qwen3ASRForConditionalGeneration with vLLM on import
-            import qwen_asr  # type: ignore[import-untyped,import-not-found,unused-ignore] # noqa: F401
             from vllm import SamplingParams  # type: ignore[import-not-found,import-untyped,unused-ignore]
             from vllm.engine.arg_utils import AsyncEngineArgs  # type: ignore[import-not-found,import-untyped,unused-ignore]
             from vllm.sampling_params import RequestOutputKind  # type: ignore[import-not-found,import-untyped,unused-ignore]
             from vllm.v1.engine.async_llm import AsyncLLM  # type: ignore[import-not-found,import-untyped,unused-ignore]
         except ImportError as e:
             raise ModelLoadError(
-                f"the vLLM backend needs vllm and qwen-asr: pip install 'qwen-asr[vllm]==0.0.6' "
-                f"({e})"
+                f"the vLLM backend needs vllm: pip install 'tingxie[vllm]' ({e})"
             ) from e
-        kwargs: dict[str, Any] = {
-            "model": self.model,
-            "max_model_len": self.max_model_len,
-            "gpu_memory_utilization": self.gpu_memory_utilization,
-            "dtype": self.dtype,
-            "limit_mm_per_prompt": {"audio": 1},
-            "disable_log_stats": True,
-        }
-        kwargs.update(self.engine_kwargs)
         try:
             import torch
 
             on_cpu = not torch.cuda.is_available()
         except ImportError:
             on_cpu = False
+        kwargs = self.engine_args(on_cpu)
         if on_cpu and "enforce_eager" not in self.engine_kwargs:
-            # vLLM-CPU's torch.compile path needs a working C++ toolchain; eager always runs
-            kwargs["enforce_eager"] = True
             logger.warning("vLLM without a GPU: enforce_eager=True (CPU vLLM is for tests)")
         try:
-            self.text = QwenModelText(load_processor(self.model))
+            self.text = QwenModelText(load_tokenizer(self.model))
         except Exception as e:
             raise ModelLoadError(
-                f"could not load the Qwen3-ASR processor/tokenizer from {self.model}: "
-                f"{type(e).__name__}: {e}"
+                f"could not load the Qwen3-ASR tokenizer from {self.model}: {type(e).__name__}: {e}"
             ) from e
         tail = _StderrTail()
         try:
@@ -192,11 +205,13 @@ class VLLMGenerator(Generator):
         self._output_kind = RequestOutputKind.FINAL_ONLY
         logger.info(
             "Qwen3-ASR on vLLM: %s loaded in %.1f s (max_model_len=%d, "
-            "gpu_memory_utilization=%.2f)",
+            "gpu_memory_utilization=%.2f, max_num_seqs=%s, data_parallel_size=%s)",
             self.model,
             time.perf_counter() - t0,
             self.max_model_len,
             self.gpu_memory_utilization,
+            kwargs.get("max_num_seqs", "vLLM's default"),
+            kwargs.get("data_parallel_size", 1),
         )
 
     async def close(self) -> None:
@@ -231,7 +246,9 @@ class VLLMGenerator(Generator):
         inputs = {"prompt": prompt, "multi_modal_data": {"audio": [request.audio]}}
         final: Any = None
         try:
-            async for out in self._engine.generate(inputs, params, request_id):
+            async for out in self._engine.generate(
+                inputs, params, request_id, priority=int(request.priority)
+            ):
                 final = out
         except asyncio.CancelledError:
             # vLLM aborts on cancellation too; be explicit, it frees the KV blocks now.
