@@ -214,6 +214,7 @@ UnregisterHotKey.restype = wintypes.BOOL
 # The Run key for start at login goes through winreg (stdlib), in desktop.win32.login.
 
 ERROR_ALREADY_EXISTS = 183
+ERROR_ACCESS_DENIED = 5
 NOTIFY_FOR_THIS_SESSION = 0
 
 CreateMutexW = _sh_kernel32.CreateMutexW

@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 class MutexApi(Protocol):
     def create_mutex(self, name: str) -> tuple[int, bool]:
-        """``(handle, already_existed)``; handle 0 when the call failed."""
+        """``(handle, already_existed)``; handle 0 when the call failed. A mutex that
+        exists but may not be opened (ERROR_ACCESS_DENIED) counts as existing."""
         ...
 
 
@@ -43,11 +44,11 @@ class SingleInstance:
         """True: we are the first instance (or the check could not be made: better two
         instances than none). False: another instance of this user holds it."""
         handle, existed = self._api.create_mutex(mutex_name(instance_key))
+        if existed:  # also when it exists but we may not open it (an elevated instance)
+            return False
         if not handle:
             log.warning("cannot create the single-instance mutex; not checking")
             return True
-        if existed:
-            return False
         self.handle = handle  # kept open: Windows releases it when the process ends
         return True
 

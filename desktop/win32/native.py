@@ -182,4 +182,6 @@ class Win32MutexApi:
     def create_mutex(self, name: str) -> tuple[int, bool]:
         handle = api.CreateMutexW(None, False, name)
         error = _last_error()
-        return int(handle or 0), error == api.ERROR_ALREADY_EXISTS
+        # ERROR_ACCESS_DENIED: it exists, created by a process we may not open (elevated)
+        exists = error in (api.ERROR_ALREADY_EXISTS, api.ERROR_ACCESS_DENIED)
+        return int(handle or 0), exists

@@ -88,3 +88,11 @@ def test_login_command_lines() -> None:
         login_command(r"C:\Users\me\venv\Scripts\python.exe", frozen=False)
         == r"C:\Users\me\venv\Scripts\pythonw.exe -m desktop.app"
     )
+
+
+def test_a_mutex_we_may_not_open_counts_as_another_instance() -> None:
+    class Denied:
+        def create_mutex(self, name: str) -> tuple[int, bool]:
+            return 0, True  # ERROR_ACCESS_DENIED: an elevated instance holds it
+
+    assert SingleInstance(Denied()).acquire("tingxie-abc") is False
