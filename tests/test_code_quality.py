@@ -39,6 +39,7 @@ TYPED = [
     "desktop/win32/foreground.py",
     "desktop/win32/instance.py",
     "desktop/win32/login.py",
+    "desktop/win32/wsl_distros.py",
     "desktop/settings.py",
     "desktop/launcher.py",
     "desktop/loopback.py",

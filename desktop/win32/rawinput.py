@@ -25,6 +25,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+# The dwExtraInfo our SendInput records carry (the typist's INPUT builder writes it), seen
+# again in RAWKEYBOARD.ExtraInformation: the listener never takes such a key for the user's.
+from desktop.win32.keyboard import TINGXIE_EXTRA_INFO
+
 # RAWINPUTHEADER.dwType and RAWKEYBOARD.Flags (winuser.h)
 RIM_TYPEKEYBOARD = 1
 RI_KEY_BREAK = 0x1
@@ -32,10 +36,6 @@ RI_KEY_E0 = 0x2
 RI_KEY_E1 = 0x4
 KEYBOARD_OVERRUN_MAKE_CODE = 0xFF
 
-#: ``dwExtraInfo`` our ``SendInput`` records carry (ASCII "TXZI", the value the typist's
-#: INPUT builder in desktop/win32/keyboard.py writes), seen again in
-#: ``RAWKEYBOARD.ExtraInformation``: the listener never treats such a key as the user's.
-TINGXIE_EXTRA_INFO = 0x54585A49
 
 # Virtual-key codes (winuser.h) the decoder needs by name.
 VK_SHIFT = 0x10
