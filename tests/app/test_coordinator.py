@@ -10,9 +10,18 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
+import pytest
 from PySide6.QtCore import QEventLoop, QTimer
 
-from desktop.audio.segmenter import Mode
+from desktop.audio.segmenter import (
+    AudioChunk,
+    DropReason,
+    EndReason,
+    Mode,
+    UtteranceDropped,
+    UtteranceEnded,
+    UtteranceStarted,
+)
 from desktop.audio.source import ArraySource
 from desktop.audio.vad import ScriptedDetector, SileroVad
 from desktop.coordinator import Coordinator, HistoryEntry, Stage
@@ -223,3 +232,67 @@ def test_typing_errors_and_deferrals_are_results_not_exceptions(qtbot) -> None:
     assert [(f.text, f.typed) for f in finals] == [("boom", False), ("later", False)]
     assert problems == ["Could not type the text: OutputError: no display"]
     assert coordinator.facts.stage is Stage.IDLE
+
+
+class NoTyping:
+    def type_final(self, text: str) -> None:
+        pass
+
+
+@pytest.mark.parametrize("speech", [True, False], ids=["a quick yes", "a brushed key"])
+def test_a_tap_reaches_the_client_only_if_it_held_speech(qtbot, monkeypatch, speech) -> None:
+    """Hotkey TAP → coordinator → the audio thread's judgement; every segmenter event,
+    audio included, goes from the audio thread to the client directly."""
+    noise = np.round(np.random.default_rng(2).normal(0, 300, 16_000 * 4)).astype(np.int16)
+    settings = replace(Settings(), server_url="ws://127.0.0.1:9", mode=Mode.PUSH_TO_TALK)
+    coordinator = Coordinator(
+        settings, NoTyping(), lambda s: ArraySource(noise, realtime=True),
+        lambda: ScriptedDetector([], default=0.95 if speech else 0.02),
+    )
+    to_client: list[object] = []
+    threads: set[str] = set()
+
+    def submit(event: object) -> None:
+        threads.add(threading.current_thread().name)
+        to_client.append(event)
+
+    monkeypatch.setattr(coordinator.client, "submit", submit)
+    coordinator.start()
+    try:
+        coordinator.talk_pressed()
+        qtbot.wait(150)
+        coordinator.talk_tapped()
+        qtbot.waitUntil(
+            lambda: any(isinstance(e, UtteranceEnded | UtteranceDropped) for e in to_client),
+            timeout=3000,
+        )
+    finally:
+        coordinator.shutdown()
+    assert threads == {"tingxie-audio"}
+    if speech:
+        assert isinstance(to_client[0], UtteranceStarted)
+        assert any(isinstance(e, AudioChunk) for e in to_client)
+        ended = [e for e in to_client if isinstance(e, UtteranceEnded)]
+        assert [e.reason for e in ended] == [EndReason.RELEASED]
+    else:
+        assert [type(e) for e in to_client] == [UtteranceDropped]
+        assert to_client[0].reason is DropReason.CANCELLED
+
+
+def test_hotkey_commands_reach_the_coordinator_as_what_they_are(qtbot) -> None:
+    from desktop.hotkey.debounce import Command, CommandKind
+    from desktop.hotkey.router import Routed
+    from desktop.parts import HotkeyBridge
+
+    calls: list[str] = []
+
+    class Slots:
+        def __getattr__(self, name: str) -> Callable[[], None]:
+            return lambda: calls.append(name)
+
+    bridge = HotkeyBridge(Slots())  # type: ignore[arg-type]
+    for kind in (CommandKind.PRESS, CommandKind.TAP, CommandKind.RELEASE, CommandKind.CANCEL):
+        bridge.command.emit(Routed("hold", Command(kind, 1.0)))
+    bridge.command.emit(Routed("toggle", Command(CommandKind.PRESS, 2.0)))
+    assert calls == ["talk_pressed", "talk_tapped", "talk_released", "talk_cancelled",
+                     "talk_toggled"]
