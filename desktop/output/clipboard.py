@@ -37,6 +37,7 @@ import logging
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -345,7 +346,8 @@ class ClipboardPasteOutput:
     ``paste_timeout_s``: the longest wait for the target to read the clipboard before the
     restore (with :class:`QtClipboard` the wait normally ends ~50 ms after the read); a
     target's ``read_timeout_s`` (slow readers: Electron apps, remote desktops) overrides it.
-    ``settle_s``: pause between taking the clipboard and pressing the chord.
+    ``settle_s``: pause between taking the clipboard and pressing the chord. ``clock``
+    must be the clock the clipboard's ``wait_for_paste`` measures with.
     """
 
     name = "clipboard_paste"
@@ -359,6 +361,7 @@ class ClipboardPasteOutput:
         paste_timeout_s: float = 0.5,
         settle_s: float = 0.01,
         restore: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.clipboard = clipboard
         self.sender = sender if sender is not None else PynputKeySender()
@@ -366,6 +369,7 @@ class ClipboardPasteOutput:
         self.paste_timeout_s = paste_timeout_s
         self.settle_s = settle_s
         self.restore = restore
+        self._clock = clock
         self.last_read_observed: bool | None = None
 
     def type_text(
@@ -392,7 +396,7 @@ class ClipboardPasteOutput:
             raise OutputError("the clipboard did not take the text; nothing was pasted")
         if self.settle_s > 0:
             time.sleep(self.settle_s)
-        sent_at = time.monotonic()
+        sent_at = self._clock()
         try:
             self.sender.tap_chord(chord)
         except Exception as e:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -281,10 +282,24 @@ def build_default_typist(
     guard: InjectionGuard | None = None,
     own_window_ids: Collection[int] = (),
     paste_timeout_s: float = 0.5,
+    focus: FocusProbe | None = None,
 ) -> Typist:
-    """The production typist: pynput keystrokes, Qt clipboard paste, the platform's focus
-    probe. Call on the Qt main thread after the QApplication exists; give the hotkey
-    listener ``typist.guard.active`` as its ``ignore_while``."""
+    """The production typist. Windows: SendInput keystrokes, the Win32 clipboard on its
+    own thread, the elevation gate and a clipboard fallback
+    (:func:`desktop.win32.output.build_windows_typist`). Elsewhere: pynput keystrokes, Qt
+    clipboard paste, the platform's focus probe (or ``focus``); call on the Qt main thread
+    after the QApplication exists. Give the hotkey listener ``typist.guard.active`` as its
+    ``ignore_while``."""
+    if sys.platform == "win32":
+        from desktop.win32.output import build_windows_typist
+
+        return build_windows_typist(
+            policy,
+            guard=guard,
+            own_window_ids=own_window_ids,
+            focus=focus,
+            paste_timeout_s=paste_timeout_s,
+        )
     from desktop.output.clipboard import ClipboardPasteOutput, QtClipboard
     from desktop.output.focus import default_focus_probe
     from desktop.output.keystrokes import KeystrokeOutput, PynputKeySender
@@ -301,5 +316,9 @@ def build_default_typist(
         ),
     }
     return Typist(
-        policy, outputs, default_focus_probe(), own_window_ids=own_window_ids, guard=guard
+        policy,
+        outputs,
+        focus if focus is not None else default_focus_probe(),
+        own_window_ids=own_window_ids,
+        guard=guard,
     )

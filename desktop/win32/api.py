@@ -16,9 +16,171 @@ if sys.platform != "win32":  # pragma: no cover - the seam exists only on Window
 
 # ---------------------------------------------------------------- keyboard input (SendInput)
 
+# desktop.win32.keyboard builds the INPUT array; desktop.win32.native_output sends it.
+# GetAsyncKeyState is declared once, under "hooks, raw input, key state".
+
+_out_user32 = ctypes.WinDLL("user32", use_last_error=True)
+_out_kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+_out_advapi32 = ctypes.WinDLL("advapi32", use_last_error=True)
+
+MAPVK_VK_TO_VSC = 0
+
+SendInput = _out_user32.SendInput
+SendInput.argtypes = [wintypes.UINT, ctypes.c_void_p, ctypes.c_int]  # the packed INPUT array
+SendInput.restype = wintypes.UINT
+
+MapVirtualKeyW = _out_user32.MapVirtualKeyW
+MapVirtualKeyW.argtypes = [wintypes.UINT, wintypes.UINT]
+MapVirtualKeyW.restype = wintypes.UINT
+
+
 # ---------------------------------------------------------------- clipboard
 
+# desktop.win32.clipboard decides; desktop.win32.native_output calls these. The clipboard
+# window is message-only (HWND_MESSAGE, CreateWindowExW and friends under "windows").
+
+WM_RENDERFORMAT = 0x0305
+WM_RENDERALLFORMATS = 0x0306
+WM_DESTROYCLIPBOARD = 0x0307
+GMEM_MOVEABLE = 0x0002
+PM_REMOVE = 0x0001
+QS_ALLINPUT = 0x04FF
+WAIT_TIMEOUT = 0x00000102
+
+OpenClipboard = _out_user32.OpenClipboard
+OpenClipboard.argtypes = [wintypes.HWND]
+OpenClipboard.restype = wintypes.BOOL
+
+CloseClipboard = _out_user32.CloseClipboard
+CloseClipboard.argtypes = []
+CloseClipboard.restype = wintypes.BOOL
+
+EmptyClipboard = _out_user32.EmptyClipboard
+EmptyClipboard.argtypes = []
+EmptyClipboard.restype = wintypes.BOOL
+
+CountClipboardFormats = _out_user32.CountClipboardFormats
+CountClipboardFormats.argtypes = []
+CountClipboardFormats.restype = ctypes.c_int
+
+EnumClipboardFormats = _out_user32.EnumClipboardFormats
+EnumClipboardFormats.argtypes = [wintypes.UINT]
+EnumClipboardFormats.restype = wintypes.UINT
+
+GetClipboardData = _out_user32.GetClipboardData
+GetClipboardData.argtypes = [wintypes.UINT]
+GetClipboardData.restype = wintypes.HANDLE
+
+SetClipboardData = _out_user32.SetClipboardData
+SetClipboardData.argtypes = [wintypes.UINT, wintypes.HANDLE]
+SetClipboardData.restype = wintypes.HANDLE
+
+RegisterClipboardFormatW = _out_user32.RegisterClipboardFormatW
+RegisterClipboardFormatW.argtypes = [wintypes.LPCWSTR]
+RegisterClipboardFormatW.restype = wintypes.UINT
+
+GetClipboardSequenceNumber = _out_user32.GetClipboardSequenceNumber
+GetClipboardSequenceNumber.argtypes = []
+GetClipboardSequenceNumber.restype = wintypes.DWORD
+
+GetClipboardOwner = _out_user32.GetClipboardOwner
+GetClipboardOwner.argtypes = []
+GetClipboardOwner.restype = wintypes.HWND
+
+GetOpenClipboardWindow = _out_user32.GetOpenClipboardWindow
+GetOpenClipboardWindow.argtypes = []
+GetOpenClipboardWindow.restype = wintypes.HWND
+
+PeekMessageW = _out_user32.PeekMessageW
+PeekMessageW.argtypes = [
+    ctypes.POINTER(wintypes.MSG),
+    wintypes.HWND,
+    wintypes.UINT,
+    wintypes.UINT,
+    wintypes.UINT,
+]
+PeekMessageW.restype = wintypes.BOOL
+
+MsgWaitForMultipleObjects = _out_user32.MsgWaitForMultipleObjects
+MsgWaitForMultipleObjects.argtypes = [
+    wintypes.DWORD,
+    ctypes.c_void_p,
+    wintypes.BOOL,
+    wintypes.DWORD,
+    wintypes.DWORD,
+]
+MsgWaitForMultipleObjects.restype = wintypes.DWORD
+
+GlobalAlloc = _out_kernel32.GlobalAlloc
+GlobalAlloc.argtypes = [wintypes.UINT, ctypes.c_size_t]
+GlobalAlloc.restype = wintypes.HGLOBAL
+
+GlobalLock = _out_kernel32.GlobalLock
+GlobalLock.argtypes = [wintypes.HGLOBAL]
+GlobalLock.restype = ctypes.c_void_p
+
+GlobalUnlock = _out_kernel32.GlobalUnlock
+GlobalUnlock.argtypes = [wintypes.HGLOBAL]
+GlobalUnlock.restype = wintypes.BOOL
+
+GlobalSize = _out_kernel32.GlobalSize
+GlobalSize.argtypes = [wintypes.HGLOBAL]
+GlobalSize.restype = ctypes.c_size_t
+
+GlobalFree = _out_kernel32.GlobalFree
+GlobalFree.argtypes = [wintypes.HGLOBAL]
+GlobalFree.restype = wintypes.HGLOBAL
+
+
 # ---------------------------------------------------------------- processes, tokens, elevation
+
+# desktop.win32.elevation decides; desktop.win32.native_output calls these.
+
+PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
+TOKEN_QUERY = 0x0008
+TOKEN_INTEGRITY_LEVEL = 25  # TOKEN_INFORMATION_CLASS.TokenIntegrityLevel
+
+
+class SID_AND_ATTRIBUTES(ctypes.Structure):
+    _fields_ = [("Sid", ctypes.c_void_p), ("Attributes", wintypes.DWORD)]
+
+
+class TOKEN_MANDATORY_LABEL(ctypes.Structure):
+    _fields_ = [("Label", SID_AND_ATTRIBUTES)]
+
+
+OpenProcess = _out_kernel32.OpenProcess
+OpenProcess.argtypes = [wintypes.DWORD, wintypes.BOOL, wintypes.DWORD]
+OpenProcess.restype = wintypes.HANDLE
+
+GetCurrentProcess = _out_kernel32.GetCurrentProcess
+GetCurrentProcess.argtypes = []
+GetCurrentProcess.restype = wintypes.HANDLE
+
+# CloseHandle is declared once, under "jobs".
+
+OpenProcessToken = _out_advapi32.OpenProcessToken
+OpenProcessToken.argtypes = [wintypes.HANDLE, wintypes.DWORD, ctypes.POINTER(wintypes.HANDLE)]
+OpenProcessToken.restype = wintypes.BOOL
+
+GetTokenInformation = _out_advapi32.GetTokenInformation
+GetTokenInformation.argtypes = [
+    wintypes.HANDLE,
+    ctypes.c_int,
+    ctypes.c_void_p,
+    wintypes.DWORD,
+    ctypes.POINTER(wintypes.DWORD),
+]
+GetTokenInformation.restype = wintypes.BOOL
+
+GetSidSubAuthorityCount = _out_advapi32.GetSidSubAuthorityCount
+GetSidSubAuthorityCount.argtypes = [ctypes.c_void_p]
+GetSidSubAuthorityCount.restype = ctypes.POINTER(ctypes.c_ubyte)
+
+GetSidSubAuthority = _out_advapi32.GetSidSubAuthority
+GetSidSubAuthority.argtypes = [ctypes.c_void_p, wintypes.DWORD]
+GetSidSubAuthority.restype = ctypes.POINTER(wintypes.DWORD)
+
 
 # ---------------------------------------------------------------- windows, foreground, WinEvents
 # The shell thread's hidden window, its message loop, and the foreground tracking
