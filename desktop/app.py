@@ -465,7 +465,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = instance_name(args.settings_dir)
     # Windows: a named mutex before anything else (QLocalServer cannot tell there)
     if not acquire_single_instance(name):
-        QApplication([sys.argv[0]])  # QLocalSocket needs the application object
+        if QApplication.instance() is None:  # QLocalSocket needs the application object
+            QApplication([sys.argv[0]])
         already_running(name)
         print("tingxie is already running; showed the running one", file=sys.stderr)
         return 0

@@ -1,15 +1,16 @@
-"""The global hotkey listener: pynput ``keyboard.Listener`` → :class:`HotkeyRouter`.
+"""The global hotkey listener: key events (pynput, or a :class:`KeyBackend`) → router.
 
-Threads: pynput's listener thread only timestamps events and queues them; one worker
+Threads: the key source's thread only timestamps events and queues them; one worker
 thread owns the router (and its debouncers' release-grace deadlines) and calls
 ``on_command`` / the capture callback. Both callbacks therefore run on the worker thread:
 a Qt user must forward them to the main thread (a signal on a QObject, queued connection).
 
 Keys the app types itself are ignored: while ``ignore_while()`` is true (give it
 ``InjectionGuard.active`` of the typist) key *presses* are dropped; releases are always
-processed so that a hold can never get stuck. On Windows pynput also flags injected
-events (``LLKHF_INJECTED``), so there only injected presses are dropped while typing and
-the user's real keys still count; X11 (XRecord) cannot tell XTest events from real ones.
+processed so that a hold can never get stuck. Where the source flags synthesized events
+(pynput on macOS; the Windows backend for input without a source device) only those
+presses are dropped while typing and the user's real keys still count; X11 (XRecord)
+cannot tell XTest events from real ones.
 
 Backends: on X11 and macOS the keys come from pynput's listener (built in here). On
 Windows they come from Raw Input on a thread of its own (:mod:`desktop.win32.shell`),

@@ -136,6 +136,8 @@ class ShellThread:
         self._sink = sink
         if self._thread is not None:
             return
+        self._ready.clear()
+        self._error = None
         self._thread = threading.Thread(target=self._run, name="win32-shell", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +100,24 @@ def test_a_mutex_we_may_not_open_counts_as_another_instance() -> None:
             return 0, True  # ERROR_ACCESS_DENIED: an elevated instance holds it
 
     assert SingleInstance(Denied()).acquire("tingxie-abc") is False
+
+
+def test_second_instance_stops_before_opening_the_log(tmp_path: Path) -> None:
+    """main() asks the mutex first: a second instance writes no log and exits 0."""
+    code = (
+        "import sys\n"
+        "import desktop.app as app\n"
+        "app.acquire_single_instance = lambda key: False  # as if the mutex existed\n"
+        "sys.exit(app.main(['--settings-dir', sys.argv[1]]))\n"
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "settings")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "already running" in out.stderr
+    assert not (tmp_path / "settings" / "logs").exists()
