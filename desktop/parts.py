@@ -89,7 +89,7 @@ class AppTypist:
 
     def type_final(self, text: str) -> TypingResult:
         result = self._typist.type_final(text)
-        if result.error:
+        if result.error and result.notice is None:  # a notice ("... on the clipboard") is shown
             raise OutputError(result.error)
         if result.skipped_own_window:
             log.info("not typing %d chars into tingxie's own window", len(text))
