@@ -22,7 +22,6 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from desktop import streaming
 from desktop.audio.pipeline import AudioPipeline
 from desktop.audio.segmenter import (
     AudioChunk,
@@ -56,12 +55,11 @@ from desktop.dictation import (
     Tick,
     TypingDone,
     TypingJob,
-    UtteranceOutcome,
     type_text,
 )
 from desktop.settings import Settings
-from desktop.streaming import ClientEvent, ClientState, DictationClient, PartialText, StateChanged
-from protocol import client_events
+from desktop.streaming import DictationClient
+from protocol.client_events import ClientEvent, ClientState, PartialText, StateChanged
 from protocol.log_redaction import TRANSCRIPTS_ENV, env_flag, text_for_log
 
 log = logging.getLogger(__name__)
@@ -78,23 +76,6 @@ def segmenter_config(settings: Settings) -> SegmenterConfig:
         tail_ms=settings.tail_ms,
         release_tail_ms=settings.release_tail_ms,
     )
-
-
-def client_outcome(event: object) -> UtteranceOutcome | None:
-    """The client event that ends an utterance, as the core takes it (None: not one)."""
-    if isinstance(
-        event,
-        client_events.FinalText | client_events.UtteranceFailed | client_events.UtteranceCancelled,
-    ):
-        return event
-    # desktop.streaming's own event classes, for as long as it defines its own
-    if isinstance(event, streaming.FinalText):
-        return client_events.FinalText(
-            event.utterance_id, event.text, event.language, event.timeline
-        )
-    if isinstance(event, streaming.UtteranceFailed):
-        return client_events.UtteranceFailed(event.utterance_id, event.message)
-    return None
 
 
 class _Bridge(QObject):
@@ -368,5 +349,5 @@ class Coordinator(QObject):
             self.server_state.emit(event.state, event.detail)
             if event.state is ClientState.AUTH_FAILED:
                 self.problem.emit(f"The server refused the token: {event.detail}")
-        elif (outcome := client_outcome(event)) is not None:
-            self._post(outcome)
+        else:  # an utterance's outcome: final, failed or cancelled
+            self._post(event)
