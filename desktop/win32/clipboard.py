@@ -10,7 +10,7 @@ the clipboard.
   (``GetClipboardData`` → ``GlobalLock``/``GlobalSize``) in the owner's order, images
   (``CF_DIB``, ``CF_DIBV5``, ``PNG``) included; GDI-handle formats (``CF_BITMAP``,
   ``CF_ENHMETAFILE``, ``CF_PALETTE``, ``CF_METAFILEPICT``), owner-display, ``CF_DSP*``
-  and private formats are not copied (``CF_BITMAP`` is synthesized from ``CF_DIB``
+  and ``CF_PRIVATE*`` formats are not copied (``CF_BITMAP`` is synthesized from ``CF_DIB``
   again). Caps: bytes per format, bytes in all, and a time budget (a delayed-rendering
   owner renders on demand, which can be slow); a snapshot that hit a cap says so
   (``complete=False``) and the paste output then leaves the clipboard alone.
@@ -94,10 +94,12 @@ PRIVACY_MARKS: tuple[tuple[str, bytes], ...] = (
 
 
 def is_copyable(fmt: int) -> bool:
-    """True for formats whose data is a global memory block we can copy and set again."""
+    """True for formats whose data is a global memory block we can copy and set again.
+    (The CF_GDIOBJ range holds GMEM_MOVEABLE memory despite its name; a private format's
+    handle can be anything, and the system does not free it.)"""
     if fmt in NOT_MEMORY_FORMATS:
         return False
-    return not (CF_PRIVATEFIRST <= fmt <= CF_PRIVATELAST or CF_GDIOBJFIRST <= fmt <= CF_GDIOBJLAST)
+    return not CF_PRIVATEFIRST <= fmt <= CF_PRIVATELAST
 
 
 def format_key(fmt: int) -> str:

@@ -224,3 +224,13 @@ def test_snapshot_skips_a_format_the_owner_does_not_render() -> None:
     fake.unrendered = {PNG}
     snap = clipboard(fake).snapshot()
     assert [k for k, _ in snap.formats] == ["#13", "#8"] and snap.complete
+
+
+def test_which_formats_are_copied() -> None:
+    from desktop.win32.clipboard import CF_DIBV5, CF_GDIOBJFIRST, CF_PRIVATEFIRST, is_copyable
+
+    assert is_copyable(CF_UNICODETEXT) and is_copyable(CF_DIB) and is_copyable(CF_DIBV5)
+    assert is_copyable(PNG)  # registered formats
+    assert is_copyable(CF_GDIOBJFIRST)  # GMEM_MOVEABLE memory despite the name
+    assert not is_copyable(CF_PRIVATEFIRST)  # a handle of the owner's own kind
+    assert not is_copyable(CF_BITMAP) and not is_copyable(CF_ENHMETAFILE)
