@@ -306,10 +306,11 @@ def build_default_typist(
 
     guard = guard or InjectionGuard()
     sender = PynputKeySender(guard)
+    clipboard = QtClipboard()
     outputs: dict[OutputMethod, TextOutput] = {
         OutputMethod.KEYSTROKES: KeystrokeOutput(sender),
         OutputMethod.CLIPBOARD_PASTE: ClipboardPasteOutput(
-            QtClipboard(),
+            clipboard,
             sender,
             default_chord=policy.default_paste_chord,
             paste_timeout_s=paste_timeout_s,
@@ -321,4 +322,5 @@ def build_default_typist(
         focus if focus is not None else default_focus_probe(),
         own_window_ids=own_window_ids,
         guard=guard,
+        fallback=clipboard,
     )
