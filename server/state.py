@@ -6,10 +6,10 @@ Nothing here belongs to one client; per-client state lives in Connection and Ses
 from __future__ import annotations
 
 import asyncio
-import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from protocol.client_events import ModelState as ModelState  # one vocabulary with the client
 from protocol.limits import Limits
 from protocol.messages import Status
 from protocol.version import __version__
@@ -31,12 +31,6 @@ CAPABILITIES = (
     "final-timings",
     "error-codes",
 )
-
-
-class ModelState(str, enum.Enum):
-    LOADING = "loading"
-    READY = "ready"
-    FAILED = "failed"
 
 
 @dataclass
