@@ -296,7 +296,7 @@ async def stream_files(
             printer.client_event(event)
             outcomes.record(event)
         if machine.wants_reconnect and not lost:  # this driver does not reconnect
-            lost.append("the server ended the session")
+            lost.append("the connection is no longer usable (the server stalled or ended it)")
             machine.abandon(FailReason.DISCONNECTED, lost[0], clock())
             pump()
 

@@ -100,6 +100,12 @@ def _scheme_hint(url: str, exc: BaseException) -> str:
     return ""
 
 
+def _closed_during_hello(shown: str, exc: ConnectionClosed) -> ServerUnreachable:
+    if exc.rcvd is not None and exc.rcvd.code == 1013:  # "try again later": full
+        return ServerBusy(f"{shown} is busy ({exc.rcvd.reason or 'try again later'})")
+    return ServerUnreachable(f"{shown} closed the connection during hello: {exc}")
+
+
 class ServerLink:
     """A connected, greeted server. Use :meth:`open`, then ``async with``."""
 
@@ -173,7 +179,7 @@ class ServerLink:
             ready = await asyncio.wait_for(cls._await_ready(ws), timeout_s)
         except ConnectionClosed as exc:  # e.g. a full server that closes right after 101
             await ws.close()
-            raise ServerUnreachable(f"{shown} closed the connection during hello: {exc}") from None
+            raise _closed_during_hello(shown, exc) from None
         except asyncio.TimeoutError:
             await ws.close()
             raise ServerUnreachable(
@@ -205,11 +211,7 @@ class ServerLink:
                         raise ServerBusy(f"server is busy: {message.message}")
                     raise ServerUnreachable(f"server refused the connection: {message.message}")
         except ConnectionClosed as exc:
-            if exc.rcvd is not None and exc.rcvd.code == 1013:  # "try again later"
-                raise ServerBusy(
-                    f"server is busy ({exc.rcvd.reason or 'try again later'})"
-                ) from None
-            raise ServerUnreachable(f"server closed the connection during hello: {exc}") from None
+            raise _closed_during_hello("server", exc) from None
         except ProtocolError as exc:  # a broken or foreign server: retried like a dead one
             raise ServerUnreachable(f"server sent an invalid message before ready: {exc}") from None
         raise ServerUnreachable("server closed the connection before ready")
@@ -271,7 +273,8 @@ class ServerLink:
     def close_reason(self) -> str:
         """Why the link ended, in words (after :meth:`messages` returned)."""
         code = self._ws.close_code
-        if code == 1009:
+        sent = self._ws.protocol.close_sent  # we may have failed it: no answer to our close
+        if code == 1009 or (sent is not None and sent.code == 1009):
             return f"the server sent a message larger than {MAX_SERVER_MESSAGE_BYTES} bytes"
         reason = self._ws.close_reason
         if code is None or code == 1006:
