@@ -128,12 +128,12 @@ def check_modules() -> str:
 def check_ui() -> str:
     from PySide6.QtWidgets import QApplication
 
-    from desktop.coordinator import Stage
-    from desktop.streaming import ClientState
+    from desktop.dictation import Stage
     from desktop.ui.icons import app_icon, current_taskbar_theme
     from desktop.ui.look import tray_look
     from desktop.ui.overlay import Overlay
     from desktop.ui.tray import Tray
+    from protocol.client_events import ClientState
 
     app = QApplication.instance()
     if not isinstance(app, QApplication):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from desktop.coordinator import Stage
+from desktop.dictation import Stage
 from desktop.launcher import LauncherState
-from desktop.streaming import ClientState
+from protocol.client_events import ClientState
 
 
 @dataclass(frozen=True)
