@@ -150,9 +150,11 @@ def test_qt_clipboard_paste_keeps_every_format(target: TargetWindow) -> None:
 
 def hostile_final(pwned: Path) -> str:
     """What a compromised server sent in the issue: a command between newlines, the end of
-    bracketed paste, backspaces, NUL, U+202E, an OSC 52 clipboard write, a tab."""
+    bracketed paste followed by another command, backspaces, NUL, U+202E, an OSC 52
+    clipboard write, a tab."""
     return (
         f"x\ntouch {pwned}\nx\x1b[201~\x08\x08 a\u202eb\x00c\x1b]52\x07 end\tz\r\n"
+        f"\x1b[201~\ntouch {pwned}\n"
     )
 
 
@@ -180,13 +182,16 @@ def xterm_shell(x11: str, tmp_path: Path) -> Iterator[Path]:
     rc = tmp_path / "rc"
     rc.write_text(
         "PS1='$ '\nunset PROMPT_COMMAND HISTFILE\n"
+        "bind 'set enable-bracketed-paste on'\n"
         f"x() {{ printf '%s\\n' \"$*\" > {tmp_path}/ran; }}\n"
         f"touch {tmp_path}/ready\n"
     )
     title = f"tingxie-xterm-{os.getpid()}"
+    # Ctrl+Shift+V pastes CLIPBOARD, as in the terminals that have a paste key
+    paste_key = "XTerm*VT100.translations: #override Shift Ctrl <Key>V: insert-selection(CLIPBOARD)"
     proc = subprocess.Popen(
-        ["xterm", "-xrm", "XTerm*allowSendEvents: true", "-T", title, "-e",
-         "bash", "--noprofile", "--rcfile", str(rc), "-i"],
+        ["xterm", "-xrm", "XTerm*allowSendEvents: true", "-xrm", paste_key, "-T", title,
+         "-e", "bash", "--noprofile", "--rcfile", str(rc), "-i"],
         env={**child_env(), "HOME": str(tmp_path)}, cwd=tmp_path,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
@@ -210,25 +215,31 @@ def wait_for(condition: Callable[[], bool], timeout: float, message: str) -> Non
         time.sleep(0.02)
 
 
+@pytest.mark.parametrize("method", [OutputMethod.KEYSTROKES, OutputMethod.CLIPBOARD_PASTE])
 def test_hostile_final_runs_no_command_in_a_terminal(
-    xterm_shell: Path, focus_probe: X11FocusProbe
+    xterm_shell: Path, focus_probe: X11FocusProbe, method: OutputMethod
 ) -> None:
-    """Typed into bash in xterm (keystrokes: xterm has no CLIPBOARD paste key), the final
-    stays one line at the prompt: the test presses Enter itself, and bash runs exactly one
-    command, ``x``, whose arguments are the visible text. Had any newline been pressed,
-    ``x`` would have run with no arguments and ``touch`` would have made the file."""
+    """Typed (keystrokes) or pasted (Ctrl+Shift+V, bracketed paste on in bash) into bash
+    in xterm, the final stays one line at the prompt: the test presses Enter itself, and
+    bash runs exactly one command, ``x``, whose arguments are the visible text. Had a
+    newline been pressed, ``x`` would have run with no arguments and ``touch`` would have
+    made the file; had the pasted ``ESC[201~`` reached bash, it would have ended the
+    bracketed paste and the newline after it would have run the second ``touch``."""
     pwned = xterm_shell / "PWNED"
     final = hostile_final(pwned)
     wait_for(lambda: focused_app(focus_probe) == "xterm", 10, "xterm never got the focus")
-    result = make_typist(focus_probe).type_final(final)
-    assert result.ok and result.method is OutputMethod.KEYSTROKES, result
+    typist = make_typist(
+        focus_probe, app_methods={"xterm": method}, paste_chords={"xterm": "ctrl+shift+v"}
+    )
+    result = typist.type_final(final)
+    assert result.ok and result.method is method, result
     xdotool("key", "Return")  # the user's own Enter
     ran = xterm_shell / "ran"
     wait_for(ran.exists, 10, "bash never ran the line")
     wait_for(lambda: ran.read_text().endswith("\n"), 5, "x never finished writing")
-    visible = sanitize(final).text
-    assert visible.startswith("x ")
-    assert ran.read_text() == visible[2:].strip() + "\n"
+    words = sanitize(final).text.split()
+    assert words[0] == "x" and words.count("touch") == 2
+    assert ran.read_text() == " ".join(words[1:]) + "\n"
     assert not pwned.exists()
 
 
