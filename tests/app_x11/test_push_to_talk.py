@@ -102,7 +102,7 @@ def start_app(settings_dir: Path, port: int, language: str) -> subprocess.Popen[
     settings_dir.mkdir(parents=True, exist_ok=True)
     (settings_dir / "tingxie.ini").write_text(
         "[General]\nschema_version=1\n"
-        f"server_url=ws://127.0.0.1:{port}\nmode=push_to_talk\nhold_key=f9\n"
+        f"server_url=ws://127.0.0.1:{port}\nmode=push_to_talk\nhold_key=f9\nwarm_mic=true\n"
         f"language={language}\n"
     )
     return subprocess.Popen(
