@@ -31,10 +31,12 @@ from server.access import offered_token, origin_allowed, token_matches
 from server.audio_buffer import AudioBudget
 from server.config import ConfigError, ServerConfig, is_loopback_host, parse_config
 from server.connection import Connection
+from server.download import load_failure_advice, offline_if_hub_unreachable, summarise_hub_retries
 from server.engine.base import Engine
 from server.engine.fake import FakeGenerator
 from server.engine.full_decode import FullDecodeEngine
 from server.log_limits import FailureBackoff, LogThrottle, log_throttled
+from server.memory import trim_after_bursts
 from server.scheduler import Scheduler
 from server.state import ModelState, ServerState
 from server.tls import server_tls_context
@@ -63,7 +65,8 @@ def build_engine(config: ServerConfig) -> Engine:
     except ImportError as exc:
         raise ConfigError(
             f"--engine qwen needs the Qwen3-ASR engine ({exc}); install "
-            "'tingxie[vllm]' on a GPU box or 'tingxie[transformers]' elsewhere"
+            "'tingxie[vllm]' on a GPU box or 'tingxie[transformers]' elsewhere, or try "
+            "tingxie without a model: --engine fake"
         ) from None
     return build_qwen_engine(
         config.model,
@@ -224,6 +227,7 @@ class RunningServer:
     config: ServerConfig
     load_task: asyncio.Task[None]
     gate: HandshakeGate | None = None
+    trimmer: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -255,9 +259,11 @@ class RunningServer:
             log.warning("finals not finished after %.0f s; closing", self.config.shutdown_timeout_s)
         self.server.close()
         await self.server.wait_closed()
-        self.load_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self.load_task
+        for task in (self.load_task, self.trimmer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         await state.scheduler.close()
         await state.engine.generator.close()
         log.info("stopped")
@@ -298,12 +304,13 @@ async def start_server(
     engine = engine or build_engine(config)
     scheduler = Scheduler(engine.generator, config.partials_with_final, config.request_timeout_s)
     scheduler.start()
+    budget = AudioBudget(config.max_buffered_audio_bytes)
     state = ServerState(
         engine=engine,
         scheduler=scheduler,
         limits=config.limits,
         partial_interval_s=config.partial_interval_ms / 1000.0,
-        audio_budget=AudioBudget(config.max_buffered_audio_bytes),
+        audio_budget=budget,
     )
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(quiet_exception_handler(state.log_throttle))
@@ -341,8 +348,9 @@ async def start_server(
         compression=None,  # PCM does not compress; deflate only costs latency
     )
     load_task = asyncio.create_task(_load_model(state), name="load-model")
+    trimmer = asyncio.create_task(trim_after_bursts(budget), name="trim-heap")
     running = RunningServer(
-        state=state, server=server, config=config, load_task=load_task, gate=gate
+        state=state, server=server, config=config, load_task=load_task, gate=gate, trimmer=trimmer
     )
     log.info(
         "listening on %s (engine %s, auth %s, web origins allowed: %s)",
@@ -371,10 +379,24 @@ async def _serve_until_signal(
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # Windows: no signal handlers
             loop.add_signal_handler(signum, stop.set)
+
+    async def end_if_load_failed() -> None:
+        await running.wait_loaded()
+        if running.state.model_state is ModelState.FAILED:
+            stop.set()
+
+    # In a terminal a failed load ends the server (what it should do next is printed);
+    # the tray app asks it to stay up so that /healthz can report the error.
+    watch = None if config.keep_serving_on_load_failure else loop.create_task(end_if_load_failed())
     try:
         await stop.wait()
     finally:
+        if watch is not None:
+            watch.cancel()
         await running.shutdown()
+    if watch is not None and running.state.model_state is ModelState.FAILED:
+        print(load_failure_advice(config.model, running.state.model_error), file=sys.stderr)
+        return 1
     return 0
 
 
@@ -389,6 +411,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=config.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    summarise_hub_retries()
+    if config.engine == "qwen":  # a hub id without a network: the cache only, failing fast
+        offline_if_hub_unreachable(config.model, os.environ)
     try:
         # Built here, inside main(): vLLM's workers re-import the main module.
         engine = build_engine(config)

@@ -22,11 +22,14 @@ class AudioBudget:
     def __init__(self, limit_bytes: int) -> None:
         self.limit_bytes = limit_bytes
         self.used_bytes = 0
+        #: Most bytes in use since the owner last reset it (to see how much was freed).
+        self.high_water_bytes = 0
 
     def try_reserve(self, n_bytes: int) -> bool:
         if self.used_bytes + n_bytes > self.limit_bytes:
             return False
         self.used_bytes += n_bytes
+        self.high_water_bytes = max(self.high_water_bytes, self.used_bytes)
         return True
 
     def release(self, n_bytes: int) -> None:

@@ -4,6 +4,8 @@ loopback)."""
 from __future__ import annotations
 
 import json
+import platform
+import sys
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ import websockets
 
 from protocol.audio import SAMPLE_RATE
 from server.audio_buffer import AudioBudget, AudioBudgetExceeded, AudioBuffer
+from server.memory import can_trim, should_trim, trim_heap
 from tests.server.helpers import send_pcm, until_type, wait_until
 
 
@@ -88,3 +91,24 @@ async def test_a_client_that_vanishes_mid_utterance_frees_its_audio(start) -> No
         await send_pcm(ws, b"\x10\x00" * SAMPLE_RATE)
         await wait_until(lambda: budget.used_bytes == 2 * SAMPLE_RATE)
     await wait_until(lambda: budget.used_bytes == 0 and not server.state.connections)
+
+
+def test_the_heap_is_trimmed_after_a_burst_not_during_steady_use() -> None:
+    budget = AudioBudget(1 << 30)
+    mib = 1024 * 1024
+    assert budget.try_reserve(40 * mib)
+    # Nothing freed yet: no trim, however long since the last.
+    assert not should_trim(budget, 16 * mib, since_last_s=60.0, min_interval_s=10.0)
+    budget.release(30 * mib)  # 30 MiB freed, 10 still held
+    assert not should_trim(budget, 16 * mib, since_last_s=5.0, min_interval_s=10.0)
+    assert should_trim(budget, 16 * mib, since_last_s=10.0, min_interval_s=10.0)
+    budget.release(10 * mib)  # the burst is over: trim at once
+    assert should_trim(budget, 16 * mib, since_last_s=0.5, min_interval_s=10.0)
+    budget.high_water_bytes = budget.used_bytes  # what the trimmer does when it trims
+    assert not should_trim(budget, 16 * mib, since_last_s=60.0, min_interval_s=10.0)
+
+
+def test_trim_heap_runs_where_the_c_library_has_it() -> None:
+    assert trim_heap() in (True, False)
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert can_trim()
