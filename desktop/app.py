@@ -57,7 +57,11 @@ from desktop.ui.look import tray_look
 from desktop.ui.overlay import Overlay
 from desktop.ui.settings_dialog import SettingsDialog
 from desktop.ui.tray import Tray
-from desktop.win32.foreground import ForegroundTracker, windows_foreground_tracker
+from desktop.win32.foreground import (
+    ForegroundTracker,
+    windows_foreground_tracker,
+    windows_typing_probe,
+)
 from desktop.win32.instance import acquire_single_instance
 from desktop.win32.login import StartAtLogin, start_at_login
 from desktop.win32.shell import windows_key_backend
@@ -231,6 +235,8 @@ class TingxieApp(QObject):
             if sys.platform == "win32"
             else None
         )
+        if self.foreground is not None:  # before typing, bring that window back
+            self.typist.use_focus(windows_typing_probe(self.foreground), settings)
         self.login: StartAtLogin | None = start_at_login()
         self._dialog: SettingsDialog | None = None
         self._server_state = ClientState.CONNECTING

@@ -18,6 +18,7 @@ from desktop.hotkey.debounce import CommandKind
 from desktop.hotkey.listener import HotkeyListener, KeyBackend
 from desktop.hotkey.router import Routed
 from desktop.output.base import InjectionGuard, OutputError
+from desktop.output.focus import FocusProbe
 from desktop.output.policy import OutputPolicy
 from desktop.output.typist import TypingResult, Typist, build_default_typist
 from desktop.settings import Settings
@@ -77,12 +78,22 @@ class AppTypist:
     def __init__(self, settings: Settings) -> None:
         self.guard = InjectionGuard()
         self.own_window_ids: list[int] = []
+        self.focus: FocusProbe | None = None  # None: the platform's own probe
         self._typist = self._build(settings)
 
     def _build(self, settings: Settings) -> Typist:
         return build_default_typist(
-            output_policy(settings), guard=self.guard, own_window_ids=self.own_window_ids
+            output_policy(settings),
+            guard=self.guard,
+            own_window_ids=self.own_window_ids,
+            focus=self.focus,
         )
+
+    def use_focus(self, focus: FocusProbe, settings: Settings) -> None:
+        """Type with ``focus`` deciding the target window (Windows: the foreground
+        tracker's probe, which brings back the window a tray click took the focus from)."""
+        self.focus = focus
+        self._typist = self._build(settings)
 
     def apply_settings(self, settings: Settings) -> None:
         self._typist = self._build(settings)

@@ -27,8 +27,9 @@ from desktop.output.focus import FocusInfo, FocusProbe, Win32Api
 log = logging.getLogger(__name__)
 
 #: Window classes of the Windows shell that are never a dictation target: the taskbars,
-#: the notification-area overflow flyout (Windows 10 and 11), the desktop, Start/Search
-#: and the Alt+Tab / Task View switchers.
+#: the notification-area overflow flyout (Windows 10 and 11), the desktop, popup menus and
+#: the Alt+Tab / Task View switchers. Start and Search are not listed: a user may dictate
+#: into the search box.
 SHELL_CLASSES = frozenset(
     {
         "Shell_TrayWnd",
@@ -37,8 +38,6 @@ SHELL_CLASSES = frozenset(
         "TopLevelWindowForOverflowXamlIsland",
         "Progman",
         "WorkerW",
-        "Windows.UI.Core.CoreWindow",
-        "XamlExplorerHostIslandWindow",
         "MultitaskingViewFrame",
         "ForegroundStaging",
         "#32768",  # a popup menu (our own tray menu included)
@@ -149,11 +148,40 @@ class TargetFocusProbe:
             return None
 
 
-def _is_focus_probe(probe: TargetFocusProbe) -> FocusProbe:
-    return probe  # mypy checks that TargetFocusProbe satisfies FocusProbe
+class TypingTargetProbe:
+    """The typist's FocusProbe on Windows: before each final, the target is brought back
+    to the front if a shell window (or one of ours) took it, then the window that will
+    really receive the keys (the foreground window) is described.
+
+    SendInput types into whatever is in front, so the description is of the foreground
+    window even when Windows refused to bring the target back: the typist's own checks
+    (our own window, an elevated target) then see where the keys would really go."""
+
+    def __init__(self, tracker: ForegroundTracker, api: Win32Api) -> None:
+        self._tracker = tracker
+        self._api = api
+
+    def current(self) -> FocusInfo | None:
+        try:
+            self._tracker.restore()
+            front = self._api.foreground_window()
+            return describe_window(self._api, front) if front else None
+        except Exception:
+            log.debug("typing target query failed", exc_info=True)
+            return None
+
+
+def _is_focus_probe(probe: TargetFocusProbe | TypingTargetProbe) -> FocusProbe:
+    return probe  # mypy checks that both satisfy FocusProbe
 
 
 def windows_foreground_tracker(own_windows: Collection[int] = ()) -> ForegroundTracker:
     """The tracker over the real Win32 calls, for this process (Windows only)."""
     native = importlib.import_module("desktop.win32.native")  # by name: exists on Windows
     return ForegroundTracker(native.Win32WindowApi(), os.getpid(), own_windows)
+
+
+def windows_typing_probe(tracker: ForegroundTracker) -> TypingTargetProbe:
+    """The typist's probe over the real Win32 calls (Windows only)."""
+    focus = importlib.import_module("desktop.output.focus")
+    return TypingTargetProbe(tracker, focus.CtypesWin32Api())

@@ -128,3 +128,33 @@ def test_a_tray_click_restores_the_target_before_toggling() -> None:
     app.foreground = None  # not Windows: just toggles
     TingxieApp.toggle_from_tray(app)  # type: ignore[arg-type]
     assert len(order) == 2
+
+
+def test_typing_brings_the_target_back_then_describes_the_window_in_front() -> None:
+    from desktop.win32.foreground import TypingTargetProbe
+
+    api = desktop_with_windows()
+    tracker = ForegroundTracker(api, OWN_PID)
+    tracker.on_foreground(EDITOR)
+    api.front = OVERFLOW  # the user opened the tray overflow meanwhile
+    info = TypingTargetProbe(tracker, api).current()
+    assert info is not None and info.window_id == EDITOR
+    assert api.calls == [("set_foreground", EDITOR)]
+
+
+def test_when_windows_refuses_the_typist_sees_where_keys_would_really_go() -> None:
+    from desktop.win32.foreground import TypingTargetProbe
+
+    api = desktop_with_windows()
+    api.allow_set_foreground = False
+    tracker = ForegroundTracker(api, OWN_PID)
+    tracker.on_foreground(EDITOR)
+    api.front = OURS  # e.g. our settings dialog came to the front
+    info = TypingTargetProbe(tracker, api).current()
+    assert info is not None and info.window_id == OURS and info.pid == OWN_PID
+
+
+def test_start_search_is_a_target() -> None:
+    api = desktop_with_windows()
+    api.windows[42] = FakeWindow("Windows.UI.Core.CoreWindow", 500)
+    assert ForegroundTracker(api, OWN_PID).is_target(42)
