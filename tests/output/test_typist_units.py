@@ -215,6 +215,7 @@ class FakeClipboard:
         default_factory=lambda: ClipboardSnapshot((("text/plain", b"saved"),)))
     events: list[str] = field(default_factory=list)
     fail_set: bool = False
+    confirm: bool = True  # False: the clipboard did not take our text
 
     def snapshot(self) -> ClipboardSnapshot:
         self.events.append("snapshot")
@@ -227,7 +228,8 @@ class FakeClipboard:
         self.content = ClipboardSnapshot((("text/plain", text.encode()),))
 
     def confirm_set(self) -> bool:
-        return True
+        self.events.append(f"confirm:{self.confirm}")
+        return self.confirm
 
     def restore(self, snapshot: ClipboardSnapshot) -> None:
         self.events.append("restore")
@@ -254,7 +256,8 @@ def test_paste_sequence_restores_clipboard() -> None:
     cb = FakeClipboard()
     out = ClipboardPasteOutput(cb, FakeSender(cb.events), paste_timeout_s=0.3, settle_s=0)
     out.type_text("今天", paste_chord="Ctrl+Shift+V")
-    assert cb.events == ["snapshot", "set:今天", "chord:ctrl+shift+v", "wait:0.3", "restore"]
+    assert cb.events == ["snapshot", "set:今天", "confirm:True", "chord:ctrl+shift+v",
+                         "wait:0.3", "restore"]
     assert cb.content.text == "saved" and out.last_read_observed is True
 
 

@@ -8,11 +8,17 @@ bytes, ``type`` at 0, the KEYBDINPUT union member at 8 (wVk 8, wScan 10, dwFlags
 from __future__ import annotations
 
 import struct
+import tempfile
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from desktop.hotkey.keys import parse_key_spec
 from desktop.output.base import InjectionGuard, OutputError
+from desktop.output.text_sink import sanitize
 from desktop.win32.keyboard import (
     KEYEVENTF_EXTENDEDKEY,
     KEYEVENTF_KEYUP,
@@ -33,6 +39,8 @@ from desktop.win32.keyboard import (
 from tests.win32.fake_output import FakeWin32Output
 
 U, UP = KEYEVENTF_UNICODE, KEYEVENTF_UNICODE | KEYEVENTF_KEYUP
+# Hypothesis writes .hypothesis/ under the working directory: not into the tree.
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "tingxie-hypothesis")
 
 
 def sender(fake: FakeWin32Output, **kw: float) -> SendInputKeySender:
@@ -184,3 +192,15 @@ def test_guard_is_active_during_send_input() -> None:
     fake.send_input = send_input  # type: ignore[method-assign]
     SendInputKeySender(fake, guard, clock=fake.clock, sleep=fake.sleep).type("x")
     assert seen == [True]
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(st.text(alphabet=st.characters(codec=None, min_codepoint=0), max_size=80))
+def test_property_sanitized_text_round_trips_through_the_input_array(text: str) -> None:
+    """Whatever the final, what the target would receive as WM_CHAR is the sanitized
+    text, every character, in order, with no Enter or other control."""
+    clean = sanitize(text).text
+    fake = FakeWin32Output()
+    sender(fake).type(clean)
+    assert fake.typed_text() == clean
+    assert all(i.vk == 0 and i.flags in (U, UP) for batch in fake.sent for i in batch)
