@@ -77,7 +77,6 @@ class ErrorOutcome(enum.Enum):
     RETRY = "retry"  # send the utterance again on this link (bounded)
     WAIT_FOR_MODEL = "wait_for_model"  # again once the server says the model is ready (bounded)
     WAIT_FOR_SLOT = "wait_for_slot"  # again once an earlier utterance got its final (bounded)
-    CONTINUE = "continue"  # the server closed it early; its final follows, the rest goes on
     REPLAY_ELSEWHERE = "replay_elsewhere"  # the server stops: send again after reconnecting
     RECONNECT = "reconnect"  # client and server disagree about the link: start a new one
     IGNORE = "ignore"  # about nothing that is pending (logged)
@@ -93,7 +92,7 @@ ERROR_OUTCOMES: dict[ErrorCode, ErrorOutcome] = {
     ErrorCode.ALREADY_STARTED: ErrorOutcome.RECONNECT,
     ErrorCode.DUPLICATE_ID: ErrorOutcome.RETRY,  # every attempt gets a fresh id
     ErrorCode.FRAME_TOO_LARGE: ErrorOutcome.RETRY,  # with frames half as large
-    ErrorCode.UTTERANCE_TOO_LONG: ErrorOutcome.CONTINUE,
+    ErrorCode.UTTERANCE_TOO_LONG: ErrorOutcome.RETRY,  # in parts half as long
     ErrorCode.TOO_MANY_SESSIONS: ErrorOutcome.WAIT_FOR_SLOT,
     ErrorCode.SERVER_BUSY: ErrorOutcome.REPLAY_ELSEWHERE,
     ErrorCode.NOT_READY: ErrorOutcome.WAIT_FOR_MODEL,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -451,3 +453,28 @@ def test_every_error_code_naming_an_utterance_leads_to_an_outcome(code: ErrorCod
             h.down()
             h.up()
     assert len(h.outcomes()) == 1 and h.machine.pending == 0
+
+
+def test_the_outcome_table_in_the_architecture_doc_is_the_code() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `([a-z_]+)` \| ([a-z_]+) \|", doc, flags=re.MULTILINE))
+    assert rows == {code.value: outcome.value for code, outcome in ERROR_OUTCOMES.items()}
+
+
+def test_a_server_limit_shorter_than_advertised_splits_into_shorter_parts() -> None:
+    h = Harness()
+    h.up(ready(max_utterance_seconds=4.0))
+    audio = pcm(3.0)
+    h.say(1, audio, end=False)
+    first = h.wire.starts[0]
+    # The server's real limit was lower: it closed the utterance itself and decodes it.
+    h.wire.open = None
+    h.server(Error(ErrorCode.UTTERANCE_TOO_LONG, "reached 2 s", id=first))
+    h.machine.utterance_ended(1, h.now)
+    h.flush()
+    parts = h.wire.starts[1:]
+    assert [len(h.wire.audio[p]) for p in parts] == [2 * SECOND, SECOND]
+    h.server(Final("cut short", id=first))  # the abandoned attempt's final: not used
+    h.server(Final("one", id=parts[0]), Final("two", id=parts[1]))
+    (final,) = h.outcomes()
+    assert isinstance(final, FinalText) and final.text == "one two"
