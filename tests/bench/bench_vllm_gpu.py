@@ -31,10 +31,12 @@ Measured, each in one run on one GPU:
   segment per input, as its ``/v1/realtime`` endpoint drives it). Segment latency: text of
   a 5 s segment complete - arrival of its last audio; final: last text - stop.
 
-``--generator direct`` (the default until the engine's vLLM generator runs without qwen-asr)
-drives vLLM's ``AsyncLLM`` with the engine's prompt format and priorities (finals 0, partial
-steps 1, ``scheduling_policy="priority"``); ``--generator engine`` uses the server's own
-generator (``build_qwen_engine(..., "vllm")``).
+``--generator engine`` (the default) is the server's own vLLM generator
+(``build_qwen_engine(..., "vllm")``); ``--generator direct`` drives vLLM's ``AsyncLLM`` here
+with the same prompt and priorities (finals 0, partial steps 1,
+``scheduling_policy="priority"``), with ``--inputs async`` rendering each input (tokens,
+audio features) in the renderer's worker threads first, as vLLM's own API server does,
+where the engine hands ``generate`` the prompt and vLLM processes it on the event loop.
 """
 
 from __future__ import annotations
@@ -123,12 +125,12 @@ class Plan:
     stream_sec: float = 20.0
     max_model_len: int = 4096
     max_num_seqs: int = 512
-    gpu_memory_utilization: float = 0.85
+    gpu_memory_utilization: float = 0.8  # the server's default
     dtype: str = "bfloat16"
     render: str = "async"
     enforce_eager: bool = False
     time_limit_s: float = 0.0  # 0: none; else skip phases that would start later
-    generator: str = "direct"
+    generator: str = "engine"
     realtime: bool = False
     dry_run: bool = False
 
@@ -213,6 +215,16 @@ def engine_args(plan: Plan, model_dir: Path, realtime: bool = False) -> dict[str
     return args
 
 
+async def close_engine(engine: Any) -> None:
+    """Stop vLLM's output handler before its engine core goes away (otherwise it reports
+    the engine dead on a clean shutdown), then shut the engine down."""
+    handler = getattr(engine, "output_handler", None)
+    if isinstance(handler, asyncio.Task) and not handler.done():
+        handler.cancel()
+        await asyncio.gather(handler, return_exceptions=True)
+    await asyncio.to_thread(engine.shutdown)
+
+
 class DirectVLLM(Generator):
     """vLLM's AsyncLLM driven as the engine drives it: one request per call, the engine's
     prompt, finals at priority 0 and partial steps at 1, abort on cancellation.
@@ -248,7 +260,7 @@ class DirectVLLM(Generator):
     async def close(self) -> None:
         if self.engine is not None:
             engine, self.engine = self.engine, None
-            await asyncio.to_thread(engine.shutdown)
+            await close_engine(engine)
 
     async def generate(self, batch: Sequence[GenerationRequest]) -> list[GenerationResult]:
         return list(await asyncio.gather(*(self._one(r) for r in batch)))
@@ -317,9 +329,10 @@ class TranscriptLength(Generator):
     its forced prefix (random weights would otherwise run to the budget), and counts what
     reaches the model."""
 
-    def __init__(self, inner: Generator, text: TokenizerText) -> None:
+    def __init__(self, inner: Generator, tokens: TokenizerText) -> None:
         self.inner = inner
-        self.text = text
+        self.tokens_of = tokens
+        self.text = getattr(inner, "text", None)  # the policy parses with the model's own
         self.name = inner.name
         self.model = inner.model
         self.max_batch_size = inner.max_batch_size
@@ -331,7 +344,7 @@ class TranscriptLength(Generator):
         self.tokens = {Priority.FINAL: 0, Priority.PARTIAL: 0}
 
     def new_tokens(self, r: GenerationRequest) -> int:
-        have = len(self.text.encode(r.prefix)) if r.prefix else 0
+        have = len(self.tokens_of.encode(r.prefix)) if r.prefix else 0
         want = tokens_for(len(r.audio) / SR) - have
         return max(MIN_NEW_TOKENS, min(r.max_new_tokens, want))
 
@@ -614,7 +627,7 @@ class RealtimePeer:
     async def close(self) -> None:
         if self.engine is not None:
             engine, self.engine = self.engine, None
-            await asyncio.to_thread(engine.shutdown)
+            await close_engine(engine)
 
     async def utterance(self, audio: np.ndarray, log: StreamLog, segment_ms: list[float]) -> None:
         from vllm import SamplingParams
@@ -676,15 +689,20 @@ class RealtimePeer:
         stop = time.perf_counter()
         await consumer
         end_t = time.perf_counter()
-        # every segment but the last came from the buffer while audio was streaming
+        # Every segment but the last came from the buffer while audio was streaming. vLLM
+        # 0.26 keeps a resumable request's first max_tokens for all its inputs, so each
+        # segment generates as many tokens as the first; the last (shorter) segment's text
+        # counts as done once its transcript's share has arrived, where a real model would
+        # stop.
         for (_, ready), finished in zip(targets[:-1], done_at, strict=False):
             segment_ms.append(1000 * (finished - ready))
-        log.final_ms.append(1000 * (end_t - stop))
+        last = done_at[len(targets) - 1] if targets and len(done_at) == len(targets) else end_t
+        log.final_ms.append(1000 * (last - stop))
         log.audio_s += len(audio) / SR
         log.utterances += 1
-        if got != (targets[-1][0] if targets else 0):
+        if not targets or got != targets[0][0] * len(targets):
             log.errors += 1
-            logger.warning("realtime: %d tokens, expected %s", got, targets)
+            logger.warning("realtime: %d tokens for segments %s", got, targets)
 
 
 async def realtime_stream(
@@ -832,7 +850,7 @@ def build_engine_generator(plan: Plan, model_dir: Path) -> Generator:
         str(model_dir),
         "vllm",
         max_model_len=plan.max_model_len,
-        dtype="bfloat16",
+        dtype=plan.dtype,
         gpu_memory_utilization=plan.gpu_memory_utilization,
         ignore_eos=True,
         vllm_kwargs=extra,
@@ -923,14 +941,30 @@ def goal_line(label: str, rows: dict[str, Any], path: str) -> str:
     return line
 
 
+def path_of(part: dict[str, Any]) -> str:
+    """Which serving path a results file measured."""
+    if "realtime" in part:
+        return "vLLM realtime"
+    gen = part["generator"]
+    if gen == "DirectVLLM":
+        how = (
+            "inputs rendered in vLLM's threads"
+            if part["plan"].get("render") == "async"
+            else ("inputs processed on the loop")
+        )
+        return f"AsyncLLM direct, {how}"
+    return "stand-in model (dry run)" if gen == "FakeModel" else "production"
+
+
+def stream_rows(part: dict[str, Any]) -> dict[str, Any]:
+    rows: dict[str, Any] = part.get("realtime") or part.get("streams") or {}
+    return rows
+
+
 def render(parts: list[dict[str, Any]]) -> str:
-    prod = [p for p in parts if "streams" in p]
-    peers = {p["plan"]["size"]: p for p in parts if "realtime" in p}
-    first = (prod or list(peers.values()))[0]
-    env = first["environment"]
-    st = first["settings"]
-    plan = first["plan"]
-    gens = sorted({p["generator"] for p in prod})
+    parts = sorted(parts, key=lambda p: (p["label"], path_of(p) != "production", path_of(p)))
+    first = parts[0]
+    env, st, plan = first["environment"], first["settings"], first["plan"]
     lines = [
         f"GPU: **{env.get('gpu')}** — {device_line(env)}. Full-size shapes with random bf16 "
         'weights (`load_format="dummy"`, config/tokenizer/processor from '
@@ -940,43 +974,45 @@ def render(parts: list[dict[str, Any]]) -> str:
         "`ignore_eos`). vLLM engine: "
         f"max_model_len {plan['max_model_len']}, max_num_seqs {plan['max_num_seqs']}, "
         f"gpu_memory_utilization {plan['gpu_memory_utilization']}, CUDA graphs "
-        f'{"off" if plan["enforce_eager"] else "on"}, `scheduling_policy="priority"` '
-        f"(finals 0, partial steps 1). Generator: {', '.join(gens)}"
-        + (
-            " (vLLM's AsyncLLM driven directly with the engine's prompt and priorities; "
-            "the server's own vLLM generator was not yet runnable without qwen-asr)"
-            if "DirectVLLM" in gens
-            else ""
-        )
-        + ". Times in ms, p50 / p95.",
+        f"{'off' if plan['enforce_eager'] else 'on'}. Production = the server's own vLLM "
+        'generator (`build_qwen_engine(..., "vllm")`, `scheduling_policy="priority"`, '
+        "finals 0, partial steps 1). AsyncLLM direct = the same prompt and priorities "
+        "driven here, with each input rendered (tokens, audio features) in vLLM's renderer "
+        "threads first as vLLM's own API server does, where the production generator hands "
+        "`generate` the prompt and vLLM processes it on the event loop. Times in ms, "
+        "p50 / p95.",
         "",
         "**Alone** (one request at a time; partial = a steady partial step: the segment's "
         "audio, its committed prefix, the tokens a transcript adds; final = the whole "
-        "utterance, no prefix):",
+        "utterance, no prefix; 1 token = audio encoder + prefill + first token):",
         "",
-        "| model | call | new tokens | p50 / p95 (ms) |",
-        "|---|---|---:|---:|",
+        "| model | path | call | new tokens | p50 / p95 (ms) |",
+        "|---|---|---|---:|---:|",
     ]
-    for p in prod:
+    for p in parts:
         for name, cell in p.get("alone", {}).items():
-            lines.append(f"| {p['label']} | {name} | {cell['new_tokens']} | {_cell(cell['ms'])} |")
+            lines.append(
+                f"| {p['label']} | {path_of(p)} | {name} | {cell['new_tokens']} | "
+                f"{_cell(cell['ms'])} |"
+            )
     lines += [
         "",
         f"**Bursts**: B partial steps ({st['burst_window_s']:g} s windows) submitted at "
-        "once, then one 5 s final right after them; per-request time from the burst's start.",
+        "once, then one 5 s final right after them; per-request time from the burst's "
+        f"start, {plan['burst_repeats']} bursts per row.",
         "",
-        "| model | B | all done p50 | partial steps p50 / p95 | steps / s | final after the "
-        "burst p50 / max |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| model | path | B | all done p50 | partial steps p50 / p95 | steps / s | final "
+        "after the burst p50 / max |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
-    for p in prod:
+    for p in parts:
         for b, runs in p.get("bursts", {}).items():
             walls = [r["wall_ms"] for r in runs]
             each = [x for r in runs for x in r["partial_ms"]]
             finals = [r["final_ms"] for r in runs]
             wall = percentile(walls, 0.5)
             lines.append(
-                f"| {p['label']} | {b} | {wall:.0f} | {_cell(each)} | "
+                f"| {p['label']} | {path_of(p)} | {b} | {wall:.0f} | {_cell(each)} | "
                 f"{1000 * int(b) / wall:.0f} | {percentile(finals, 0.5):.0f} / "
                 f"{max(finals):.0f} |"
             )
@@ -992,71 +1028,35 @@ def render(parts: list[dict[str, Any]]) -> str:
         f"per utterance fed {st['realtime_segment_s']:g} s segments as its `/v1/realtime` "
         'endpoint does; its "partial" is a segment\'s text complete − arrival of the '
         "segment's last audio (text appears once per segment, not per "
-        f"{st['hop_s']:g} s); final = last text − stop. Loop lag: how late the server "
-        "process's event loop wakes a 20 ms timer (p95); frontend CPU: CPU seconds of that "
-        "process per second (it also runs vLLM's input processing).",
+        f"{st['hop_s']:g} s); final = last text − stop (vLLM 0.26 gives every input of a "
+        "resumable request the first input's token count, so the last, shorter segment "
+        "counts as done once its transcript's share of tokens has arrived). Loop lag: how "
+        "late the server process's event loop wakes a 20 ms timer (p95); frontend CPU: "
+        "CPU seconds of that process per second (it also runs vLLM's input processing).",
         "",
         "| model | path | streams | partial p50 / p95 | final p50 / p95 | final max | "
         "partials / s of audio | most requests in vLLM | loop lag p95 | frontend CPU | "
         "errors |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    rows: list[tuple[str, str, dict[str, Any]]] = []
-    for p in prod:
-        rows += [(p["label"], "production", r) for r in p["streams"].values()]
-        peer = peers.get(p["plan"]["size"])
-        if peer:
-            rows += [(p["label"], "vLLM realtime", r) for r in peer["realtime"].values()]
-    for size, peer in peers.items():
-        if not any(p["plan"]["size"] == size for p in prod):
-            rows += [(peer["label"], "vLLM realtime", r) for r in peer["realtime"].values()]
-    for label, path, r in sorted(rows, key=lambda x: (x[0], x[2]["streams"], x[1])):
-        f = stats(r["final_ms"])
-        lines.append(
-            f"| {label} | {path} | {r['streams']} | {_cell(r['partial_ms'])} | "
-            f"{_cell(r['final_ms'])} | {f['max']:.0f} | {r['partials_per_audio_s']:.2f} | "
-            f"{r.get('peak_in_flight', '–')} | {r['loop_lag_ms']['p95']:.1f} | "
-            f"{r['frontend_cpu']:.2f} | {r['errors']} |"
-        )
-    ratio_rows = []
-    for p in prod:
-        peer = peers.get(p["plan"]["size"])
-        if not peer:
-            continue
-        for n, r in p["streams"].items():
-            q = peer["realtime"].get(n)
-            if q is None:
-                continue
-            fa, fb = stats(r["final_ms"]), stats(q["final_ms"])
-            pa, pb = stats(r["partial_ms"]), stats(q["partial_ms"])
-            ratio_rows.append(
-                f"| {p['label']} | {n} | {fb['p50'] / fa['p50']:.2f} | {fb['p95'] / fa['p95']:.2f}"
-                f" | {pb['p95'] / pa['p95']:.2f} | "
-                f"{r['partials_per_audio_s'] / max(q['partials_per_audio_s'], 1e-9):.1f} |"
+    for p in parts:
+        for r in stream_rows(p).values():
+            f = stats(r["final_ms"])
+            lines.append(
+                f"| {p['label']} | {path_of(p)} | {r['streams']} | {_cell(r['partial_ms'])} | "
+                f"{_cell(r['final_ms'])} | {f['max']:.0f} | {r['partials_per_audio_s']:.2f} | "
+                f"{r.get('peak_in_flight', '–')} | {r['loop_lag_ms']['p95']:.1f} | "
+                f"{r['frontend_cpu']:.2f} | {r['errors']} |"
             )
-    if ratio_rows:
-        lines += [
-            "",
-            "Side by side (vLLM realtime ÷ production; > 1: production is faster or "
-            "updates more often):",
-            "",
-            "| model | streams | final p50 | final p95 | partial p95 | text updates per s |",
-            "|---|---:|---:|---:|---:|---:|",
-            *ratio_rows,
-        ]
+    lines += side_by_side(parts)
     lines += ["", "Against the goal (one GPU, final p95 ≤ 300 ms, partial p95 ≤ 500 ms):", ""]
-    for p in prod:
-        if p["streams"]:
-            lines.append(goal_line(p["label"], p["streams"], "production"))
-        peer = peers.get(p["plan"]["size"])
-        if peer and peer["realtime"]:
-            lines.append(goal_line(p["label"], peer["realtime"], "vLLM realtime"))
+    lines += [goal_line(p["label"], stream_rows(p), path_of(p)) for p in parts if stream_rows(p)]
     memory = [
-        f"{p['label']} {p['gpu_memory_used_mib']} MiB"
+        f"{p['label']} {path_of(p)} {p['gpu_memory_used_mib']} MiB"
         for p in parts
         if p.get("gpu_memory_used_mib")
     ]
-    loads = [f"{p['label']} ({p['generator']}) {p['load_s']:.0f} s" for p in parts]
+    loads = [f"{p['label']} {path_of(p)} {p['load_s']:.0f} s" for p in parts]
     lines += [
         "",
         f"Engine start (dummy weights, compile and CUDA graphs included): {'; '.join(loads)}. "
@@ -1067,13 +1067,47 @@ def render(parts: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def side_by_side(parts: list[dict[str, Any]]) -> list[str]:
+    """vLLM realtime against production, same model and stream count."""
+    rows = []
+    for p in parts:
+        if path_of(p) != "production":
+            continue
+        for q in parts:
+            if q["label"] != p["label"] or path_of(q) == "production":
+                continue
+            for n, r in p["streams"].items():
+                o = stream_rows(q).get(n)
+                if o is None:
+                    continue
+                fa, fb = stats(r["final_ms"]), stats(o["final_ms"])
+                pa, pb = stats(r["partial_ms"]), stats(o["partial_ms"])
+                rows.append(
+                    f"| {p['label']} | {path_of(q)} | {n} | {fb['p50'] / fa['p50']:.2f} | "
+                    f"{fb['p95'] / fa['p95']:.2f} | {pb['p95'] / pa['p95']:.2f} | "
+                    f"{r['partials_per_audio_s'] / max(o['partials_per_audio_s'], 1e-9):.1f} |"
+                )
+    if not rows:
+        return []
+    return [
+        "",
+        "Side by side in the same run (other path ÷ production; > 1: production is faster, "
+        "or shows text more often):",
+        "",
+        "| model | other path | streams | final p50 | final p95 | partial p95 | text "
+        "updates per s of audio |",
+        "|---|---|---:|---:|---:|---:|---:|",
+        *rows,
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="1.7b")
     parser.add_argument("--out", type=Path, help="results JSON (default: a temp file)")
     parser.add_argument("--render", type=Path, nargs="+", help="write the docs section")
     parser.add_argument("--realtime", action="store_true", help="vLLM's realtime path")
-    parser.add_argument("--generator", choices=("direct", "engine"), default="direct")
+    parser.add_argument("--generator", choices=("engine", "direct"), default="engine")
     parser.add_argument("--streams", type=int, nargs="+")
     parser.add_argument("--bursts", type=int, nargs="+")
     parser.add_argument("--stream-sec", type=float)
@@ -1082,7 +1116,7 @@ def main() -> None:
     parser.add_argument("--enforce-eager", action="store_true")
     parser.add_argument("--dtype", default="bfloat16", help="float32 for vLLM on a CPU")
     parser.add_argument(
-        "--render",
+        "--inputs",
         dest="render_inputs",
         choices=("async", "sync"),
         default="async",
