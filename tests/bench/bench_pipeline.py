@@ -57,7 +57,6 @@ from desktop.streaming import (  # noqa: E402
     StateChanged,
     UtteranceFailed,
 )
-from protocol.messages import Final, Timings  # noqa: E402
 from server.app import RunningServer, start_server  # noqa: E402
 from server.config import parse_config  # noqa: E402
 from server.engine.base import Engine  # noqa: E402
@@ -82,29 +81,14 @@ def pct(values: Sequence[float], q: float) -> float:
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
-class TimedClient(DictationClient):
-    """DictationClient that also keeps the server's ``final.timings`` per utterance."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.server_timings: dict[int, Timings] = {}
-
-    async def _on_server_message(self, message: object) -> None:
-        if isinstance(message, Final) and message.timings is not None:
-            pending = self._by_wire_id(message.id)
-            if pending is not None:
-                self.server_timings[pending.local_id] = message.timings
-        await super()._on_server_message(message)
-
-
 class Run:
-    """Source → Silero → segmenter → TimedClient, as desktop.live composes them."""
+    """Source → Silero → segmenter → DictationClient, as desktop.live composes them."""
 
     def __init__(self, samples: np.ndarray, url: str) -> None:
         self.events: list[ClientEvent] = []
         self.started = 0
         self._lock = threading.Lock()
-        self.client = TimedClient(url, self._on_client_event)
+        self.client = DictationClient(url, self._on_client_event)
         self.pipeline = AudioPipeline(
             ArraySource(samples, realtime=True), Segmenter(), SileroOnnxVad(), self._on_segment
         )
@@ -207,7 +191,7 @@ def bench_latency(name: str, engine: Engine) -> LatencyRow:
         if not isinstance(event, FinalText):
             continue
         t = event.timeline
-        timings = run.client.server_timings.get(event.utterance_id)
+        timings = event.timings  # the server's final.timings
         stop_to_final, end_to_final = t.stop_to_final(), t.end_to_final()
         end_to_stop, perceived = t.end_to_stop(), t.perceived_latency()
         if (timings is None or stop_to_final is None or end_to_final is None
