@@ -24,7 +24,7 @@ from tests.desktop.conftest import VirtualMic
 from tests.output.target_window import CLIP_TEXT
 from tests.output.x11 import TargetWindow, child_env, xclip_get, xdotool
 
-FINAL_LINE = re.compile(r"final \d+: (?P<text>'.*'|\".*\") \(")
+FINAL_LINE = re.compile(r"final(?: \d+)?: (?P<text>'.*'|\".*\") \(")
 
 
 class LiveMicrophone:
