@@ -145,13 +145,16 @@ class TypingOutcome:
 
 @dataclass(frozen=True)
 class TypingJob:
-    """One text to type. ``utterance_id`` is None for a history "type again"."""
+    """One text to type. ``utterance_id`` is None for a history "type again".
+    ``stale``: not to be typed; it is recorded when its turn comes, so history keeps
+    utterance order."""
 
     seq: int
     text: str
     utterance_id: int | None = None
     speech_ended_at: float | None = None  # core clock, for the latency
     timeline: UtteranceTimeline | None = None
+    stale: bool = False
 
 
 class FinalTyper(Protocol):
@@ -601,12 +604,7 @@ class DictationCore:
         if not text:
             log.info("utterance %d: empty final", uid)
             return
-        if final.stale:
-            note = "not typed: it came too late to type into the window that has focus now"
-            self._record(HistoryEntry(self._wall_clock(), text, None, False, note))
-            self._problem("A late text was not typed; it is in History.")
-            return
-        job = TypingJob(self._take_seq(), text, uid, ended, final.timeline)
+        job = TypingJob(self._take_seq(), text, uid, ended, final.timeline, stale=final.stale)
         self._enqueue_typing(job)
 
     # ---------------------------------------------------------------- typing stage
@@ -620,12 +618,17 @@ class DictationCore:
         self._pump_typing()
 
     def _pump_typing(self) -> None:
-        if self._typing_now is not None or not self._typing_queue:
-            return
-        job = self._typing_queue.popleft()
-        self._typing_now = job
-        self._set(typing=True)
-        self._executor.submit(job)
+        """Start the next job unless one is running; stale ones are recorded on the way."""
+        while self._typing_now is None and self._typing_queue:
+            job = self._typing_queue.popleft()
+            if job.stale:
+                note = "not typed: it came too late to type into the window that has focus now"
+                self._record(HistoryEntry(self._wall_clock(), job.text, None, False, note))
+                self._problem("A late text was not typed; it is in History.")
+                continue
+            self._typing_now = job
+            self._executor.submit(job)
+        self._set(typing=self._typing_now is not None)
 
     def _on_typing_done(self, done: TypingDone) -> None:
         job, outcome = done.job, done.outcome
@@ -649,8 +652,6 @@ class DictationCore:
             if typed and outcome.notice:
                 note = outcome.notice
             self._record(HistoryEntry(self._wall_clock(), job.text, latency, typed, note))
-        if not self._typing_queue:
-            self._set(typing=False)
         self._pump_typing()
 
     def _record(self, entry: HistoryEntry) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from desktop.audio.segmenter import (
     DropReason,
@@ -503,3 +505,52 @@ def test_turning_the_warm_microphone_off_closes_an_idle_one() -> None:
     assert r.mic.is_open
     r.core.post(SettingsChanged(Mode.PUSH_TO_TALK, audio_changed=False, warm_microphone=False))
     assert not r.mic.is_open
+
+
+# ---------------------------------------------------------------- any order of arrival
+
+
+@dataclass(frozen=True)
+class Planned:
+    uid: int
+    kind: str  # final | stale | failed | cancelled
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(
+    kinds=st.lists(st.sampled_from(["final", "stale", "failed", "cancelled"]), max_size=7),
+    data=st.data(),
+)
+def test_whatever_order_outcomes_and_typing_results_come_in(
+    kinds: list[str], data: st.DataObject
+) -> None:
+    """Outcomes arrive in any order, typing finishes at any moment in between: one job
+    at a time, every final recorded once, history in utterance order, typed only if typed."""
+    r = rig()
+    plan = [Planned(uid, kind) for uid, kind in enumerate(kinds, start=1)]
+    spoken(r, *(p.uid for p in plan))
+    arriving = data.draw(st.permutations(plan))
+    finished = 0
+    while arriving or r.core.typing_now is not None:
+        unfinished = len(r.executor.submitted) - finished
+        assert unfinished == (1 if r.core.typing_now is not None else 0)
+        if r.core.typing_now is not None and (not arriving or data.draw(st.booleans())):
+            r.finish_typing()
+            finished += 1
+            continue
+        p = arriving.pop(0)
+        if p.kind == "failed":
+            r.core.post(UtteranceFailed(p.uid, "no", FailReason.ENGINE_ERROR))
+        elif p.kind == "cancelled":
+            r.core.post(UtteranceCancelled(p.uid))
+        else:
+            r.core.post(final(p.uid, f"text {p.uid}", stale=p.kind == "stale"))
+    with_text = [p for p in plan if p.kind in ("final", "stale")]
+    assert [(e.text, e.typed) for e in r.core.history] == [
+        (f"text {p.uid}", p.kind == "final") for p in with_text
+    ]
+    assert [j.text for j in r.executor.submitted] == [
+        f"text {p.uid}" for p in plan if p.kind == "final"
+    ]
+    assert r.problems.count("Recognition failed: no") == kinds.count("failed")
+    assert r.core.facts.stage is Stage.IDLE and r.core.next_deadline() is None
