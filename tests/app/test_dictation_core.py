@@ -1,5 +1,6 @@
 """The dictation core, pure: a fake clock, a fake microphone, a typing executor the test
-runs by hand, and the client's outcome events. No Qt, no threads, no sleeps."""
+runs by hand, and the client's outcome events. No Qt, no threads, no sleeps (the last
+test starts one fresh interpreter to see what the core's modules import)."""
 
 from __future__ import annotations
 
@@ -554,3 +555,19 @@ def test_whatever_order_outcomes_and_typing_results_come_in(
     ]
     assert r.problems.count("Recognition failed: no") == kinds.count("failed")
     assert r.core.facts.stage is Stage.IDLE and r.core.next_deadline() is None
+
+
+def test_the_core_and_the_vocabulary_import_neither_qt_nor_asyncio() -> None:
+    """Checked in a fresh interpreter: this test process has Qt loaded already."""
+    import subprocess
+    import sys
+
+    modules = ("desktop.dictation", "desktop.settings", "protocol.client_events")
+    code = (
+        f"import sys\nfor m in {modules!r}: __import__(m)\n"
+        "print(sorted(m for m in ('PySide6', 'asyncio') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "[]"
