@@ -81,7 +81,7 @@ _SERVER_FORGETS = frozenset(
     }
 )
 
-_MIN_FRAME_BYTES = 640  # 20 ms: halving the frame size after a refusal stops here
+_MIN_FRAME_BYTES = 640  # 20 ms: the smallest audio frame we send
 
 
 @dataclass(frozen=True)
@@ -298,12 +298,13 @@ class ClientMachine:
     def _apply_limits(self, ready: Ready) -> None:
         limits = ready.limits
         default = Limits()
-        frame = int(limits.get("max_audio_frame_bytes", default.max_audio_frame_bytes))
-        self._frame_cap = max(2, min(frame, HARD_MAX_FRAME_BYTES)) // 2 * 2
-        seconds = float(limits.get("max_utterance_seconds", default.max_utterance_seconds))
-        self._segment_cap = max(2, int(seconds * BYTES_PER_SECOND) // 2 * 2)
-        slots = int(limits.get("max_sessions_per_connection", default.max_sessions_per_connection))
-        self._slot_cap = max(1, slots)
+        # Clamped: a hostile "ready" must not make us send 2-byte frames or 1 ms parts.
+        frame = limits.get("max_audio_frame_bytes", default.max_audio_frame_bytes)
+        self._frame_cap = int(min(max(frame, _MIN_FRAME_BYTES), HARD_MAX_FRAME_BYTES)) // 2 * 2
+        seconds = limits.get("max_utterance_seconds", default.max_utterance_seconds)
+        self._segment_cap = int(min(max(seconds, 1.0), 3600.0) * BYTES_PER_SECOND) // 2 * 2
+        slots = limits.get("max_sessions_per_connection", default.max_sessions_per_connection)
+        self._slot_cap = int(min(max(slots, 1), 1000))
 
     def link_down(self, detail: str, now: float) -> None:
         self._drop_link()
@@ -343,7 +344,7 @@ class ClientMachine:
                 log.warning("final for an utterance this client did not start; ignored")
             return
         if s.end is None:
-            log.warning("final for utterance %s before its stop; ignored", final.id)
+            log.debug("final for utterance %s before its stop; ignored", final.id)
             return
         del self._sessions[final.id]
         if s.retired:
