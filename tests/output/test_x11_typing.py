@@ -246,3 +246,38 @@ def test_hostile_final_runs_no_command_in_a_terminal(
 def focused_app(probe: X11FocusProbe) -> str:
     info = probe.current()
     return info.app.lower() if info is not None else ""
+
+
+def test_production_typist_types_a_hostile_final_into_a_terminal(
+    xterm_shell: Path, focus_probe: X11FocusProbe
+) -> None:
+    """The app's own typist (build_default_typist: pynput, QtClipboard, the X11 focus
+    probe) in a process of its own, as in the tray app, with the hostile final."""
+    pwned = xterm_shell / "PWNED"
+    final = hostile_final(pwned)
+    wait_for(lambda: focused_app(focus_probe) == "xterm", 10, "xterm never got the focus")
+    driver = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests/output/qt_typist_driver.py"), json.dumps(final)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=child_env(), cwd=ROOT,
+        encoding="utf-8",
+    )
+    try:
+        assert driver.stdout is not None
+        line = driver.stdout.readline()
+        assert line.startswith("RESULT "), line
+        result = json.loads(line[7:])
+        # xterm has no CLIPBOARD paste key: the built-in table types there
+        assert result["error"] is None and result["method"] == "keystrokes", result
+        assert result["typed"] == sanitize(final).text
+    finally:
+        if driver.poll() is None:
+            assert driver.stdin is not None
+            driver.stdin.write("quit\n")
+            driver.stdin.flush()
+        driver.wait(10)
+    xdotool("key", "Return")
+    ran = xterm_shell / "ran"
+    wait_for(ran.exists, 10, "bash never ran the line")
+    wait_for(lambda: ran.read_text().endswith("\n"), 5, "x never finished writing")
+    assert ran.read_text() == " ".join(sanitize(final).text.split()[1:]) + "\n"
+    assert not pwned.exists()
