@@ -91,13 +91,17 @@ class _PipelineMicrophone:
 
     def __init__(
         self,
-        coordinator: Coordinator,
+        settings: Callable[[], Settings],
         source_factory: Callable[[Settings], AudioSource],
         detector_factory: Callable[[], SpeechDetector],
+        on_event: Callable[[Event], None],
+        on_error: Callable[[BaseException], None],
     ) -> None:
-        self._coordinator = coordinator
+        self._settings = settings  # the current ones, read at each open
         self._source_factory = source_factory
         self._detector_factory = detector_factory
+        self._on_event = on_event  # audio thread
+        self._on_error = on_error  # audio thread
         self.pipeline: AudioPipeline | None = None
 
     @property
@@ -107,16 +111,16 @@ class _PipelineMicrophone:
     def open(self, mode: Mode) -> str | None:
         if self.pipeline is not None and self.pipeline.running:
             return None
-        c = self._coordinator
+        settings = self._settings()
         try:
-            source = self._source_factory(c.settings)
+            source = self._source_factory(settings)
             detector = self._detector_factory()
         except Exception as exc:  # no PortAudio, no device, no VAD model...
             log.exception("cannot open the microphone")
             return str(exc)
-        segmenter = Segmenter(segmenter_config(c.settings), mode)
+        segmenter = Segmenter(segmenter_config(settings), mode)
         self.pipeline = AudioPipeline(
-            source, segmenter, detector, c._on_audio_event, on_error=c._bridge.audio_error.emit
+            source, segmenter, detector, self._on_event, on_error=self._on_error
         )
         self.pipeline.start()
         return None
@@ -152,16 +156,18 @@ class _QtTypingExecutor:
     """Runs a typing job from a zero-delay timer on the Qt thread (the clipboard output
     must run there), then posts its result to the core."""
 
-    def __init__(self, coordinator: Coordinator, typer: FinalTyper) -> None:
-        self._coordinator = coordinator
+    def __init__(
+        self, context: QObject, typer: FinalTyper, post: Callable[[TypingDone], None]
+    ) -> None:
+        self._context = context  # the timer is dropped if it is deleted
         self._typer = typer
+        self._post = post
 
     def submit(self, job: TypingJob) -> None:
-        QTimer.singleShot(0, self._coordinator, functools.partial(self._run, job))
+        QTimer.singleShot(0, self._context, functools.partial(self._run, job))
 
     def _run(self, job: TypingJob) -> None:
-        outcome = type_text(self._typer, job.text)
-        self._coordinator._post(TypingDone(job, outcome))
+        self._post(TypingDone(job, type_text(self._typer, job.text)))
 
 
 class Coordinator(QObject):
@@ -186,14 +192,20 @@ class Coordinator(QObject):
         self._bridge.segment.connect(self._post)
         self._bridge.client.connect(self._on_client)
         self._bridge.audio_error.connect(self._on_audio_error)
-        self._microphone = _PipelineMicrophone(self, source_factory, detector_factory)
+        self._microphone = _PipelineMicrophone(
+            lambda: self.settings,
+            source_factory,
+            detector_factory,
+            self._on_audio_event,
+            self._bridge.audio_error.emit,
+        )
         self._tick = QTimer(self)
         self._tick.setSingleShot(True)
         self._tick.timeout.connect(lambda: self._post(Tick()))
         self._clock = clock
         self.core = DictationCore(
             self._microphone,
-            _QtTypingExecutor(self, typer),
+            _QtTypingExecutor(self, typer, self._post),
             self._on_notice,
             mode=settings.mode,
             clock=clock,
