@@ -12,7 +12,8 @@ Sequence (:meth:`ClipboardPasteOutput.type_text`):
 4. press the paste chord for the target (``ctrl+v``; ``ctrl+shift+v`` in terminals, see
    :mod:`desktop.output.policy`); if that fails the text stays on the clipboard
    (:class:`~desktop.output.base.TextLeftOnClipboard`);
-5. wait until the target has read the clipboard (where that can be observed) or a timeout;
+5. wait until the target has read the clipboard (where that can be observed) or a timeout
+   (a :class:`DeferredRestore` clipboard does 5 and 6 on its own thread, later);
 6. restore the snapshot (or clear the clipboard if it was empty). When setting the text
    failed, a non-empty snapshot is put back; an empty one is never "restored" over a
    clipboard that may still hold the user's content.
@@ -39,7 +40,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from desktop.hotkey.keys import parse_key_spec
 from desktop.output.base import (
@@ -105,6 +106,20 @@ class Clipboard(Protocol):
         ``timeout_s``. True if the read was observed. ``reader_pid``: count only reads by
         that process, where the platform can tell (Windows)."""
         ...
+
+
+@runtime_checkable
+class DeferredRestore(Protocol):
+    """A clipboard that can wait for the paste and restore on a thread of its own (the
+    Windows clipboard worker), in order with its other calls, so typing does not block."""
+
+    def wait_then_restore(
+        self,
+        sent_at: float,
+        timeout_s: float,
+        reader_pid: int | None,
+        snapshot: ClipboardSnapshot,
+    ) -> None: ...
 
 
 # --- Qt --------------------------------------------------------------------------------
@@ -401,10 +416,14 @@ class ClipboardPasteOutput:
             self.sender.tap_chord(chord)
         except Exception as e:
             raise TextLeftOnClipboard(f"paste failed ({e}); the text is on the clipboard") from e
+        reader = target.pid if target is not None else None
+        if saved is not None and isinstance(self.clipboard, DeferredRestore):
+            # the clipboard's own thread waits and restores; the caller goes on
+            self.last_read_observed = None
+            self.clipboard.wait_then_restore(sent_at, timeout, reader, saved)
+            return
         try:
-            self.last_read_observed = self.clipboard.wait_for_paste(
-                sent_at, timeout, target.pid if target is not None else None
-            )
+            self.last_read_observed = self.clipboard.wait_for_paste(sent_at, timeout, reader)
         finally:
             if saved is not None:
                 self.clipboard.restore(saved)

@@ -4,9 +4,10 @@
 :mod:`desktop.win32.native_output`); :class:`ClipboardWorker` runs every clipboard call on
 one dedicated thread, which owns the clipboard window (it must pump messages to render our
 delayed text) and keeps clipboard I/O off the UI thread, where a slow owner rendering its
-data (or a hung one) would freeze the app and, with it, keyboard hooks. Each call has a
-time cap; a snapshot that runs over it counts as "clipboard unavailable" (nothing was
-changed yet), so the typist types with SendInput instead.
+data (or a hung one) would freeze the app. Each call has a time cap; a snapshot that runs
+over it counts as "clipboard unavailable" (nothing was changed yet), so the typist types
+with SendInput instead. The wait for the target's read and the restore run there too,
+after the paste chord, without holding up the caller (up to 3 s for a remote desktop).
 """
 
 from __future__ import annotations
@@ -130,6 +131,29 @@ class ClipboardWorker:
             lambda: self._clipboard.wait_for_paste(sent_at, timeout_s, reader_pid),
             timeout=timeout_s + self.call_timeout_s,
         )
+
+    def wait_then_restore(
+        self,
+        sent_at: float,
+        timeout_s: float,
+        reader_pid: int | None,
+        snapshot: ClipboardSnapshot,
+    ) -> None:
+        """Queue the wait for the target's read and the restore; return at once. Later
+        calls queue behind them, so the next paste snapshots the restored clipboard."""
+
+        def job() -> None:
+            try:
+                read = self._clipboard.wait_for_paste(sent_at, timeout_s, reader_pid)
+                log.debug("paste read by the target: %s", read)
+            except Exception:
+                log.exception("waiting for the paste failed")
+            try:
+                self._clipboard.restore(snapshot)
+            except Exception:
+                log.exception("restoring the clipboard failed")
+
+        self._jobs.put(job)
 
     def close(self) -> None:
         self._jobs.put(None)

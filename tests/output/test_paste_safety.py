@@ -134,3 +134,25 @@ def test_gate_refusal_without_a_fallback_says_not_typed() -> None:
     r = Typist(OutputPolicy(), outputs, FakeFocus(EDITOR), gate=Refuse()).type_final("x")
     assert log == [] and not r.ok
     assert r.notice == "app runs as administrator; the text was not typed."
+
+
+def test_a_deferred_restore_clipboard_waits_and_restores_on_its_own() -> None:
+    calls: list[tuple[object, ...]] = []
+
+    class Deferred(FakeClipboard):
+        def wait_then_restore(
+            self,
+            sent_at: float,
+            timeout_s: float,
+            reader_pid: int | None,
+            snapshot: ClipboardSnapshot,
+        ) -> None:
+            calls.append(("wait_then_restore", timeout_s, reader_pid, snapshot))
+
+    cb = Deferred()
+    saved = cb.content
+    out = paste(cb)
+    out.type_text("hi", "ctrl+v", OutputTarget(pid=9, read_timeout_s=1.5))
+    assert calls == [("wait_then_restore", 1.5, 9, saved)]
+    assert "restore" not in cb.events and not any(e.startswith("wait") for e in cb.events)
+    assert out.last_read_observed is None

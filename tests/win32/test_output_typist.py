@@ -243,3 +243,33 @@ def test_worker_time_cap_makes_a_stuck_snapshot_unavailable() -> None:
         assert inner.threads == ["tingxie-clipboard"] * 2
     finally:
         worker.close()
+
+
+def test_worker_waits_and_restores_after_returning_in_order() -> None:
+    order: list[str] = []
+    gate = threading.Event()
+
+    class Slow(ThreadRecordingClipboard):
+        def wait_for_paste(
+            self, sent_at: float, timeout_s: float, reader_pid: int | None = None
+        ) -> bool:
+            gate.wait(5)  # the target has not read yet
+            order.append(f"wait:{reader_pid}")
+            return True
+
+        def restore(self, snapshot: ClipboardSnapshot) -> None:
+            order.append("restore")
+
+        def snapshot(self) -> ClipboardSnapshot:
+            order.append("snapshot")
+            return ClipboardSnapshot()
+
+    worker = ClipboardWorker(Slow, call_timeout_s=5.0)
+    try:
+        worker.wait_then_restore(0.0, 1.0, 42, ClipboardSnapshot())
+        assert order == []  # returned while the wait is still pending
+        gate.set()
+        worker.snapshot()  # the next paste's snapshot queues behind the restore
+        assert order == ["wait:42", "restore", "snapshot"]
+    finally:
+        worker.close()
