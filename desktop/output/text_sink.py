@@ -17,7 +17,8 @@ paste. So the sink keeps only what a reader sees:
   (U+2066-U+2069), marks (LRM, RLM, ALM): they reorder what the user sees ("Trojan
   Source") and dictation never needs them;
 * **other invisible format characters** (category Cf: zero-width space, word joiner, BOM,
-  soft hyphen, invisible math operators, Unicode tag characters used to hide text, ...),
+  soft hyphen, invisible math operators, Unicode tag characters used to hide text --
+  which also turns a subdivision flag such as England's into a plain black flag, ...),
   lone surrogates and noncharacters are removed. Exception: ZERO WIDTH JOINER and ZERO
   WIDTH NON-JOINER stay where they are part of a word or an emoji sequence -- between two
   letters, marks, digits or symbols (Persian and Indic spelling needs ZWNJ, emoji such as
