@@ -4,11 +4,12 @@ Every call is appended to ``calls`` as a tuple, so tests assert exactly what wou
 been asked of Win32. Raw Input records are real ``RAWINPUT`` bytes
 (:func:`desktop.win32.rawinput.encode_raw_input`), handed out by ``raw_input_data`` for the
 ``lParam`` a scripted ``WM_INPUT`` carries. The message loop delivers the scripted
-messages in order, then waits for ``post_quit`` (WM_QUIT) and returns.
+messages in order, then those :meth:`FakeShellApi.deliver` posts, until ``post_quit``.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ class FakeShellApi:
         self.handler: MessageHandler | None = None
         self.on_foreground: Callable[[int], None] | None = None
         self.quit = threading.Event()
+        self.queue: queue.Queue[tuple[int, int, int] | None] = queue.Queue()
         self.loop_done = threading.Event()
 
     def wm_input(self, key: RawKey) -> None:
@@ -103,8 +105,21 @@ class FakeShellApi:
         assert self.handler is not None
         for msg, wparam, lparam in self.script:
             self.handler(msg, wparam, lparam)
-        self.quit.wait(5)  # like GetMessageW: returns once WM_QUIT was posted
+        while True:  # like GetMessageW: later messages in order, until WM_QUIT
+            item = self.queue.get(timeout=5)
+            if item is None:
+                break
+            self.handler(*item)
         self.loop_done.set()
+
+    def deliver(self, msg: int, wparam: int = 0, lparam: int = 0) -> None:
+        """Post a message to the running loop (from the test's thread)."""
+        self.queue.put((msg, wparam, lparam))
+
+    def deliver_key(self, key: RawKey) -> None:
+        lparam = 0x1000 + len(self.raw)
+        self.raw[lparam] = encode_raw_input(key, self.pointer_size)
+        self.deliver(WM_INPUT, 0, lparam)
 
     def post_message(self, hwnd: int, msg: int) -> None:
         self.calls.append(("post_message", hwnd, msg))
@@ -112,6 +127,7 @@ class FakeShellApi:
     def post_quit(self, thread_id: int) -> None:
         self.calls.append(("post_quit", thread_id))
         self.quit.set()
+        self.queue.put(None)
 
 
 @dataclass
