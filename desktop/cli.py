@@ -302,7 +302,18 @@ async def stream_files(
 
     async def send() -> None:
         while True:
-            await link.send(await outbox.get())
+            frame = await outbox.get()
+            try:
+                await link.send(frame)
+            finally:
+                outbox.task_done()
+
+    async def drained() -> None:
+        """Until what the machine produced so far is written (or the link is gone):
+        back-pressure, and "stop" is printed once the stop is really sent."""
+        written = asyncio.ensure_future(outbox.join())
+        await asyncio.wait([written, tasks[0], tasks[1]], return_when=asyncio.FIRST_COMPLETED)
+        written.cancel()
 
     async def receive() -> None:
         async for message in link.messages():
@@ -355,11 +366,13 @@ async def stream_files(
                         await asyncio.sleep(max(0.0, due - clock()))
                     machine.audio(index, pcm[offset : offset + chunk_bytes], clock())
                     pump()
+                    await drained()
                 if realtime:
                     await asyncio.sleep(max(0.0, began + len(pcm) / BYTES_PER_SECOND - clock()))
                 machine.utterance_ended(index, clock())
-                printer.event("stop", id=name)
                 pump()
+                await drained()
+                printer.event("stop", id=name)
                 while index not in outcomes.codes:
                     outcomes.changed.clear()
                     await outcomes.changed.wait()
