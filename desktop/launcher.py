@@ -189,19 +189,23 @@ def build_wsl_stop_command(wsl_distro: str = "") -> list[str]:
     return build_wsl_exec(["bash", "-c", _STOP_NOTED_PID], wsl_distro)
 
 
+#: A server the app starts stays up after a failed model load, so that /healthz can say
+#: why (in a terminal it exits with code 1 and says what to do instead).
+STAY_UP_ON_LOAD_FAILURE = {"TINGXIE_KEEP_SERVING_ON_LOAD_FAILURE": "1"}
+
+
 def server_environment(token: str, launcher: str, inherited_wslenv: str = "") -> dict[str, str]:
-    """Variables that hand the token to a server started from here.
+    """Variables for a server started from here: the token and the stay-up flag.
 
     The token travels in ``TINGXIE_TOKEN``, never on the command line (where ``ps``
-    and the server log would show it). ``WSLENV`` tells wsl.exe to pass it into WSL.
+    and the server log would show it). ``WSLENV`` tells wsl.exe to pass them into WSL.
     """
-    if not token:
-        return {}
-    env = {"TINGXIE_TOKEN": token}
+    env = dict(STAY_UP_ON_LOAD_FAILURE)
+    if token:
+        env["TINGXIE_TOKEN"] = token
     if launcher == "wsl":
         names = [n for n in inherited_wslenv.split(":") if n]
-        if "TINGXIE_TOKEN" not in names:
-            names.append("TINGXIE_TOKEN")
+        names += [name for name in env if name not in names]
         env["WSLENV"] = ":".join(names)
     return env
 
@@ -882,21 +886,22 @@ class ServerLauncher:
                 self._show_health(body, started)
             self._stopping.wait(self._poll_s)
 
-    def _end(self, proc: ProcessHandle, timeout: float) -> None:
-        """Ask ``proc`` to finish cleanly, then insist (runs off the UI thread)."""
+    def _ask_to_end(self, proc: ProcessHandle) -> None:
+        """Ask ``proc`` to finish cleanly; quick, so Quit can do it on the UI thread."""
         if proc.poll() is not None:
-            proc.wait(5)
             return
         proc.close_input()  # the WSL script stops the server at end of file
-        try:
-            proc.wait(self._input_grace_s if self._stop_argv else 0.0)
-            return
-        except subprocess.TimeoutExpired:
-            pass
-        if self._stop_argv:
-            self._runner.run(self._stop_argv, timeout=10)
-        else:
+        if not self._stop_argv:
             proc.terminate()  # SIGTERM: the server finishes open finals
+
+    def _insist(self, proc: ProcessHandle, timeout: float) -> None:
+        """Wait for ``proc`` to end; the stop command, then kill, if it overstays."""
+        if self._stop_argv:
+            try:
+                proc.wait(self._input_grace_s)
+                return
+            except subprocess.TimeoutExpired:
+                self._runner.run(self._stop_argv, timeout=10)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -904,6 +909,10 @@ class ServerLauncher:
             proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(5)
+
+    def _end(self, proc: ProcessHandle, timeout: float) -> None:
+        self._ask_to_end(proc)
+        self._insist(proc, timeout)
 
     def stop(self, timeout: float = 15.0, wait: bool = False) -> None:
         """Stop the server we started (an adopted one is only no longer watched).
@@ -918,11 +927,14 @@ class ServerLauncher:
         self._active = False
         self._adopted = False
 
+        if proc is not None:
+            self._ask_to_end(proc)
+
         def finish() -> None:
             if watcher is not None and watcher is not threading.current_thread():
                 watcher.join(15)
             if proc is not None:
-                self._end(proc, timeout)
+                self._insist(proc, timeout)
 
         if wait:
             finish()

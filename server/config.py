@@ -51,6 +51,8 @@ class ServerConfig:
     listen_backlog: int
     shutdown_timeout_s: float
     log_level: str
+    #: After a failed model load: keep listening (/healthz tells why) instead of exiting.
+    keep_serving_on_load_failure: bool = False
 
 
 def _positive_int(text: str) -> int:
@@ -293,6 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         help="seconds to finish pending finals on SIGINT/SIGTERM",
     )
+    p.add_argument(
+        "--keep-serving-on-load-failure",
+        action="store_true",
+        help="when the model fails to load, keep listening so /healthz reports why (the "
+        "tray app starts its server so); without it the server exits with code 1 and says "
+        "what to do",
+    )
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default="INFO")
     p.add_argument(
         "--log-transcripts",
@@ -450,4 +459,5 @@ def parse_config(
         listen_backlog=args.listen_backlog,
         shutdown_timeout_s=args.shutdown_timeout,
         log_level=args.log_level,
+        keep_serving_on_load_failure=args.keep_serving_on_load_failure,
     )

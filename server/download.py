@@ -22,17 +22,21 @@ import errno
 import json
 import logging
 import os
+import re
 import shutil
+import socket
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 
 LINE_PREFIX = "tingxie-download "
+DEFAULT_REPO = "Qwen/Qwen3-ASR-1.7B"
 RECORD_NAME = ".tingxie-download.json"  # files and sizes of a finished download
 DISK_MARGIN_BYTES = 512 * 1024 * 1024  # room left for the filesystem after the download
 
@@ -85,7 +89,23 @@ def classify(exc: BaseException) -> DownloadError:
     if isinstance(exc, DownloadError):
         return exc
     from huggingface_hub import errors as hub_errors
-    from requests import exceptions as http_errors
+
+    network: tuple[type[BaseException], ...] = (
+        hub_errors.LocalEntryNotFoundError,
+        hub_errors.OfflineModeIsEnabled,
+    )
+    try:  # huggingface_hub before 1.0 speaks HTTP through requests, from 1.0 through httpx
+        from requests import exceptions as http_errors
+
+        network += (http_errors.ConnectionError, http_errors.Timeout)
+    except ImportError:
+        pass
+    try:
+        import httpx
+
+        network += (httpx.TransportError,)
+    except ImportError:
+        pass
 
     text = f"{type(exc).__name__}: {exc}".strip()
     if isinstance(exc, hub_errors.GatedRepoError):
@@ -99,15 +119,7 @@ def classify(exc: BaseException) -> DownloadError:
         if status == 404:
             return DownloadError("not_found", text)
         return DownloadError("network", text)
-    if isinstance(
-        exc,
-        (
-            http_errors.ConnectionError,
-            http_errors.Timeout,
-            hub_errors.LocalEntryNotFoundError,
-            hub_errors.OfflineModeIsEnabled,
-        ),
-    ):
+    if isinstance(exc, network):
         return DownloadError("network", text)
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return DownloadError("disk", text)
@@ -182,6 +194,125 @@ def download(
     return folder
 
 
+# ---------------------------------------------------------------- the hub, summarised
+
+_REQUEST_FAILED = re.compile(
+    r"^'(?P<error>.*)' thrown while requesting (?P<method>\S+) (?P<url>\S+)$", re.S
+)
+_HTTP_FAILED = re.compile(
+    r"^HTTP Error (?P<status>\d+) thrown while requesting (?P<method>\S+) (?P<url>\S+)$"
+)
+_RETRYING = re.compile(r"^Retrying in (?P<wait>[\d.]+)s \[Retry (?P<n>\d+)/(?P<of>\d+)\]\.$")
+_REASONS = (
+    re.compile(r"Failed to resolve '[^']+'"),
+    re.compile(r"\[Errno -?\d+\] [^)'\"\\]+"),
+    re.compile(r"(?:Read|Connect)?[Tt]imeout[A-Za-z]*"),
+    re.compile(r"Connection refused"),
+)
+#: huggingface_hub's logger of its HTTP retries (a public logging name, not an import).
+HUB_HTTP_LOGGER = "huggingface_hub.utils._http"
+
+
+def short_reason(error: str) -> str:
+    """The words that say why a request failed, out of urllib3's nested exception text."""
+    for pattern in _REASONS:
+        if match := pattern.search(error):
+            return match.group(0).strip()
+    lines = error.strip().splitlines()
+    return lines[0][:120] if lines else "failed"
+
+
+class HubRetrySummary(logging.Filter):
+    """One line per retry of the model hub instead of two long ones.
+
+    huggingface_hub logs every failed try as the whole exception chain (urllib3's
+    ``MaxRetryError(...)`` with the URL twice) and then ``Retrying in 4s [Retry 3/5].``;
+    without a network that is dozens of lines before the real error. Each pair becomes
+    ``model hub: GET <url>: <reason>; retry 3/5 in 4 s``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending: dict[int, str] = {}  # per thread: the failure its retry line names
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        thread = record.thread or 0
+        if match := _REQUEST_FAILED.match(text):
+            reason = short_reason(match["error"])
+            self._pending[thread] = f"{match['method']} {match['url']}: {reason}"
+            return False
+        if match := _HTTP_FAILED.match(text):
+            self._pending[thread] = f"{match['method']} {match['url']}: HTTP {match['status']}"
+            return False
+        if match := _RETRYING.match(text):
+            failed = self._pending.pop(thread, "a request failed")
+            record.msg = (
+                f"model hub: {failed}; retry {match['n']}/{match['of']} in {match['wait']} s"
+            )
+            record.args = ()
+        return True
+
+
+def summarise_hub_retries() -> None:
+    """Install :class:`HubRetrySummary` once (and keep the hub's lines from printing twice
+    where a library gave its logger a handler of its own)."""
+    http = logging.getLogger(HUB_HTTP_LOGGER)
+    if not any(isinstance(f, HubRetrySummary) for f in http.filters):
+        http.addFilter(HubRetrySummary())
+    hub = logging.getLogger("huggingface_hub")
+    if hub.handlers and logging.getLogger().handlers:
+        hub.propagate = False
+
+
+def is_hub_model_id(model: str) -> bool:
+    """``Qwen/Qwen3-ASR-1.7B`` (fetched from the hub), not a folder on this machine."""
+    return not Path(model).expanduser().exists() and not model.startswith(("/", ".", "~"))
+
+
+def hub_unreachable(env: Mapping[str, str], timeout_s: float = 3.0) -> str:
+    """Why the model hub cannot be reached from here ("" when it can, or when a proxy is
+    set: then only a real request can tell). One connection, a few seconds at most."""
+    endpoint = env.get("HF_ENDPOINT", "") or "https://huggingface.co"
+    if any(env.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return ""
+    parts = urlsplit(endpoint)
+    host = parts.hostname or ""
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return ""
+    except (OSError, ValueError) as exc:
+        return f"{host}: {exc}"
+
+
+def offline_if_hub_unreachable(model: str, env: MutableMapping[str, str]) -> str:
+    """Before loading a hub model id: when the hub cannot be reached, load from the local
+    cache only (``HF_HUB_OFFLINE=1``), so a missing model fails in seconds instead of
+    after a minute of retries. Returns why the hub is unreachable ("" if it is not)."""
+    if not is_hub_model_id(model) or env.get("HF_HUB_OFFLINE"):
+        return ""
+    reason = hub_unreachable(env)
+    if reason:
+        log.warning(
+            "the model hub cannot be reached (%s): looking for %s in the local cache only",
+            reason,
+            model,
+        )
+        env["HF_HUB_OFFLINE"] = "1"
+    return reason
+
+
+def load_failure_advice(model: str, error: str) -> str:
+    """What a terminal user of ``tingxie-server`` reads when the model does not load."""
+    return (
+        f"tingxie-server: error: the model {model} could not be loaded: {error}\n"
+        "  --model DIR    load a model folder on this machine; fetch one with\n"
+        f"                 python -m server.download --repo {DEFAULT_REPO} --dest DIR\n"
+        "  --engine fake  try tingxie without a model (it answers with NATO-alphabet words)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m server.download",
@@ -202,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    summarise_hub_retries()
     from huggingface_hub.utils.tqdm import disable_progress_bars
 
     disable_progress_bars()  # our own progress lines replace the library's bars

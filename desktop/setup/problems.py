@@ -233,8 +233,9 @@ def package_not_found(requirement: str, detail: str) -> Problem:
     return Problem(
         "package_not_found",
         f"pip cannot find {requirement} on the package index.",
-        "Choose the tingxie wheel file (tingxie-…-py3-none-any.whl) under “Package” and "
-        "press Retry.",
+        "tingxie is not on the package index: choose the tingxie wheel file "
+        "(tingxie-…-py3-none-any.whl; the app folder has one under _internal\\wheels) under "
+        "“Package” and press Retry.",
         detail,
     )
 

@@ -42,6 +42,7 @@ from desktop.setup.decide import models_that_fit as fitting_models
 from desktop.setup.probe import ProbeConfig, Prober
 from desktop.setup.problems import Problem
 from desktop.setup.steps import SetupListener, SetupRun, build_steps, choice_from_option
+from desktop.setup.wheel import bundled_wheel
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,15 @@ class FirstRunDialog(QDialog):
         launcher: ServerLauncher,
         probe_config: ProbeConfig,
         parent: QWidget | None = None,
+        wheel_file: str | None = None,
     ) -> None:
+        """``wheel_file``: the tingxie wheel to install the server from; None: the one
+        in the app folder (if this is the packaged app), "": the package index."""
         super().__init__(parent)
+        if wheel_file is None:
+            found = bundled_wheel()
+            wheel_file = str(found) if found is not None else ""
+        self._wheel_file = wheel_file
         self.setWindowTitle("Set up tingxie")
         self.setMinimumSize(680, 560)
         self._settings = settings
@@ -170,8 +178,13 @@ class FirstRunDialog(QDialog):
 
         extra = QFormLayout()
         self.model = QComboBox()
-        self.wheel = QLineEdit()
+        # The app folder's own wheel by default: tingxie is on no package index.
+        self.wheel = QLineEdit(self._wheel_file)
         self.wheel.setPlaceholderText("empty: install from the package index (pip)")
+        self.wheel.setToolTip(
+            "The tingxie wheel the server is installed from (by default the one in the app "
+            "folder, of this app's version). Empty: pip looks for it on the package index."
+        )
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse_wheel)
         wheel_row = QWidget()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from desktop.setup.wheel import bundled_wheel
 from protocol.version import __version__
 from tests.conftest import spawn_fake_server
 from tests.packaging import pyinstaller_command
@@ -166,3 +167,83 @@ def test_bundle_holds_no_model_runtime_or_server(bundle: Path) -> None:
     size = size_mb(bundle)
     print(f"\nbundle size: {size:.0f} MB")
     assert size < SIZE_BUDGET_MB
+
+
+def data_folder(bundle: Path) -> Path:
+    """What ``sys._MEIPASS`` is in the built folder (``_internal`` since PyInstaller 6)."""
+    inner = bundle / "_internal"
+    return inner if inner.is_dir() else bundle
+
+
+class RecordingRunner:
+    """Records what the setup would run; every command succeeds at once."""
+
+    def __init__(self) -> None:
+        self.started: list[list[str]] = []
+
+    def start(self, argv, on_line, env=None, keep_input=False):  # type: ignore[no-untyped-def]
+        from tests.setup.recorded import FinishedProcess
+
+        self.started.append(list(argv))
+        return FinishedProcess(0)
+
+    def run(self, argv, timeout):  # type: ignore[no-untyped-def]
+        return 0
+
+    def capture(self, argv, timeout):  # type: ignore[no-untyped-def]
+        raise AssertionError(f"not expected: {argv}")
+
+
+def test_bundle_carries_its_own_wheel_and_the_setup_installs_from_it(
+    bundle: Path, tmp_path: Path
+) -> None:
+    """tingxie is on no package index: the app folder holds the wheel of its version,
+    the setup finds it where the bundle keeps it, and its install step uses it."""
+    from desktop.launcher import ServerLauncher
+    from desktop.setup.commands import Target
+    from desktop.setup.decide import CPU_MODEL, PathKind
+    from desktop.setup.steps import SetupChoice, SetupListener, SetupRun, build_steps
+
+    wheel = bundled_wheel(data_folder(bundle))
+    assert wheel is not None, "no tingxie wheel in the app folder"
+    assert wheel.name == f"tingxie-{__version__}-py3-none-any.whl"
+
+    runner = RecordingRunner()
+    target = Target(str(tmp_path / "server"), (sys.executable,))
+    choice = SetupChoice(
+        PathKind.LOCAL_CPU, target=target, model=CPU_MODEL, wheel=str(wheel), engine="fake"
+    )
+    launcher = ServerLauncher(runner, lambda state, detail: None)  # type: ignore[arg-type]
+    steps = [s for s in build_steps(choice, launcher) if s.key == "install"]
+    assert SetupRun(steps, runner, SetupListener()).run() is None  # type: ignore[arg-type]
+    (pip,) = runner.started
+    assert pip[-1] == f"tingxie[server,transformers] @ {wheel.as_uri()}"
+
+    # The wheel is whole and of this version: installed, its server says so.
+    site = tmp_path / "site"
+    install = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert install.returncode == 0, install.stderr
+    code = f"import sys; sys.path.insert(0, {str(site)!r}); from server.app import main; main()"
+    out = subprocess.run(
+        [sys.executable, "-c", code, "--version"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert out.stdout.strip() == f"tingxie-server {__version__}", out.stderr

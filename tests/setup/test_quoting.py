@@ -187,11 +187,16 @@ def test_unreadable_or_empty_commands_are_clear_errors() -> None:
 
 
 def test_token_travels_in_the_environment_and_is_hidden_in_logs() -> None:
-    assert server_environment("", "wsl") == {}
-    assert server_environment("s3cret", "direct") == {"TINGXIE_TOKEN": "s3cret"}
+    stay = "TINGXIE_KEEP_SERVING_ON_LOAD_FAILURE"  # the tray app reports a failed load
+    assert server_environment("", "direct") == {stay: "1"}
+    assert server_environment("s3cret", "direct") == {"TINGXIE_TOKEN": "s3cret", stay: "1"}
     env = server_environment("s3cret", "wsl", inherited_wslenv="USERPROFILE/p:TINGXIE_TOKEN")
-    assert env == {"TINGXIE_TOKEN": "s3cret", "WSLENV": "USERPROFILE/p:TINGXIE_TOKEN"}
-    assert server_environment("t", "wsl")["WSLENV"] == "TINGXIE_TOKEN"
+    assert env == {
+        "TINGXIE_TOKEN": "s3cret",
+        stay: "1",
+        "WSLENV": f"USERPROFILE/p:TINGXIE_TOKEN:{stay}",
+    }
+    assert server_environment("", "wsl")["WSLENV"] == stay
     shown = redact_argv(["tingxie-server", "--token", "s3cret", "--token=abc", "--port", "1"])
     assert shown == ["tingxie-server", "--token", "***", "--token=***", "--port", "1"]
 

@@ -7,7 +7,6 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -69,18 +68,6 @@ def choice_for(runner: RecordedRunner, port: int) -> SetupChoice:
     choice = choice_from_option(option, facts, token="t0ken-from-setup")
     assert choice.target == Target("/home/lin/.local/share/tingxie", ("python3",), "Ubuntu-24.04")
     return choice
-
-
-@pytest.fixture
-def wsl_machine() -> Iterator[tuple[RecordedRunner, ServerLauncher, int]]:
-    port = free_port()
-    runner = RecordedRunner("gpu_ubuntu", port=port)
-    launcher = ServerLauncher(runner, lambda state, detail: None, poll_s=0.1)
-    try:
-        yield runner, launcher, port
-    finally:
-        launcher.stop()
-        runner.stop_served()
 
 
 def test_recorded_wsl_gpu_machine_is_set_up_end_to_end(
