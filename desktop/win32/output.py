@@ -13,12 +13,13 @@ after the paste chord, without holding up the caller (up to 3 s for a remote des
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import importlib
 import logging
 import queue
 import threading
 from collections.abc import Callable, Collection
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from desktop.output.base import (
     ClipboardUnavailable,
@@ -166,6 +167,15 @@ def _pump_win32(clipboard: Clipboard, timeout_s: float) -> None:
         clipboard.api.pump(timeout_s)
 
 
+@functools.cache
+def _shared_clipboard(native: Any) -> ClipboardWorker:
+    """One clipboard thread and window per process: a typist rebuilt for new settings
+    reuses it (and queues behind its pending restore) instead of starting another."""
+    from desktop.win32.clipboard import Win32Clipboard
+
+    return ClipboardWorker(lambda: Win32Clipboard(native.NativeClipboardApi()), _pump_win32)
+
+
 def build_windows_typist(
     policy: OutputPolicy,
     *,
@@ -176,7 +186,6 @@ def build_windows_typist(
 ) -> Typist:
     """The production typist on Windows (call on Windows only)."""
     from desktop.output.focus import WindowsFocusProbe
-    from desktop.win32.clipboard import Win32Clipboard
     from desktop.win32.elevation import ElevationGate
     from desktop.win32.keyboard import SendInputKeySender
 
@@ -184,7 +193,7 @@ def build_windows_typist(
     native = importlib.import_module("desktop.win32.native_output")
     guard = guard or InjectionGuard()
     sender = SendInputKeySender(native.NativeKeyboardApi(), guard)
-    clipboard = ClipboardWorker(lambda: Win32Clipboard(native.NativeClipboardApi()), _pump_win32)
+    clipboard = _shared_clipboard(native)
     outputs: dict[OutputMethod, TextOutput] = {
         OutputMethod.KEYSTROKES: KeystrokeOutput(sender),
         OutputMethod.CLIPBOARD_PASTE: ClipboardPasteOutput(

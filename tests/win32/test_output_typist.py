@@ -273,3 +273,35 @@ def test_worker_waits_and_restores_after_returning_in_order() -> None:
         assert order == ["wait:42", "restore", "snapshot"]
     finally:
         worker.close()
+
+
+def test_build_windows_typist_composition(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The production composition, with the ctypes module replaced by the fake."""
+    import types
+
+    import desktop.win32.output as win_output
+
+    fake = FakeWin32Output()
+    native = types.ModuleType("fake_native_output")
+    native.NativeKeyboardApi = lambda: fake  # type: ignore[attr-defined]
+    native.NativeClipboardApi = lambda: fake  # type: ignore[attr-defined]
+    native.NativeProcessApi = lambda: fake  # type: ignore[attr-defined]
+    monkeypatch.setattr(win_output.importlib, "import_module", lambda name: native)
+    win_output._shared_clipboard.cache_clear()
+    try:
+        focus = Focus(EDITOR)
+        first = win_output.build_windows_typist(OutputPolicy(), focus=focus)
+        second = win_output.build_windows_typist(OutputPolicy(), focus=focus)
+        keys = first.outputs[OutputMethod.KEYSTROKES]
+        paste = first.outputs[OutputMethod.CLIPBOARD_PASTE]
+        assert isinstance(keys, KeystrokeOutput) and isinstance(keys.sender, SendInputKeySender)
+        assert isinstance(paste, ClipboardPasteOutput)
+        assert isinstance(paste.clipboard, ClipboardWorker) and paste.sender is keys.sender
+        assert first.fallback is paste.clipboard  # the text is left where paste puts it
+        assert isinstance(first.gate, ElevationGate) and first.focus is focus
+        assert second.fallback is first.fallback  # one clipboard thread per process
+        assert keys.sender.guard is first.guard
+    finally:
+        worker = win_output._shared_clipboard(native)
+        worker.close()
+        win_output._shared_clipboard.cache_clear()
