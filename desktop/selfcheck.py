@@ -96,7 +96,12 @@ def check_vad() -> str:
 def platform_modules() -> list[str]:
     """Modules chosen at run time (so a packager's import scan cannot see them)."""
     if sys.platform == "win32":
-        return ["pynput.keyboard._win32", "pynput.mouse._win32", "pynput._util.win32"]
+        return [
+            "pynput.keyboard._win32",
+            "pynput.mouse._win32",
+            "pynput._util.win32",
+            "desktop.win32.native",  # imported by name: the ctypes side of the Win32 seam
+        ]
     if sys.platform == "darwin":
         return ["pynput.keyboard._darwin", "pynput.mouse._darwin", "pynput._util.darwin"]
     return ["pynput.keyboard._xorg", "pynput.mouse._xorg", "pynput._util.xorg", "Xlib.display"]
