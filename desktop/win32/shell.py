@@ -176,6 +176,7 @@ class ShellThread:
             self._open()
         except BaseException as exc:
             self._error = exc
+            self._close()  # whatever was set up before the failure
             self._ready.set()
             return
         self._ready.set()

@@ -132,6 +132,7 @@ def test_no_raw_input_is_an_error_at_start() -> None:
     api.raw_input_ok = False
     with pytest.raises(RuntimeError, match="RegisterRawInputDevices"):
         ShellThread(api).start(Sink(), timeout=5)
+    assert api.calls[-1] == ("destroy_window", 0xABC)  # the window does not outlive it
 
 
 def test_without_session_notifications_keys_still_work() -> None:
