@@ -582,10 +582,14 @@ class DictationCore:
         """Move waiting finals whose earlier utterances all have outcomes (or that have
         waited ``order_wait_s``) to the typing queue, lowest utterance id first."""
         now = self._clock()
+        # A final that has waited long enough goes, and every waiting final before it
+        # with it (in order): no final waits longer than order_wait_s.
+        expired = [u for u, w in self._waiting.items() if now - w.arrived_at >= self.order_wait_s]
+        release_up_to = max(expired, default=None)
         for uid in sorted(self._waiting):
             waiting = self._waiting[uid]
             earlier = [o for o in self.facts.outstanding if o < uid]
-            if earlier and now - waiting.arrived_at < self.order_wait_s:
+            if earlier and (release_up_to is None or uid > release_up_to):
                 break
             if earlier:
                 log.warning(

@@ -284,6 +284,23 @@ def test_a_later_final_is_typed_once_the_earlier_one_has_waited_too_long() -> No
     assert r.core.next_deadline() is None
 
 
+def test_no_final_waits_longer_than_the_order_wait_even_behind_a_later_arrival() -> None:
+    """Final 5 arrives first, final 3 later, utterance 1 never answers: when 5 has
+    waited its time, 3 goes first and 5 right after, and nothing keeps ticking."""
+    r = rig()
+    spoken(r, 1, 3, 5)
+    r.core.post(final(5, "five"))
+    r.clock.now += 5
+    r.core.post(final(3, "three"))
+    r.clock.now += r.core.order_wait_s - 5
+    assert r.core.next_deadline() == pytest.approx(r.clock.now)
+    r.core.post(Tick())
+    assert [j.text for j in r.executor.submitted] == ["three"]
+    r.finish_typing()
+    assert [j.text for j in r.executor.submitted] == ["three", "five"]
+    assert r.core.next_deadline() is None
+
+
 # ---------------------------------------------------------------- outcomes are visible
 
 
