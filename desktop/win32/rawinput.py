@@ -210,8 +210,8 @@ class AltGrFilter:
     nothing in between, by a Right Alt press, the Ctrl was that fake one: a release of it
     is emitted before the Right Alt (so a hold on Right Alt sees no modifier held, and a
     left-Ctrl binding only saw a tap), and left Ctrl events are dropped until the fake
-    Ctrl's own release. Chromium's remoting input filter pairs them the
-    same way. Not thread-safe: one thread feeds it.
+    Ctrl's own release (Chromium's remoting code watches for the same pair). Not
+    thread-safe: one thread feeds it.
     """
 
     def __init__(self, window_s: float = 0.05) -> None:
