@@ -75,7 +75,22 @@ def build_engine(config: ServerConfig) -> Engine:
         max_model_len=config.max_model_len,
         gpu_memory_utilization=config.gpu_memory_utilization,
         max_batch_size=config.max_batch_size,
+        windowed=config.windowed,
+        vllm_kwargs=vllm_engine_kwargs(config),
+        transformers_only=config.transformers_only,
     )
+
+
+def vllm_engine_kwargs(config: ServerConfig) -> dict[str, object]:
+    """vLLM engine arguments the configuration passes through (only those it sets)."""
+    kwargs: dict[str, object] = {}
+    if config.max_num_seqs is not None:
+        kwargs["max_num_seqs"] = config.max_num_seqs
+    if config.data_parallel_size > 1:
+        kwargs["data_parallel_size"] = config.data_parallel_size
+    if config.enforce_eager:
+        kwargs["enforce_eager"] = True
+    return kwargs
 
 
 def _peer_host(connection: ServerConnection) -> str:
@@ -302,7 +317,12 @@ async def start_server(
     """
     tls = tls or load_tls(config)
     engine = engine or build_engine(config)
-    scheduler = Scheduler(engine.generator, config.partials_with_final, config.request_timeout_s)
+    scheduler = Scheduler(
+        engine.generator,
+        config.partials_with_final,
+        config.request_timeout_s,
+        max_partials_in_flight=config.max_partials_in_flight,
+    )
     scheduler.start()
     budget = AudioBudget(config.max_buffered_audio_bytes)
     state = ServerState(

@@ -6,11 +6,12 @@ import argparse
 import ipaddress
 import socket
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from protocol.limits import HARD_MAX_FRAME_BYTES, MAX_AUDIO_FRAME_BYTES, Limits
 from protocol.version import __version__
+from server.engine.qwen.policy import WindowedConfig, windowed_config_from_spec
 
 ENV_PREFIX = "TINGXIE_"
 
@@ -53,6 +54,16 @@ class ServerConfig:
     log_level: str
     #: After a failed model load: keep listening (/healthz tells why) instead of exiting.
     keep_serving_on_load_failure: bool = False
+    #: Partial steps the scheduler keeps in flight at once (finals are never held back).
+    max_partials_in_flight: int = 64
+    #: vLLM engine arguments passed through (None: vLLM's own default).
+    max_num_seqs: int | None = None
+    data_parallel_size: int = 1
+    enforce_eager: bool = False
+    #: The windowed streaming policy's settings (--windowed).
+    windowed: WindowedConfig = field(default_factory=WindowedConfig)
+    #: Options set by flag or variable that only some backends honour (refused elsewhere).
+    transformers_only: frozenset[str] = frozenset()
 
 
 def _positive_int(text: str) -> int:
@@ -213,14 +224,53 @@ def build_parser() -> argparse.ArgumentParser:
         "(fault-handling tests)",
     )
     eng.add_argument(
-        "--max-batch-size", type=_positive_int, default=16, help="requests per model call"
+        "--max-batch-size",
+        type=_positive_int,
+        default=16,
+        help="requests per model call (transformers and fake engines; refused with vLLM, "
+        "which batches continuously: see --max-num-seqs)",
     )
     eng.add_argument(
         "--partials-with-final",
         type=_partials_with_final,
         default=2,
         help="most partial steps that may share a model call with finals, or 'fill'; "
-        "small values keep finals fast when the model is busy (docs/benchmarks.md)",
+        "small values keep finals fast when the model is busy (docs/benchmarks.md); "
+        "transformers and fake engines only, refused with vLLM (see --max-partials-in-flight)",
+    )
+    eng.add_argument(
+        "--max-partials-in-flight",
+        type=_positive_int,
+        default=64,
+        help="partial steps sent to the model at once, all sessions together; more wait "
+        "(and then run on newer audio), so a burst of partials cannot take the seats "
+        "finals need (keep it below vLLM's --max-num-seqs)",
+    )
+    eng.add_argument(
+        "--max-num-seqs",
+        type=_positive_int,
+        default=None,
+        help="qwen/vLLM: most requests vLLM runs at once per GPU (default: vLLM's own)",
+    )
+    eng.add_argument(
+        "--data-parallel-size",
+        type=_positive_int,
+        default=1,
+        help="qwen/vLLM: GPUs of this host that each run a copy of the model "
+        "(vLLM data parallel; docs/engine.md)",
+    )
+    eng.add_argument(
+        "--enforce-eager",
+        action="store_true",
+        help="qwen/vLLM: no CUDA graphs (starts faster, runs slower)",
+    )
+    eng.add_argument(
+        "--windowed",
+        type=windowed_config_from_spec,
+        default="",
+        metavar="NAME=VALUE,...",
+        help="qwen windowed policy settings, e.g. segment_soft_sec=8,segment_max_sec=15 "
+        "(names and defaults: docs/engine.md); unnamed ones keep their defaults",
     )
     eng.add_argument(
         "--partial-interval-ms",
@@ -352,6 +402,22 @@ def _apply_environment(
     return lists
 
 
+#: Options only the transformers (and fake) engines honour; vLLM refuses them when given.
+TRANSFORMERS_ONLY = ("max_batch_size", "partials_with_final")
+
+
+def _given(argv: Sequence[str] | None, env: Mapping[str, str]) -> set[str]:
+    """Destinations set by a flag or a ``TINGXIE_*`` variable (not left at the default)."""
+    parser = build_parser()
+    for action in parser._actions:  # argparse has no public iterator over actions
+        action.default = argparse.SUPPRESS
+    given = set(vars(parser.parse_args(argv)))
+    given.update(
+        action.dest for action in parser._actions if ENV_PREFIX + action.dest.upper() in env
+    )
+    return given
+
+
 Resolver = Callable[[str], list[str]]
 
 
@@ -408,6 +474,7 @@ def parse_config(
     parser = build_parser()
     env_lists = _apply_environment(parser, env)
     args = parser.parse_args(argv)
+    given = _given(argv, env)
     for dest, values in env_lists.items():
         if getattr(args, dest) is None:
             setattr(args, dest, values)
@@ -460,4 +527,12 @@ def parse_config(
         shutdown_timeout_s=args.shutdown_timeout,
         log_level=args.log_level,
         keep_serving_on_load_failure=args.keep_serving_on_load_failure,
+        max_partials_in_flight=args.max_partials_in_flight,
+        max_num_seqs=args.max_num_seqs,
+        data_parallel_size=args.data_parallel_size,
+        enforce_eager=args.enforce_eager,
+        windowed=args.windowed,
+        transformers_only=frozenset(
+            f"--{dest.replace('_', '-')}" for dest in TRANSFORMERS_ONLY if dest in given
+        ),
     )

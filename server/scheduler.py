@@ -76,6 +76,7 @@ class Scheduler:
         generator: Generator,
         partials_with_final: int | None = None,
         request_timeout_s: float | None = None,
+        max_partials_in_flight: int | None = None,
     ) -> None:
         """``partials_with_final``: how many partial steps may share a batch with a
         final (None: fill the batch). With a batch cost that grows per request, a final
@@ -83,10 +84,18 @@ class Scheduler:
 
         ``request_timeout_s``: longest a model call may take (None: no limit). A call
         past it is cancelled (aborted where the generator can; a generator that cannot
-        abort keeps its thread busy, but the scheduler moves on)."""
+        abort keeps its thread busy, but the scheduler moves on).
+
+        ``max_partials_in_flight``: most partial steps dispatched and unfinished at once
+        (None: no bound). Further partial steps wait here and are built, on newer audio,
+        when one finishes; finals are never held back by it. On a continuous-batching
+        backend this keeps seats free for finals whatever the partial load."""
         self._generator = generator
         self._partials_with_final = partials_with_final
         self._request_timeout_s = request_timeout_s
+        self._max_partials = max_partials_in_flight
+        self._partials_in_flight = 0
+        self._task_partials: dict[asyncio.Task[None], int] = {}
         self._heap: list[_Item] = []
         self._seq = itertools.count()
         self._wakeup = asyncio.Event()
@@ -172,6 +181,8 @@ class Scheduler:
         while self._heap and len(batch) < limit:
             if batch and self._heap[0].alone:
                 break
+            if self._partials_held(sum(item.priority == Priority.PARTIAL for item, _ in batch)):
+                break
             if (
                 self._partials_with_final is not None
                 and batch
@@ -208,16 +219,33 @@ class Scheduler:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._heap and len(self._running) < self._generator.max_concurrent_batches:
+            while (
+                self._heap
+                and len(self._running) < self._generator.max_concurrent_batches
+                and not self._partials_held(0)
+            ):
                 batch = self._take_batch()
                 if not batch:
                     continue
                 task = asyncio.create_task(self._run_batch(batch))
                 self._running.add(task)
+                partials = sum(item.priority == Priority.PARTIAL for item, _ in batch)
+                self._task_partials[task] = partials
+                self._partials_in_flight += partials
                 task.add_done_callback(self._batch_done)
+
+    def _partials_held(self, in_batch: int) -> bool:
+        """Whether the next queued request is a partial step that must wait for the
+        bound on partial steps in flight."""
+        return (
+            self._max_partials is not None
+            and self._heap[0].priority == Priority.PARTIAL
+            and self._partials_in_flight + in_batch >= self._max_partials
+        )
 
     def _batch_done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
+        self._partials_in_flight -= self._task_partials.pop(task, 0)
         self._wakeup.set()  # a slot is free: dispatch what queued meanwhile
 
     async def _run_batch(self, batch: list[tuple[_Item, GenerationRequest]]) -> None:
