@@ -61,7 +61,7 @@ EXIT_BUSY = 7  # the server is full (connection limit) or shutting down
 EXIT_VERSION = 8  # the server speaks another protocol version
 EXIT_INTERRUPTED = 130  # stopped by Ctrl+C / SIGTERM while streaming files
 
-#: Exit code per failure reason; the worst outcome of a run decides (see ``_worst``).
+#: Exit code per failure reason; the worst outcome of a run decides (see ``worst_exit_code``).
 EXIT_BY_REASON = {
     FailReason.REFUSED: EXIT_SERVER_ERROR,
     FailReason.ENGINE_ERROR: EXIT_SERVER_ERROR,
@@ -72,15 +72,22 @@ EXIT_BY_REASON = {
     FailReason.DISCONNECTED: EXIT_UNREACHABLE,
     FailReason.STOPPED: EXIT_INTERRUPTED,
 }
-_SEVERITY = [EXIT_OK, EXIT_SERVER_ERROR, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_INTERRUPTED]
+SEVERITY = [EXIT_OK, EXIT_SERVER_ERROR, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_INTERRUPTED]
 
 
-def _worst(codes: list[int]) -> int:
-    return max(codes, key=_SEVERITY.index, default=EXIT_OK)
+def worst_exit_code(codes: list[int]) -> int:
+    return max(codes, key=SEVERITY.index, default=EXIT_OK)
 
 
 class WavError(ValueError):
     pass
+
+
+def _empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
 
 
 def load_wav_pcm(path: Path) -> bytes:
@@ -92,7 +99,8 @@ def load_wav_pcm(path: Path) -> bytes:
     except FileNotFoundError:
         raise WavError(f"{path}: no such file") from None
     except (wave.Error, EOFError) as exc:
-        raise WavError(f"{path}: not a PCM WAV file ({exc})") from None
+        why = str(exc) or ("the file is empty" if _empty(path) else "the file ends early")
+        raise WavError(f"{path}: not a PCM WAV file ({why})") from None
     if (rate, channels, width) == (SAMPLE_RATE, CHANNELS, SAMPLE_WIDTH):
         return frames
     return _convert(path, frames, rate, channels, width)
@@ -255,7 +263,7 @@ class Outcomes:
         self.changed.set()
 
     def exit_code(self) -> int:
-        return _worst(list(self.codes.values()))
+        return worst_exit_code(list(self.codes.values()))
 
 
 async def stream_files(
@@ -385,6 +393,17 @@ async def stream_files(
     return outcomes.exit_code()
 
 
+def websocket_url(text: str) -> str:
+    """``--url``: a ws:// or wss:// address (an http:// one says which to use instead)."""
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    if scheme in ("ws", "wss") and text.split("://", 1)[1]:
+        return text
+    if scheme in ("http", "https"):
+        fixed = ("wss" if scheme == "https" else "ws") + text[len(scheme) :]
+        raise argparse.ArgumentTypeError(f"{text!r} is a web address; the server's is {fixed!r}")
+    raise argparse.ArgumentTypeError(f"{text!r} is not a server address like ws://host:port")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tingxie-cli",
@@ -415,8 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--url",
+        type=websocket_url,
         default=os.environ.get("TINGXIE_URL", "ws://127.0.0.1:8765"),
-        help="server URL (env TINGXIE_URL)",
+        help="server URL, ws://host:port or wss://host:port (env TINGXIE_URL)",
     )
     p.add_argument(
         "--token",
@@ -439,7 +459,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="send audio at the pace it was spoken",
     )
     pace.add_argument(
-        "--fast", dest="realtime", action="store_false", help="send audio as fast as possible"
+        "--fast",
+        dest="realtime",
+        action="store_false",
+        default=argparse.SUPPRESS,  # the default is --realtime's (help shows it once)
+        help="send audio as fast as possible",
     )
     p.add_argument("--chunk-ms", type=int, default=100, help="audio per frame")
     p.add_argument("--language", default=None, help="e.g. en, zh (default: detect)")
@@ -483,8 +507,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 10 <= args.chunk_ms <= 1000:
         print("tingxie-cli: error: --chunk-ms must be between 10 and 1000", file=sys.stderr)
         return EXIT_USAGE
-    if args.mic == bool(args.files):
-        print("tingxie-cli: error: give WAV files or --mic (not both)", file=sys.stderr)
+    if args.mic and args.files:
+        print("tingxie-cli: error: give WAV files or --mic, not both", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.mic and not args.files:
+        print(
+            "tingxie-cli: error: nothing to dictate: give WAV files, or --mic to dictate "
+            "from the microphone (see --help)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     _stop_on_sigterm()
     printer = Printer(sys.stdout, args.json, time.monotonic())
@@ -517,7 +548,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_TLS
     except AuthFailed as exc:
-        print(f"tingxie-cli: error: {exc}; check --token", file=sys.stderr)
+        hint = "check --token" if args.token else "give it with --token or TINGXIE_TOKEN"
+        print(f"tingxie-cli: error: {exc}; {hint}", file=sys.stderr)
         return EXIT_AUTH
     except ServerBusy as exc:
         print(f"tingxie-cli: error: {exc}; try again later", file=sys.stderr)
@@ -612,7 +644,14 @@ def run_live(args: argparse.Namespace, printer: Printer) -> int:
     except (AudioBackendUnavailableError, AudioDeviceError, VadUnavailableError, OSError) as exc:
         print(f"tingxie-cli: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    code = _worst(list(outcomes.values()))
+    except ImportError as exc:  # --vad reads the WAV files with soundfile
+        print(
+            "tingxie-cli: error: --mic and --vad need the desktop extra: "
+            f"pip install 'tingxie[desktop]' ({exc})",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    code = worst_exit_code(list(outcomes.values()))
     if code != EXIT_OK:
         print("tingxie-cli: error: not every utterance got its text", file=sys.stderr)
     return code
