@@ -179,7 +179,9 @@ class World:
             m.link_down("reconnecting", self.now)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(link_limits, actions, st.booleans())
 def test_every_utterance_gets_exactly_one_outcome_by_its_deadline(
     first_link: tuple[int, float, int, str], script: list[tuple[Any, ...]], server_comes_back: bool
