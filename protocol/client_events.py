@@ -64,6 +64,7 @@ class FailReason(enum.Enum):
     ENGINE_ERROR = "engine_error"  # the model failed on it
     MODEL_UNAVAILABLE = "model_unavailable"  # model not ready after bounded retries / failed
     TIMED_OUT = "timed_out"  # no final before its deadline
+    UNREACHABLE = "unreachable"  # its deadline passed with no server to send it to
     TOO_MANY_RETRIES = "too_many_retries"  # refused or lost again and again
     BACKLOG_FULL = "backlog_full"  # too much audio waiting for an unreachable server
     DISCONNECTED = "disconnected"  # the link went away and this driver does not replay

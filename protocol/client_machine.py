@@ -449,14 +449,16 @@ class ClientMachine:
         for u in sorted(self._utts.values(), key=lambda x: x.local_id):
             if now < self._deadline(u):
                 continue
+            reason = FailReason.TIMED_OUT
             if not u.ended:
                 message = f"still open after {self.config.max_open_s:g} s; discarded"
             elif self._link_up:
                 message = f"no result from the server within {now - (u.ended_at or now):.0f} s"
                 self._want_reconnect = True  # its slot may be stuck: a new link frees it
             else:
+                reason = FailReason.UNREACHABLE
                 message = "the server could not be reached in time; not transcribed"
-            self._fail(u, FailReason.TIMED_OUT, message)
+            self._fail(u, reason, message)
 
     def abandon(self, reason: FailReason, message: str, now: float) -> None:
         """Fail every pending utterance (a driver that stops, or does not replay)."""

@@ -25,7 +25,7 @@ from desktop.streaming import (
 )
 from tests.client.hostile_server import LONG_TEXT, Behaviour, HostileServer
 from tests.client.test_streaming_client import utterance_events
-from tests.conftest import CLI, Recording, StartServer
+from tests.conftest import CLI, Recording, StartServer, free_port
 from tests.hardening.test_faults import Recorder
 from tests.server.helpers import fake_final
 
@@ -244,3 +244,16 @@ async def test_cli_prints_server_text_escaped(subprocess_env, tmp_path, word: Re
     shown = out.decode()
     assert "\x1b" not in shown and "\x9b" not in shown and "\u202e" not in shown
     assert "hi\\x1b]52;c;ZXZpbA==\\x07\\x9b2J\\u202eend" in shown
+
+
+async def test_cli_vad_with_no_server_ends_with_its_exit_code(
+    word: Recording, subprocess_env
+) -> None:
+    """Live mode keeps reconnecting like the tray; what was said fails at its deadline."""
+    returncode, events, err = await run_cli(
+        f"ws://127.0.0.1:{free_port()}", str(word.path), "--vad", "--final-timeout", "1",
+        env=subprocess_env,
+    )  # fmt: skip
+    assert returncode == 3 and "Traceback" not in err
+    failed = [e for e in events if e["type"] == "error"]
+    assert failed and all(e["code"] == "unreachable" for e in failed)

@@ -404,6 +404,7 @@ def test_unreachable_until_the_deadline_fails_with_a_reason() -> None:
     h.advance(5.0)
     (failed,) = h.outcomes()
     assert isinstance(failed, UtteranceFailed) and "reached" in failed.message
+    assert failed.reason is FailReason.UNREACHABLE
 
 
 def test_abandon_ends_everything_pending() -> None:
