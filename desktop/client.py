@@ -158,7 +158,8 @@ class ServerLink:
         except InvalidStatus as exc:
             status = exc.response.status_code
             if status == 401:
-                raise AuthFailed(f"{shown} refused the token (HTTP 401)") from None
+                what = "refused the token" if token else "needs a token and none was sent"
+                raise AuthFailed(f"{shown} {what} (HTTP 401)") from None
             if status == 403:
                 raise AuthFailed(
                     f"{shown} refused the connection (HTTP 403: the server does not allow "

@@ -352,7 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
         "tray app starts its server so); without it the server exits with code 1 and says "
         "what to do",
     )
-    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default="INFO")
+    p.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        default="INFO",
+        help="how much the server logs (WARNING: only what needs attention)",
+    )
     p.add_argument(
         "--log-transcripts",
         action="store_true",

@@ -300,9 +300,8 @@ class Connection:
             return
         if state.model_state is not ModelState.READY:
             detail = f": {state.model_error}" if state.model_error else ""
-            await self._error(
-                ErrorCode.NOT_READY, f"model is {state.model_state.value}{detail}", start.id
-            )
+            what = "failed to load" if state.model_state is ModelState.FAILED else "is loading"
+            await self._error(ErrorCode.NOT_READY, f"the model {what}{detail}", start.id)
             return
         if start.sample_rate != SAMPLE_RATE:
             await self._error(

@@ -354,6 +354,15 @@ def remote_refused_token(url: str) -> Problem:
     )
 
 
+def remote_needs_token(url: str) -> Problem:
+    return Problem(
+        "remote_needs_token",
+        f"The server at {url} needs a token, and none was given.",
+        "Copy the token from the server's settings (its --token or TINGXIE_TOKEN) into "
+        "“Token” and press Retry.",
+    )
+
+
 def remote_unreachable(url: str, detail: str) -> Problem:
     return Problem(
         "remote_unreachable",

@@ -300,7 +300,7 @@ def check_remote(
     try:
         asyncio.run(attempt())
     except AuthFailed:
-        return problems.remote_refused_token(url)
+        return problems.remote_refused_token(url) if token else problems.remote_needs_token(url)
     except VersionMismatch as exc:
         return problems.remote_incompatible(url, str(exc))
     except Exception as exc:  # ServerUnreachable, and whatever else a bad address does
