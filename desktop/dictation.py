@@ -411,9 +411,12 @@ class DictationCore:
 
     def next_deadline(self) -> float | None:
         """When a :class:`Tick` is next needed (core clock), or None."""
-        if not self._waiting:
-            return None
-        return min(w.arrived_at for w in self._waiting.values()) + self.order_wait_s
+        return min((self._gives_up_at(w) for w in self._waiting.values()), default=None)
+
+    def _gives_up_at(self, waiting: _Waiting) -> float:
+        """When a final stops waiting for earlier outcomes (one expression for the
+        deadline and the check, so a tick at the deadline always releases it)."""
+        return waiting.arrived_at + self.order_wait_s
 
     def _apply(self, command: Command) -> None:
         if isinstance(command, Talk):
@@ -584,7 +587,7 @@ class DictationCore:
         now = self._clock()
         # A final that has waited long enough goes, and every waiting final before it
         # with it (in order): no final waits longer than order_wait_s.
-        expired = [u for u, w in self._waiting.items() if now - w.arrived_at >= self.order_wait_s]
+        expired = [u for u, w in self._waiting.items() if now >= self._gives_up_at(w)]
         release_up_to = max(expired, default=None)
         for uid in sorted(self._waiting):
             waiting = self._waiting[uid]

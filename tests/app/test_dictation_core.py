@@ -167,6 +167,10 @@ def final(uid: int, text: str, stale: bool = False) -> FinalText:
     return FinalText(uid, text, None, UtteranceTimeline(uid), stale=stale)
 
 
+def failed(uid: int) -> UtteranceFailed:
+    return UtteranceFailed(uid, "no", FailReason.ENGINE_ERROR)
+
+
 def spoken(r: Rig, *uids: int) -> None:
     """Utterances that were spoken and ended, waiting for their outcomes."""
     for uid in uids:
@@ -588,3 +592,49 @@ def test_the_core_and_the_vocabulary_import_neither_qt_nor_asyncio() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(
+    kinds=st.lists(st.sampled_from(["final", "silent", "failed"]), max_size=6),
+    data=st.data(),
+)
+def test_with_time_passing_no_final_waits_too_long_and_no_tick_is_due_in_the_past(
+    kinds: list[str], data: st.DataObject
+) -> None:
+    """Some utterances never get an outcome ("silent"); time passes between arrivals.
+    After every command: nothing waits past order_wait_s, and the next tick the core
+    asks for is in the future (a due-now deadline would make the adapter spin)."""
+    r = rig()
+    plan = [Planned(uid, kind) for uid, kind in enumerate(kinds, start=1)]
+    spoken(r, *(p.uid for p in plan))
+    arriving = [p for p in data.draw(st.permutations(plan)) if p.kind != "silent"]
+
+    def check() -> None:
+        deadline = r.core.next_deadline()
+        assert deadline is None or deadline > r.clock.now
+
+    for _ in range(4 * len(plan)):
+        if not (arriving or r.core.typing_now is not None):
+            break
+        steps = ["wait"] + ["type"] * (r.core.typing_now is not None) + ["arrive"] * bool(arriving)
+        step = data.draw(st.sampled_from(steps))
+        if step == "wait":
+            r.clock.now += data.draw(st.floats(0, 2 * r.core.order_wait_s))
+            r.core.post(Tick())
+        elif step == "type":
+            r.finish_typing()
+        else:
+            p = arriving.pop(0)
+            r.core.post(final(p.uid, f"text {p.uid}") if p.kind == "final" else failed(p.uid))
+        check()
+    for p in arriving:  # what the steps left: in order, at once
+        r.core.post(final(p.uid, f"text {p.uid}") if p.kind == "final" else failed(p.uid))
+        check()
+    r.clock.now += r.core.order_wait_s
+    r.core.post(Tick())
+    while r.core.typing_now is not None:
+        r.finish_typing()
+    check()
+    recorded = sorted(e.text for e in r.core.history)
+    assert recorded == sorted(f"text {p.uid}" for p in plan if p.kind == "final")
