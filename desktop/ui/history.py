@@ -1,4 +1,9 @@
-"""Recent utterances: time, text, latency; copy or type again."""
+"""Recent utterances: time, text, latency; copy or type again.
+
+The text column shows each final as the text sink lets it through (what was typed, no
+controls, no bidi overrides, line breaks as spaces), so Copy puts only visible text on
+the clipboard too.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.coordinator import HistoryEntry
+from desktop.output.text_sink import sanitize
 
 
 class HistoryWindow(QWidget):
@@ -57,7 +63,8 @@ class HistoryWindow(QWidget):
         latency = f"{entry.latency_ms:.0f} ms" if entry.latency_ms is not None else "—"
         if not entry.typed:
             latency += " (not typed)"
-        for column, value in enumerate((when, entry.text, latency)):
+        text = sanitize(entry.text, max_chars=None).text
+        for column, value in enumerate((when, text, latency)):
             self.table.setItem(row, column, QTableWidgetItem(value))
 
     def selected_text(self) -> str:

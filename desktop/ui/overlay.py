@@ -1,6 +1,9 @@
 """The live-text overlay: shows partials while you speak, the final briefly, then fades.
 
 It must never take focus or clicks: the window you dictate into keeps receiving keys.
+Every text it shows passes the text sink first (:func:`partial_html`): partials and
+finals come from the server, and a bidi override or a control character would make the
+overlay show something other than what will be typed.
 """
 
 from __future__ import annotations
@@ -11,13 +14,21 @@ from PySide6.QtCore import QEasingCurve, QPoint, QPropertyAnimation, Qt, QTimer
 from PySide6.QtGui import QColor, QCursor, QGuiApplication, QPainter, QPaintEvent
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from desktop.output.text_sink import sanitize
+
 STABLE_COLOR = "#ffffff"
 UNSTABLE_COLOR = "#a9b4c2"
 MAX_CHARS = 240  # long dictation: show the end, where the words are changing
 
 
 def partial_html(stable: str, unstable: str) -> str:
-    """Stable text plain and bright; the still-changing tail dimmer and italic."""
+    """Stable text plain and bright; the still-changing tail dimmer and italic.
+
+    Both parts pass the text sink (no cap: the overlay shows the tail itself), so the
+    overlay shows what the typist would type: line breaks as spaces, no controls, no
+    bidi overrides, no invisible characters."""
+    stable = sanitize(stable, max_chars=None).text
+    unstable = sanitize(unstable, max_chars=None).text
     text_len = len(stable) + len(unstable)
     if text_len > MAX_CHARS:  # keep the tail visible
         cut = text_len - MAX_CHARS
