@@ -1051,6 +1051,7 @@ def render(parts: list[dict[str, Any]]) -> str:
     lines += side_by_side(parts)
     lines += ["", "Against the goal (one GPU, final p95 ≤ 300 ms, partial p95 ≤ 500 ms):", ""]
     lines += [goal_line(p["label"], stream_rows(p), path_of(p)) for p in parts if stream_rows(p)]
+    lines += reading(parts)
     memory = [
         f"{p['label']} {path_of(p)} {p['gpu_memory_used_mib']} MiB"
         for p in parts
@@ -1065,6 +1066,36 @@ def render(parts: list[dict[str, Any]]) -> str:
         f"{'; '.join(memory) or 'not read'}.",
     ]
     return "\n".join(lines)
+
+
+def reading(parts: list[dict[str, Any]]) -> list[str]:
+    """What the alone and burst figures say, computed from them."""
+    out = []
+    for p in parts:
+        alone, bursts = p.get("alone", {}), p.get("bursts", {})
+        longest = max((float(k.split()[1]) for k in alone if k.startswith("final")), default=0)
+        full, one = alone.get(f"final {longest:g} s"), alone.get(f"final {longest:g} s, 1 token")
+        if not (full and one and bursts):
+            continue
+        f50, o50 = stats(full["ms"])["p50"], stats(one["ms"])["p50"]
+        per_token = (f50 - o50) / max(1, full["new_tokens"] - 1)
+        big = max(bursts, key=int)
+        runs = bursts[big]
+        wall = percentile([r["wall_ms"] for r in runs], 0.5)
+        final = percentile([r["final_ms"] for r in runs], 0.5)
+        verdict = (
+            "the final overtook the queued partial steps"
+            if final < wall
+            else "the final waited for the burst"
+        )
+        out.append(
+            f"- {p['label']}, {path_of(p)}: a {longest:g} s final takes {f50:.0f} ms alone, "
+            f"{o50:.0f} ms of it for the audio encoder, prefill and first token and "
+            f"~{per_token:.1f} ms per further token. A 5 s final submitted right after "
+            f"{big} partial steps was done after {final:.0f} ms (p50) while the burst took "
+            f"{wall:.0f} ms: {verdict}."
+        )
+    return ["", "Reading the figures:", "", *out] if out else []
 
 
 def side_by_side(parts: list[dict[str, Any]]) -> list[str]:
