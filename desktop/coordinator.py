@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
 from desktop.audio.pipeline import AudioPipeline
 from desktop.audio.segmenter import (
@@ -201,6 +202,7 @@ class Coordinator(QObject):
         )
         self._tick = QTimer(self)
         self._tick.setSingleShot(True)
+        self._tick.setTimerType(Qt.TimerType.PreciseTimer)  # a coarse one may fire early
         self._tick.timeout.connect(lambda: self._post(Tick()))
         self._clock = clock
         self.core = DictationCore(
@@ -235,7 +237,8 @@ class Coordinator(QObject):
         if deadline is None:
             self._tick.stop()
         else:
-            self._tick.start(max(0, round((deadline - self._clock()) * 1000)))
+            # rounded up: a tick before the deadline would find nothing to do
+            self._tick.start(max(0, math.ceil((deadline - self._clock()) * 1000)))
 
     def _on_notice(self, notice: Notice) -> None:
         if isinstance(notice, StageChanged):

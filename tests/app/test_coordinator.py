@@ -296,3 +296,22 @@ def test_hotkey_commands_reach_the_coordinator_as_what_they_are(qtbot) -> None:
     bridge.command.emit(Routed("toggle", Command(CommandKind.PRESS, 2.0)))
     assert calls == ["talk_pressed", "talk_tapped", "talk_released", "talk_cancelled",
                      "talk_toggled"]
+
+
+def test_a_final_waiting_for_an_earlier_utterance_is_typed_by_the_qt_tick(qtbot) -> None:
+    """The core's order-wait deadline becomes a Qt timer: utterance 1 never answers, and
+    utterance 2's final is typed once it has waited order_wait_s."""
+    typer = RecordingTyper()
+    coordinator = Coordinator(
+        replace(Settings(), server_url="ws://127.0.0.1:9", mode=Mode.HANDS_FREE),
+        typer, lambda s: ArraySource(np.zeros(512, np.int16)), lambda: ScriptedDetector([]),
+    )
+    coordinator.core.order_wait_s = 0.3
+    for uid in (1, 2):  # as the audio thread's lifecycle events would
+        coordinator.core.post(UtteranceStarted(uid, 0, 0, Mode.HANDS_FREE))
+        coordinator.core.post(UtteranceEnded(uid, EndReason.SILENCE, 0, 1, 1, 1))
+    coordinator.on_client_event(final_text(2, "second"))
+    qtbot.wait(100)
+    assert typer.typed == [] and coordinator.facts.stage is Stage.FINALIZING
+    qtbot.waitUntil(lambda: typer.typed == ["second"], timeout=3000)
+    assert [e.text for e in coordinator.history] == ["second"]
