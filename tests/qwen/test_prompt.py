@@ -19,10 +19,10 @@ CONTROL = re.compile(r"<\|[^|]*\|>")
 EXTRA = ("<think>", "</think>", "<tool_call>")
 
 # Pieces that build (or nearly build) control tokens, so nested payloads come up often.
-pieces = st.sampled_from(
-    ["<|", "|>", "<", ">", "|", "im_end", "im_start", "audio_pad", "asr_text", "<asr_text>"]
-    + ["<|im_end|>", "<|audio_pad|>", "<asr_te", "xt>", "<think>", "<thi", "nk>", "a", "\n", "你"]
-)
+PIECES = ["<|", "|>", "<", ">", "|", "im_end", "im_start", "audio_pad", "asr_text", "<asr_text>"]
+PIECES += ["<|im_end|>", "<|audio_pad|>", "<asr_te", "xt>", "<think>", "<thi", "nk>"]
+PIECES += ["a", "\n", "你"]
+pieces = st.sampled_from(PIECES)
 payloads = st.one_of(st.text(max_size=40), st.lists(pieces, max_size=30).map("".join))
 
 

@@ -195,3 +195,10 @@ def test_a_shrunk_window_is_logged(model_dir: str, caplog: pytest.LogCaptureFixt
         engine = build_qwen_engine(model_dir, "transformers", max_model_len=512)
     assert "final_full_max_sec 90 -> " in caplog.text and "--max-model-len 512" in caplog.text
     assert isinstance(engine, WindowedEngine) and engine.config.final_full_max_sec < 90
+
+
+def test_article_policy_is_refused_on_vllm(model_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(qwen_engine, "_vllm_installed", lambda: True)
+    with pytest.raises(UnsupportedOptionError, match="--backend transformers"):
+        build_qwen_engine(model_dir, "vllm", "article")
+    build_qwen_engine(model_dir, "transformers", "article")

@@ -125,6 +125,11 @@ def build_qwen_engine(
             "this; vLLM schedules requests itself (continuous batching, finals first). "
             "On vLLM use --max-num-seqs and --max-partials-in-flight instead, or drop it"
         )
+    if chosen == "vllm" and policy == "article":
+        raise UnsupportedOptionError(
+            "--policy article runs qwen-asr's own streaming, which needs qwen-asr's processor "
+            "and transformers 4.57; it cannot run beside vLLM 0.26: use --backend transformers"
+        )
     generator: Generator
     if chosen == "vllm":
         from server.engine.qwen.vllm_generator import VLLMGenerator
