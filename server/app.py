@@ -182,7 +182,7 @@ class HandshakeGate:
         while len(self.pending) > self.limit:
             _, oldest = self.pending.popitem(last=False)
             self.dropped += 1
-            oldest.abort()
+            oldest.close()  # it sent nothing we answered: nothing to flush
 
     def done(self, key: int) -> None:
         self.pending.pop(key, None)

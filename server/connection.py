@@ -76,7 +76,7 @@ class Connection:
         self._loop = asyncio.get_running_loop()
         #: When the connection last received a message or finished an utterance.
         self.idle_since = self._loop.time()
-        self._recv_timeout: asyncio.Timeout | None = None
+        self._became_idle = asyncio.Event()  # wakes the idle watch after a final
         self._closing_reason = ""
 
     @property
@@ -96,8 +96,23 @@ class Connection:
 
     def _touch(self) -> None:
         self.idle_since = self._loop.time()
-        if self._recv_timeout is not None:
-            self._recv_timeout.reschedule(self._idle_deadline())
+        self._became_idle.set()
+
+    async def _watch_idle(self) -> None:
+        """Close the connection once it has been idle for the idle timeout."""
+        while not self._closing_reason:
+            deadline = self._idle_deadline()
+            if deadline is None:  # dictating, or no timeout: wait until idle again
+                self._became_idle.clear()
+                await self._became_idle.wait()
+                continue
+            delay = deadline - self._loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)  # then look again: a message moves the deadline
+                continue
+            self.log.debug("idle for %g s: closing", self._state.limits.idle_timeout_s)
+            self._closing_reason = "idle timeout"
+            await self._ws.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
 
     def displace(self) -> None:
         """Give up this idle connection's slot to a newcomer (it closes in the background)."""
@@ -157,7 +172,15 @@ class Connection:
                 )
                 await self._ws.close(1013, "server busy")
                 return
-            await self._receive_loop()
+            watch = asyncio.create_task(self._watch_idle(), name=f"idle-{self.id}")
+            self._background.add(watch)
+            watch.add_done_callback(self._background.discard)
+            async for message in self._ws:
+                self.idle_since = self._loop.time()
+                if isinstance(message, bytes):
+                    await self._on_audio(message)
+                else:
+                    await self._on_text(message)
         except ConnectionClosed:
             pass
         finally:
@@ -173,27 +196,6 @@ class Connection:
                 self._ws.close_code,
                 f", {self._closing_reason}" if self._closing_reason else "",
             )
-
-    async def _receive_loop(self) -> None:
-        while not self._closing_reason:
-            try:
-                async with asyncio.timeout_at(self._idle_deadline()) as self._recv_timeout:
-                    message = await self._ws.recv()
-            except TimeoutError:
-                deadline = self._idle_deadline()
-                if deadline is not None and self._loop.time() >= deadline:
-                    self.log.debug("idle for %g s: closing", self._state.limits.idle_timeout_s)
-                    self._closing_reason = "idle timeout"
-                    await self._ws.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
-                    return
-                continue
-            finally:
-                self._recv_timeout = None
-            self.idle_since = self._loop.time()
-            if isinstance(message, bytes):
-                await self._on_audio(message)
-            else:
-                await self._on_text(message)
 
     async def _abandon(self) -> None:
         """The client is gone: stop all work done for it."""
