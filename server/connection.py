@@ -112,6 +112,7 @@ class Connection:
                 continue
             self.log.debug("idle for %g s: closing", self._state.limits.idle_timeout_s)
             self._closing_reason = "idle timeout"
+            self._state.connections.discard(self)  # the slot is free now, not after the close
             await self._ws.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
 
     def displace(self) -> None:
