@@ -452,6 +452,9 @@ class ClientMachine:
             reason = FailReason.TIMED_OUT
             if not u.ended:
                 message = f"still open after {self.config.max_open_s:g} s; discarded"
+            elif self._link_up and self._model is not ModelState.READY and not u.inflight:
+                reason = FailReason.MODEL_UNAVAILABLE
+                message = "the server's model was still loading; not transcribed"
             elif self._link_up:
                 message = f"no result from the server within {now - (u.ended_at or now):.0f} s"
                 self._want_reconnect = True  # its slot may be stuck: a new link frees it
@@ -521,8 +524,8 @@ class ClientMachine:
 
     def _pump(self, now: float) -> None:
         """Bring the server up to date: audio of the open session, then the next start."""
-        if not self._link_up or self._draining:
-            return
+        if not self._link_up or self._draining or self._want_reconnect:
+            return  # nothing more on a link that is going away
         if self._model is ModelState.FAILED:
             for waiting in sorted(self._utts.values(), key=lambda x: x.local_id):
                 if not waiting.inflight:

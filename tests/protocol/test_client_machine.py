@@ -479,3 +479,15 @@ def test_a_server_limit_shorter_than_advertised_splits_into_shorter_parts() -> N
     h.server(Final("one", id=parts[0]), Final("two", id=parts[1]))
     (final,) = h.outcomes()
     assert isinstance(final, FinalText) and final.text == "one two"
+
+
+def test_speech_while_the_model_loads_fails_at_its_deadline_saying_so() -> None:
+    h = Harness(MachineConfig(final_base_s=5.0, final_per_audio_s=0.0))
+    h.up(ready(model_state="loading"))
+    h.say(1, pcm(0.2))
+    h.advance(4.9)
+    assert h.outcomes() == [] and h.wire.starts == []
+    h.advance(0.1)
+    (failed,) = h.outcomes()
+    assert isinstance(failed, UtteranceFailed) and failed.reason is FailReason.MODEL_UNAVAILABLE
+    assert "loading" in failed.message and not h.machine.wants_reconnect

@@ -171,9 +171,11 @@ class World:
             if what in FORGETS:
                 self.unanswered.discard(wire_id)
             m.receive(Error(what, "scripted", id=wire_id, fatal=fatal), self.now)
+            self.flush()
             if fatal:  # the server closes the link after a fatal error
                 self.link = False
                 m.link_down("closed", self.now)
+        self.flush()  # written before the link is given up
         if m.wants_reconnect:  # as the drivers do
             self.link = False
             m.link_down("reconnecting", self.now)
