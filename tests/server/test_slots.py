@@ -47,7 +47,8 @@ async def test_an_idle_connection_is_closed_after_the_idle_timeout(start) -> Non
 
 
 async def test_messages_and_decoding_utterances_keep_a_connection(start) -> None:
-    server = await start(fake_per_batch_ms=600.0)  # the final takes longer than the timeout
+    # The final takes longer than the idle timeout.
+    server = await start(fake_per_batch_ms=500.0, partial_interval_ms=0.0)
     with_limits(server, idle_timeout_s=0.3)
     async with websockets.connect(server.url) as ws:
         for _ in range(4):  # a client that talks stays, however long
@@ -57,7 +58,7 @@ async def test_messages_and_decoding_utterances_keep_a_connection(start) -> None
         await ws.send(json.dumps({"event": "start"}))
         await send_pcm(ws, ONE_SECOND_PCM)
         await ws.send(json.dumps({"event": "stop"}))
-        final = await until_type(ws, "final")  # 0.6 s of decoding: no idle close meanwhile
+        final = await until_type(ws, "final")  # 0.5 s of decoding: no idle close meanwhile
         assert final["type"] == "final"
         # Idle from the final on: closed one timeout later, not at once.
         after_final = time.monotonic()
