@@ -431,6 +431,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=config.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if config.log_level == "INFO":
+        # websockets writes a line per connection opened and closed; the server's own
+        # (throttled) lines say the same without letting a crowd of sockets flood the log.
+        logging.getLogger("websockets").setLevel(logging.WARNING)
     summarise_hub_retries()
     if config.engine == "qwen":  # a hub id without a network: the cache only, failing fast
         offline_if_hub_unreachable(config.model, os.environ)

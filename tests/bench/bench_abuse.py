@@ -102,7 +102,7 @@ def start_server(root: Path, args: argparse.Namespace) -> Server:
             "--port",
             str(port),
             "--log-level",
-            "WARNING",
+            args.server_log_level,
             "--fake-per-batch-ms",
             str(args.per_batch_ms),
             "--fake-per-request-ms",
@@ -389,6 +389,7 @@ def main() -> int:
     parser.add_argument("--per-batch-ms", type=float, default=50.0)
     parser.add_argument("--per-request-ms", type=float, default=50.0)
     parser.add_argument("--server-log", default="", help="append the server's stderr here")
+    parser.add_argument("--server-log-level", default="WARNING")
     parser.add_argument("--json", default="", help="write the results here")
     args = parser.parse_args()
     limit = raise_open_files()
