@@ -141,6 +141,7 @@ async def test_an_utterance_the_server_never_finishes_fails_visibly(
 @pytest.mark.parametrize(
     ("behaviour", "text"),
     [(Behaviour.LONG_FINAL, LONG_TEXT), (Behaviour.FINAL_FLOOD, "the right one")],
+    ids=["long_final", "final_flood"],
 )
 async def test_long_finals_and_floods_of_strangers_finals_still_deliver_the_right_text(
     behaviour: Behaviour, text: str, client, word: Recording
