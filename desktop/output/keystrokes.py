@@ -8,6 +8,10 @@ temporarily remapping a spare keycode, which applications read late: multi-chara
 text gets garbled (testing.md). The policy sends such text to the clipboard instead. On
 Windows :class:`desktop.win32.keyboard.SendInputKeySender` replaces pynput's sender: every
 UTF-16 unit as a ``KEYEVENTF_UNICODE`` event, chords by virtual-key code.
+
+XTest events combine with the modifiers the user holds (a held Ctrl makes shortcuts of
+typed letters), so :class:`PynputKeySender` first waits, bounded, until none is held when
+it is given a :class:`~desktop.output.modifiers.ModifierWait` (:mod:`desktop.output.modifiers`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any, Protocol
 
 from desktop.hotkey.keys import KeySpec
 from desktop.output.base import InjectionGuard, OutputError, OutputTarget
+from desktop.output.modifiers import ModifierWait
 from desktop.output.text_sink import sanitize
 
 log = logging.getLogger(__name__)
@@ -36,12 +41,21 @@ class PynputKeySender:
     """:class:`KeySender` over ``pynput.keyboard.Controller`` (created on first use).
 
     ``char_delay_s`` pauses between characters (0: as fast as pynput goes). All sends are
-    inside ``guard`` so the hotkey listener ignores them.
+    inside ``guard`` so the hotkey listener ignores them. ``modifier_wait``, if given, runs
+    before each text and chord, outside the guard (the listener must still see the user's
+    keys meanwhile); it raises :class:`~desktop.output.modifiers.ModifiersHeld` when a
+    modifier stays held, and nothing is sent.
     """
 
-    def __init__(self, guard: InjectionGuard | None = None, char_delay_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        guard: InjectionGuard | None = None,
+        char_delay_s: float = 0.0,
+        modifier_wait: ModifierWait | None = None,
+    ) -> None:
         self.guard = guard or InjectionGuard()
         self.char_delay_s = char_delay_s
+        self.modifier_wait = modifier_wait
         self._controller: Any = None
         self._lock = threading.Lock()
 
@@ -54,8 +68,17 @@ class PynputKeySender:
             self._controller = keyboard.Controller()
         return self._controller
 
+    def _wait_modifiers(self) -> None:
+        if self.modifier_wait is not None:
+            self.modifier_wait()
+
     def type(self, text: str) -> None:
-        with self._lock, self.guard:
+        with self._lock:
+            self._wait_modifiers()
+            self._type(text)
+
+    def _type(self, text: str) -> None:
+        with self.guard:
             controller = self._get()
             try:
                 if self.char_delay_s <= 0:
@@ -68,7 +91,12 @@ class PynputKeySender:
                 raise OutputError(f"cannot type character {e.args!r}") from e
 
     def tap_chord(self, chord: KeySpec) -> None:
-        with self._lock, self.guard:
+        with self._lock:
+            self._wait_modifiers()
+            self._tap_chord(chord)
+
+    def _tap_chord(self, chord: KeySpec) -> None:
+        with self.guard:
             controller = self._get()
             mods = [pynput_key(m) for m in ("ctrl", "alt", "shift", "cmd") if m in chord.modifiers]
             key = pynput_key(chord.key)

@@ -34,6 +34,7 @@ from desktop.output.base import (
 )
 from desktop.output.clipboard import Clipboard
 from desktop.output.focus import FocusInfo, FocusProbe, NullFocusProbe, is_own_window
+from desktop.output.modifiers import ModifiersHeld, ModifierWait
 from desktop.output.policy import OutputPolicy, join_for_typing
 from desktop.output.text_sink import DEFAULT_MAX_CHARS, SanitizedText, sanitize
 
@@ -98,7 +99,11 @@ class Typist:
     sender uses; the hotkey listener is given ``guard.active``. ``max_chars`` caps each
     final (the text sink's cap; None: no cap). ``gate`` may refuse a target; ``fallback``
     is the clipboard the text is left on when the target is refused or typing fails, with
-    a notice saying so.
+    a notice saying so. ``modifier_wait`` (where the platform can read the keyboard) runs
+    before each output, outside ``guard``: where the hotkey listener cannot tell our keys
+    from the user's (X11) it drops every press while the guard is active, and the key the
+    user holds -- often the next utterance's hold key -- must still count; if a modifier
+    stays held the text is left on ``fallback``.
     """
 
     policy: OutputPolicy
@@ -111,6 +116,7 @@ class Typist:
     max_chars: int | None = DEFAULT_MAX_CHARS
     gate: TargetGate | None = None
     fallback: Clipboard | None = None
+    modifier_wait: Callable[[], None] | None = None
     _previous: _Previous | None = field(default=None, init=False, repr=False)
     _busy: bool = field(default=False, init=False, repr=False)
     _queue: list[str] = field(default_factory=list, init=False, repr=False)
@@ -181,7 +187,15 @@ class Typist:
             read_timeout_s=self.policy.read_timeout_for(names),
         )
         try:
+            if self.modifier_wait is not None:
+                self.modifier_wait()
             method = self._output(method, typed, chord, out_target)
+        except ModifiersHeld as e:
+            log.warning("not typing %d chars: %s", len(typed), e)
+            self._previous = None
+            return self._leave_on_clipboard(
+                raw, text, target, sink, start, f"{_held_keys(e)} stayed held", error=e
+            )
         except TextLeftOnClipboard as e:
             log.warning("typing %d chars failed: %s", len(typed), e)
             self._previous = None
@@ -305,7 +319,8 @@ def build_default_typist(
     from desktop.output.keystrokes import KeystrokeOutput, PynputKeySender
 
     guard = guard or InjectionGuard()
-    sender = PynputKeySender(guard)
+    modifier_wait = default_modifier_wait()
+    sender = PynputKeySender(guard, modifier_wait=modifier_wait)
     clipboard = QtClipboard()
     outputs: dict[OutputMethod, TextOutput] = {
         OutputMethod.KEYSTROKES: KeystrokeOutput(sender),
@@ -323,4 +338,21 @@ def build_default_typist(
         own_window_ids=own_window_ids,
         guard=guard,
         fallback=clipboard,
+        modifier_wait=modifier_wait,
     )
+
+
+def _held_keys(e: ModifiersHeld) -> str:
+    return f"A modifier key ({', '.join(e.held)})" if e.held else "A modifier key"
+
+
+def default_modifier_wait() -> ModifierWait | None:
+    """The wait for held modifiers on this platform: on X11 (a ``DISPLAY`` on Linux) over
+    :class:`~desktop.output.x11_keyboard.X11ModifierProbe`; None where the keyboard cannot
+    be read (Wayland without XWayland, macOS). Windows builds its own
+    (:mod:`desktop.win32.keyboard`)."""
+    if not sys.platform.startswith("linux") or not os.environ.get("DISPLAY"):
+        return None
+    from desktop.output.x11_keyboard import X11ModifierProbe
+
+    return ModifierWait(X11ModifierProbe())

@@ -1,0 +1,78 @@
+"""Which modifier keys are down on an X11 display (python-xlib), for the wait before typing.
+
+:class:`X11ModifierProbe` asks the X server on a connection of its own: GetModifierMapping
+(which keycodes are modifiers now; a layout switch can change them) and QueryKeymap (which
+keys are down, physically or injected with XTest). :mod:`desktop.output.modifiers`
+decodes the replies and decides. python-xlib is imported on first use, so importing this
+module needs no display.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from desktop.output.modifiers import held_modifiers, modifier_keycodes
+
+log = logging.getLogger(__name__)
+
+
+class X11ModifierProbe:
+    """:class:`~desktop.output.modifiers.ModifierProbe` on an X11 display. Thread-safe.
+
+    The connection opens on the first :meth:`held`. If the display cannot be opened or a
+    query fails, :meth:`held` reports nothing held (typing goes ahead rather than never)
+    and logs it once.
+    """
+
+    def __init__(self, display: str | None = None) -> None:
+        self._name = display
+        self._display: Any = None
+        self._lock = threading.Lock()
+        self._warned = False
+
+    def close(self) -> None:
+        with self._lock:
+            if self._display is not None:
+                self._display.close()
+                self._display = None
+
+    def held(self) -> tuple[str, ...]:
+        with self._lock:
+            try:
+                return self._held()
+            except Exception:
+                if not self._warned:
+                    log.warning("cannot read the X keyboard state", exc_info=True)
+                    self._warned = True
+                self._drop()
+                return ()
+
+    def _held(self) -> tuple[str, ...]:
+        if self._display is None:
+            from Xlib import display as xdisplay  # type: ignore[import-untyped,unused-ignore]
+
+            self._display = xdisplay.Display(self._name)
+        d = self._display
+        # the keyboard mapping fresh from the server: python-xlib's cached copy goes stale
+        # when a layout switch (or pynput's spare-keycode remapping) changes it
+        first, last = d.display.info.min_keycode, d.display.info.max_keycode
+        keysyms = d.get_keyboard_mapping(first, last - first + 1)
+
+        def keysym_of(keycode: int) -> int:
+            if not first <= keycode <= last or not len(keysyms[keycode - first]):
+                return 0
+            return int(keysyms[keycode - first][0])
+
+        modifiers = modifier_keycodes(d.get_modifier_mapping(), keysym_of)
+        return held_modifiers(list(d.query_keymap()), modifiers)
+
+    def _drop(self) -> None:
+        """Forget a connection that failed, so the next call opens a new one."""
+        if self._display is not None:
+            try:
+                self._display.close()
+            except Exception:
+                log.debug("closing the X connection failed", exc_info=True)
+            self._display = None
