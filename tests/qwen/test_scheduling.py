@@ -175,6 +175,7 @@ def test_transformers_only_options_are_refused_on_vllm(
 ) -> None:
     monkeypatch.setattr(qwen_engine, "_vllm_installed", lambda: True)
     config = parse_config(argv, env={})
+    assert config.transformers_only == ({refused} if refused else set())
 
     def build(backend: str) -> object:
         return build_qwen_engine(model_dir, backend, transformers_only=config.transformers_only)
@@ -202,3 +203,11 @@ def test_article_policy_is_refused_on_vllm(model_dir: str, monkeypatch: pytest.M
     with pytest.raises(UnsupportedOptionError, match="--backend transformers"):
         build_qwen_engine(model_dir, "vllm", "article")
     build_qwen_engine(model_dir, "transformers", "article")
+
+
+def test_an_environment_variable_counts_as_given() -> None:
+    config = parse_config([], env={"TINGXIE_MAX_BATCH_SIZE": "4"})
+    assert config.transformers_only == {"--max-batch-size"} and config.max_batch_size == 4
+    assert parse_config(["--max-batch-size", "16"], env={}).transformers_only == {
+        "--max-batch-size"
+    }  # given, even at the default value
