@@ -190,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--policy",
         choices=["windowed", "article"],
         default="windowed",
-        help="qwen: streaming policy (article = qwen-asr's own streaming, for comparison)",
+        help="qwen: streaming policy (article = qwen-asr's own streaming, for comparison; "
+        "transformers backend only)",
     )
     eng.add_argument("--max-model-len", type=_positive_int, default=4096, help="qwen/vLLM")
     eng.add_argument(
