@@ -287,9 +287,8 @@ class DictationClient:
             except Exception as exc:  # a bug or a failure nobody foresaw: never fatal
                 log.exception("client connection loop failed; retrying")
                 attempt += 1
-                self._machine.link_failed(
-                    ClientState.UNREACHABLE, f"{type(exc).__name__}: {exc}", self._clock()
-                )
+                # link_down: whatever link there was is gone; its work is replayed.
+                self._machine.link_down(f"{type(exc).__name__}: {exc}", self._clock())
                 self._deliver()
                 await self._sleep_or_wake(self._backoff.delay(attempt))
 
