@@ -282,8 +282,17 @@ class Connection:
             await self._ws.close(1002, "unsupported protocol version")
             return
         self._said_hello = True
-        self.log.info("hello from %s (protocol %d)", escape(hello.client), hello.protocol)
         state = self._state
+        log_throttled(
+            self.log,
+            state.log_throttle,
+            "hello",
+            self._loop.time(),
+            logging.INFO,
+            "hello from %s (protocol %d)",
+            escape(hello.client),
+            hello.protocol,
+        )
         await self._send(
             Ready(
                 protocol=PROTOCOL_VERSION,
@@ -406,10 +415,14 @@ class Connection:
                 await asyncio.wait({previous})
             if isinstance(message, Final):
                 self._state.finals_total += 1
-                self.log.info(
+                audio_ms = message.timings.audio_ms if message.timings else 0.0
+                # Empty utterances cost the model nothing, so a client could send them
+                # as fast as it likes: they do not get a line of their own.
+                self.log.log(
+                    logging.INFO if audio_ms > 0 else logging.DEBUG,
                     "final %s: %.0f ms audio, %.0f ms after stop",
-                    session.id,
-                    message.timings.audio_ms if message.timings else 0,
+                    escape(session.id),
+                    audio_ms,
                     message.timings.total_ms if message.timings else 0,
                 )
             else:

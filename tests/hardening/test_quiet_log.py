@@ -3,7 +3,7 @@ connections and bad frames (system lane: a child process)."""
 
 from __future__ import annotations
 
-import asyncio
+import json
 from pathlib import Path
 
 import websockets
@@ -23,8 +23,15 @@ async def test_a_crowd_of_connections_and_bad_frames_is_a_few_log_lines(
         url = f"ws://127.0.0.1:{port}"
         crowd = [await websockets.connect(url) for _ in range(CROWD)]
         for ws in crowd:
+            await ws.send('{"event": "hello", "protocol": 1}')
             await ws.send("not json")
-        await asyncio.gather(*(ws.recv() for ws in crowd))  # every one was answered
+        for ws in crowd:  # every message was answered
+            assert json.loads(await ws.recv())["type"] == "ready"
+            assert json.loads(await ws.recv())["code"] == "bad_message"
+            for _ in range(10):  # empty utterances: no model call, no log line each
+                await ws.send('{"event": "start"}')
+                await ws.send('{"event": "stop"}')
+                assert json.loads(await ws.recv())["type"] == "final"
         for ws in crowd:
             await ws.close()
     finally:
