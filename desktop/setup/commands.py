@@ -22,6 +22,8 @@ NVIDIA_SMI_QUERY = [
     "--format=csv,noheader,nounits",
 ]
 WSL_NVIDIA_SMI = "/usr/lib/wsl/lib/nvidia-smi"  # the Windows driver's tool, mounted by WSL
+#: Arguments that make a Python print where it is (the Microsoft Store's is refused).
+PYTHON_EXECUTABLE_QUERY = ["-c", "import sys; print(sys.executable)"]
 
 
 def wsl_data_root(home: str) -> str:

@@ -103,6 +103,7 @@ class LocalFacts:
     data_dir: str
     free_bytes: int | None
     installed: bool = False
+    store_python: str = ""  # a Microsoft Store Python that was found and refused
 
 
 @dataclass(frozen=True)
@@ -330,7 +331,9 @@ def _cpu_option(facts: MachineFacts) -> Option:
         )
     local = facts.local
     where = "this PC"
-    if local is None or local.python is None:
+    if local is not None and local.python is None and local.store_python:
+        found.append(problems.python_from_store(local.store_python))
+    elif local is None or local.python is None:
         found.append(problems.python_missing(where))
     elif (py := _python_problem(where, local.version)) is not None:
         found.append(py)

@@ -165,3 +165,15 @@ def first_line_of_home(text: str) -> str:
         if line.startswith("/"):
             return line
     return ""
+
+
+def is_store_python(executable: str) -> bool:
+    """The Microsoft Store's Python (an app package under ``WindowsApps``): its writes under
+    %LOCALAPPDATA% are redirected into the package, so a server installed there is not
+    where the app looks for it."""
+    return "\\windowsapps\\" in executable.lower().replace("/", "\\")
+
+
+def first_path(text: str) -> str:
+    """The first non-empty line (``sys.executable`` as printed)."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")

@@ -18,7 +18,13 @@ from urllib.parse import urlsplit
 
 from desktop.launcher import WSL_EXE, Captured, ProcessRunner, build_wsl_exec, probe_health
 from desktop.setup import facts, problems
-from desktop.setup.commands import NVIDIA_SMI_QUERY, WSL_NVIDIA_SMI, Target, wsl_data_root
+from desktop.setup.commands import (
+    NVIDIA_SMI_QUERY,
+    PYTHON_EXECUTABLE_QUERY,
+    WSL_NVIDIA_SMI,
+    Target,
+    wsl_data_root,
+)
 from desktop.setup.decide import LocalFacts, MachineFacts, PortFacts, PortStatus, WslFacts
 
 log = logging.getLogger(__name__)
@@ -102,7 +108,9 @@ class Prober:
             wsl = self.wsl_facts(report)
             report("Checking the GPU on Windows…")
             smi = self._capture(["nvidia-smi", *NVIDIA_SMI_QUERY])
-            windows_gpus = tuple(facts.parse_nvidia_smi(smi.text)) if smi.returncode == 0 else ()
+            windows_gpus = (
+                tuple(facts.parse_nvidia_smi(smi.out_text)) if smi.returncode == 0 else ()
+            )
         report("Checking Python on this PC…")
         local = self.local_facts()
         return MachineFacts(
@@ -125,14 +133,14 @@ class Prober:
             listing.text,
         )
         detail = "\n".join(t for t in (status.launch_error, status.text, listing.text) if t)
-        distros = tuple(facts.parse_wsl_list_verbose(listing.text))
+        distros = tuple(facts.parse_wsl_list_verbose(listing.out_text))
         distro = facts.choose_distribution(list(distros))
         if state is not facts.WslState.READY or distro is None:
             return WslFacts(state, detail.strip(), distros)
         name = distro.name
         report(f"Checking {name}…")
         where = self._capture(build_wsl_exec(["pwd"], name, cwd="~"))
-        home = facts.first_line_of_home(where.text)
+        home = facts.first_line_of_home(where.out_text)
         if not home:
             problem = problems.wsl_command_failed("find your home folder", name, where.text)
             return WslFacts(state, detail, distros, distro, command_problem=problem)
@@ -146,7 +154,7 @@ class Prober:
         if distro.version == 2:  # WSL 1 has no GPU support at all
             report(f"Checking the GPU in {name}…")
             smi = self._capture(build_wsl_exec([WSL_NVIDIA_SMI, *NVIDIA_SMI_QUERY], name))
-            gpus = tuple(facts.parse_nvidia_smi(smi.text)) if smi.returncode == 0 else ()
+            gpus = tuple(facts.parse_nvidia_smi(smi.out_text)) if smi.returncode == 0 else ()
             if not gpus:
                 failure = facts.classify_gpu_failure(smi.text, smi.launch_error)
                 gpu_detail = smi.launch_error or smi.text
@@ -156,8 +164,8 @@ class Prober:
             distros=distros,
             distro=distro,
             home=home,
-            python=facts.parse_python_version(python.text),
-            free_bytes=facts.parse_df_available(df.text),
+            python=facts.parse_python_version(python.out_text),
+            free_bytes=facts.parse_df_available(df.out_text),
             installed=installed.returncode == 0,
             gpus=gpus,
             gpu_failure=failure,
@@ -165,17 +173,28 @@ class Prober:
         )
 
     def local_facts(self) -> LocalFacts:
+        """The first Python of ``local_pythons`` that runs (on Windows: and is not the
+        Microsoft Store's, whose files are redirected)."""
         c = self._config
+        store = ""
         for candidate in c.local_pythons:
             done = self._capture([*candidate, "--version"])
-            version = facts.parse_python_version(done.text) if done.returncode == 0 else None
-            if version is not None:
-                target = Target(c.local_data_dir, candidate, windows=c.windows)
-                return LocalFacts(
-                    candidate,
-                    version,
-                    c.local_data_dir,
-                    free_bytes(c.local_data_dir) if c.local_data_dir else None,
-                    installed=Path(target.server_program).exists(),
-                )
-        return LocalFacts(None, None, c.local_data_dir, None)
+            version = facts.parse_python_version(done.out_text) if done.returncode == 0 else None
+            if version is None:
+                continue
+            if c.windows:
+                where = self._capture([*candidate, *PYTHON_EXECUTABLE_QUERY])
+                executable = facts.first_path(where.out_text) if where.returncode == 0 else ""
+                if facts.is_store_python(executable):
+                    log.info("refusing the Microsoft Store Python %s", executable)
+                    store = store or executable
+                    continue
+            target = Target(c.local_data_dir, candidate, windows=c.windows)
+            return LocalFacts(
+                candidate,
+                version,
+                c.local_data_dir,
+                free_bytes(c.local_data_dir) if c.local_data_dir else None,
+                installed=Path(target.server_program).exists(),
+            )
+        return LocalFacts(None, None, c.local_data_dir, None, store_python=store)

@@ -171,6 +171,18 @@ def python_missing(where: str) -> Problem:
     )
 
 
+def python_from_store(executable: str) -> Problem:
+    return Problem(
+        "python_from_store",
+        "The only Python on this PC is the Microsoft Store's, which tingxie cannot use: "
+        "Windows redirects its files under %LOCALAPPDATA% into the Store package, so the "
+        "server it installs would not be found.",
+        "Install Python 3.12 from python.org (the “Windows installer (64-bit)”, tick “Add "
+        "python.exe to PATH”), then run this setup again; or choose a remote server.",
+        executable,
+    )
+
+
 def python_unsupported(where: str, version: tuple[int, int]) -> Problem:
     return Problem(
         "python_unsupported",

@@ -119,6 +119,47 @@ def test_wsl2_with_an_nvidia_gpu_recommends_the_gpu_server_with_the_large_model(
     assert inside and all("--exec" in c and "--" not in c for c in inside)
 
 
+def test_a_localhost_proxy_warning_on_stderr_changes_nothing() -> None:
+    """Every wsl.exe call of this machine starts with WSL's proxy warning in UTF-16LE on
+    stderr (Chinese for one of them); decoded apart from stdout, the facts are those of
+    the same machine without a proxy."""
+    facts, rec, _ = probe("proxy_warning")
+    plain, plain_rec, _ = probe("gpu_ubuntu")
+    assert facts.wsl is not None and plain.wsl is not None
+    assert facts.wsl.home == "/home/lin" and facts.wsl.python == (3, 12, 3)
+    same = ("state", "distros", "distro", "home", "python", "free_bytes", "installed", "gpus")
+    assert [getattr(facts.wsl, k) for k in same] == [getattr(plain.wsl, k) for k in same]
+    assert facts.wsl.command_problem is None and facts.wsl.gpu_failure is None
+    assert rec.recommended is PathKind.WSL_GPU
+    assert rec.findings[:-1] == plain_rec.findings[:-1]  # all but the port (each its own)
+    # The recording holds what broke the old decoding: both streams decoded as one.
+    folder = DATA / "proxy_warning"
+    merged = (folder / "proxy_warning_zh.err").read_bytes() + (folder / "pwd.out").read_bytes()
+    assert "/home/lin" not in decode_console_output(merged)
+
+
+def test_a_microsoft_store_python_is_refused_with_what_to_install() -> None:
+    runner = RecordedRunner("not_installed")
+    where = ["py", "-3", "-c", "import sys; print(sys.executable)"]
+    runner.script(where, runner.recording("py_store_executable.out", 0))
+    facts = Prober(runner, replace(WINDOWS, port=free_port())).run()
+    assert facts.local is not None and facts.local.python is None
+    assert "WindowsApps" in facts.local.store_python
+    cpu = decide(facts).option(PathKind.LOCAL_CPU)
+    assert not cpu.available and codes(cpu.problems) == ["python_from_store"]
+    assert "python.org" in cpu.problems[0].next_step
+    # A second Python that is not the Store's is taken instead.
+    runner = RecordedRunner("not_installed")
+    store, other = (
+        runner.recording("py_store_executable.out", 0),
+        runner.recording("py_executable.out", 0),
+    )
+    runner.script(where, store, other)
+    two = replace(WINDOWS, port=free_port(), local_pythons=(("py", "-3"), ("py", "-3")))
+    facts = Prober(runner, two).run()
+    assert facts.local is not None and facts.local.python == ("py", "-3")
+
+
 @pytest.mark.parametrize(
     ("machine", "problem", "cpu_where"),
     [
