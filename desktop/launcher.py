@@ -776,13 +776,16 @@ class ServerLauncher:
         if not is_tingxie_health(body):
             return self._spawn()
         port = urlsplit(self._health_url).port
-        if self._stop_argv:
-            self._append_log(
-                f"a tingxie server already answers on port {port}; stopping the one this app "
-                "started earlier"
-            )
+        assert body is not None
+        leaving = bool(body.get("shutting_down"))  # say, the one stop() just asked to end
+        if self._stop_argv or leaving:
+            if self._stop_argv and not leaving:
+                self._append_log(
+                    f"a tingxie server already answers on port {port}; stopping the one this "
+                    "app started earlier"
+                )
+                self._runner.run(self._stop_argv, timeout=10)
             self._set(LauncherState.STARTING, f"stopping the server already on port {port}")
-            self._runner.run(self._stop_argv, timeout=10)
             deadline = time.monotonic() + self._takeover_timeout_s
             while time.monotonic() < deadline and not self._stopping.is_set():
                 if not is_tingxie_health(self._health(1.0)):

@@ -393,6 +393,29 @@ def test_an_earlier_server_of_this_app_is_stopped_and_replaced(tmp_path: Path) -
     assert runner.ran == [stop_noted, stop_noted]
 
 
+def test_a_server_that_is_shutting_down_is_waited_for_not_adopted() -> None:
+    """Stop, then Start at once: the old server still answers, saying it shuts down."""
+    answers = [
+        {"server": "tingxie/0", "model_state": "ready", "shutting_down": True},
+        {"server": "tingxie/0", "model_state": "ready", "shutting_down": True},
+        None,
+    ]
+
+    def probe(url: str, timeout: float, context: object) -> dict[str, object] | None:
+        return answers.pop(0) if answers else None
+
+    runner = NoStartRunner()
+    launcher = ServerLauncher(runner, lambda s, d: None, poll_s=0.05, probe=probe)  # type: ignore[arg-type]
+    quiet = [sys.executable, "-c", "import time; time.sleep(30)"]
+    launcher.start(quiet, "ws://127.0.0.1:9")
+    try:
+        wait_for(lambda: runner.started == [quiet])
+        assert not launcher.adopted and answers == []
+        assert runner.ran == []  # no stop command: it was leaving already
+    finally:
+        launcher.stop(wait=True)
+
+
 def test_stop_returns_at_once_and_the_server_still_ends() -> None:
     """Quit must not wait for the server: stop() asks, a thread waits."""
     port = free_port()
