@@ -353,6 +353,6 @@ def default_modifier_wait() -> ModifierWait | None:
     (:mod:`desktop.win32.keyboard`)."""
     if not sys.platform.startswith("linux") or not os.environ.get("DISPLAY"):
         return None
-    from desktop.output.x11_keyboard import X11ModifierProbe
+    from desktop.output.x11_keyboard import shared_probe
 
-    return ModifierWait(X11ModifierProbe())
+    return ModifierWait(shared_probe())

@@ -17,6 +17,19 @@ from desktop.output.modifiers import held_modifiers, modifier_keycodes
 
 log = logging.getLogger(__name__)
 
+_shared: dict[str | None, X11ModifierProbe] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_probe(display: str | None = None) -> X11ModifierProbe:
+    """One probe (one X connection) per display for the whole process: the app rebuilds
+    its typist whenever the settings change, and each would otherwise open another."""
+    with _shared_lock:
+        probe = _shared.get(display)
+        if probe is None:
+            probe = _shared[display] = X11ModifierProbe(display)
+        return probe
+
 
 class X11ModifierProbe:
     """:class:`~desktop.output.modifiers.ModifierProbe` on an X11 display. Thread-safe.

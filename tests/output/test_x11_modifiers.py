@@ -104,6 +104,8 @@ def test_the_probe_reads_held_modifiers(probe: X11ModifierProbe) -> None:
     wait = default_modifier_wait()  # what the app's typist uses on X11
     assert wait is not None
     assert isinstance(wait.probe, X11ModifierProbe)
+    again = default_modifier_wait()  # a typist rebuilt for new settings: same connection
+    assert again is not None and again.probe is wait.probe
     with held(("Control_R",), None):  # (xdotool presses Control_L with it)
         assert "Control_R" in wait.probe.held()
 
