@@ -13,8 +13,11 @@ The machine owns the one ledger of utterances. Each one ends in exactly one outc
 ``UtteranceCancelled`` — and no later than its deadline (:meth:`ClientMachine.deadline_of`):
 the end of speech plus a base wait plus a per-second-of-audio allowance.
 
-Admission follows the limits the server advertises in ``ready`` (the protocol has no
-"start accepted" message): one open utterance at a time, at most
+Admission follows what the server advertises in ``ready``. A server with the
+``start-ack`` capability answers each accepted ``start`` with ``started``: the machine
+holds the utterance's audio (and its ``stop``) until then, so a refused start has lost
+nothing on the wire; with an older server audio follows the start at once. Beyond that:
+one open utterance at a time, at most
 ``max_sessions_per_connection`` unfinished ones, audio frames no larger than
 ``max_audio_frame_bytes``, and no wire utterance longer than ``max_utterance_seconds``:
 a longer one is closed at the limit and continued as a new wire utterance; its text is
@@ -45,6 +48,7 @@ from protocol.client_events import (
 from protocol.client_timeline import UtteranceTimeline
 from protocol.limits import HARD_MAX_FRAME_BYTES, Limits
 from protocol.messages import (
+    START_ACK,
     Cancel,
     Error,
     ErrorCode,
@@ -53,6 +57,7 @@ from protocol.messages import (
     Ready,
     ServerMessage,
     Start,
+    Started,
     Status,
     Stop,
     Timings,
@@ -116,6 +121,7 @@ class _Session:
     language: str | None = None
     timings: Timings | None = None
     retired: bool = False  # no longer counted for the utterance; occupies a slot until answered
+    accepted: bool = True  # the server said "started" (or does not say it): audio may follow
 
 
 @dataclass
@@ -191,6 +197,7 @@ class ClientMachine:
         self._frame_cap = Limits().max_audio_frame_bytes
         self._segment_cap = int(Limits().max_utterance_seconds * BYTES_PER_SECOND)
         self._slot_cap = Limits().max_sessions_per_connection
+        self._start_ack = False  # the server answers accepted starts with "started"
         self._unknown_ids = 0
 
     # ---------------------------------------------------------------- outputs
@@ -293,6 +300,7 @@ class ClientMachine:
         self._drop_link()
         self._link_up = True
         self._apply_limits(ready)
+        self._start_ack = START_ACK in ready.capabilities
         self._set_model(ModelState.parse(ready.model_state), ready.server, now)
 
     def _apply_limits(self, ready: Ready) -> None:
@@ -329,10 +337,15 @@ class ClientMachine:
             self._on_partial(message, now)
         elif isinstance(message, Error):
             self._on_error(message, now)
+        elif isinstance(message, Started):
+            self._on_started(message)
         elif isinstance(message, Status):
             self._set_model(ModelState.parse(message.model_state), message.message, now)
         else:  # a second ready: take its limits, keep the link's sessions
             self._apply_limits(message)
+            self._start_ack = START_ACK in message.capabilities
+            if not self._start_ack and self._open is not None:
+                self._open.accepted = True  # no "started" will come for it
             self._set_model(ModelState.parse(message.model_state), message.server, now)
         self._pump(now)
 
@@ -358,6 +371,13 @@ class ClientMachine:
             u.language = done.language or u.language
             u.timings = done.timings
         self._complete_if_done(u, now)
+
+    def _on_started(self, started: Started) -> None:
+        s = self._sessions.get(started.id)
+        if s is None or s.accepted:  # a duplicate, or a start given up since
+            log.debug("started for %s: nothing waits for it; ignored", started.id)
+            return
+        s.accepted = True  # _pump (after every input) sends its audio now
 
     def _on_partial(self, partial: Partial, now: float) -> None:
         s = self._sessions.get(partial.id)
@@ -546,7 +566,9 @@ class ClientMachine:
             self._attempts += 1
             wire_id = f"{self._tag}-{u.local_id}-{self._attempts}"
             offset = u.next_offset()
-            s = _Session(wire_id, u.local_id, start=offset, sent_to=offset)
+            s = _Session(
+                wire_id, u.local_id, start=offset, sent_to=offset, accepted=not self._start_ack
+            )
             self._sessions[wire_id] = s
             self._open = s
             u.inflight.append(s)
@@ -566,6 +588,8 @@ class ClientMachine:
         """Send the open session's audio; True once it is stopped."""
         s = self._open
         assert s is not None
+        if not s.accepted:
+            return False  # audio and stop wait for "started": a refusal loses nothing
         u = self._utts[s.local_id]
         cap_end = s.start + self._segment_cap
         available = min(len(u.audio), cap_end)

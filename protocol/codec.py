@@ -31,6 +31,7 @@ from protocol.messages import (
     Ready,
     ServerMessage,
     Start,
+    Started,
     Status,
     Stop,
     Timings,
@@ -304,6 +305,8 @@ def encode_server(message: ServerMessage) -> str:
             "capabilities": list(message.capabilities),
             "limits": dict(message.limits),
         }
+    elif isinstance(message, Started):
+        obj = {"type": "started", "id": message.id}
     else:
         obj = {"type": "status", "model_state": message.model_state, "message": message.message}
     return _fit(obj)
@@ -369,6 +372,8 @@ def decode_server(text: str | bytes) -> ServerMessage | None:
             capabilities=tuple(caps),
             limits=limits,
         )
+    if kind == "started":
+        return Started(id=_str(obj, "id", "", MAX_ID_CHARS))
     if kind == "status":
         return Status(
             model_state=_str(obj, "model_state", "", 32),

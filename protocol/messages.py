@@ -87,6 +87,18 @@ class Ready:
     limits: dict[str, float | int] = field(default_factory=dict)
 
 
+#: Capability in ``ready``: the server answers every accepted ``start`` with ``started``.
+START_ACK = "start-ack"
+
+
+@dataclass(frozen=True)
+class Started:
+    """A ``start`` was accepted: audio frames for ``id`` are taken from now on. Sent
+    (with :data:`START_ACK` advertised) only to clients that said ``hello``."""
+
+    id: str
+
+
 @dataclass(frozen=True)
 class Status:
     """Model state change, sent to clients that said ``hello``."""
@@ -137,4 +149,4 @@ class Error:
     fatal: bool = False
 
 
-ServerMessage = Ready | Status | Partial | Final | Error
+ServerMessage = Ready | Status | Started | Partial | Final | Error

@@ -36,6 +36,7 @@ from protocol.messages import (
     Ready,
     ServerMessage,
     Start,
+    Started,
     Stop,
 )
 from server.audio_buffer import AudioBudgetExceeded
@@ -367,6 +368,8 @@ class Connection:
         self._told_no_utterance = False
         state.utterances_total += 1
         self.log.debug("start %s (language=%s)", escape(utterance_id), start.language)
+        if self._said_hello:  # "start-ack": before any of its audio is read
+            await self._send(Started(id=utterance_id))
 
     def _resolve(self, utterance_id: str) -> Session | None:
         if not utterance_id:

@@ -30,6 +30,7 @@ CAPABILITIES = (
     "partial-stable",
     "final-timings",
     "error-codes",
+    "start-ack",  # started answers an accepted start (clients that said hello)
 )
 
 

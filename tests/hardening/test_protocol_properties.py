@@ -33,6 +33,7 @@ from protocol import (
     ProtocolError,
     Ready,
     Start,
+    Started,
     Status,
     Stop,
     Timings,
@@ -56,7 +57,7 @@ from tests.hardening.conftest import tried
 #: The only codes a decoder may give: everything else is about state, not the frame.
 FRAME_CODES = {ErrorCode.BAD_MESSAGE, ErrorCode.FRAME_TOO_LARGE}
 CLIENT_TYPES = (Hello, Start, Stop, Cancel)
-SERVER_TYPES = (Ready, Status, Partial, Final, Error)
+SERVER_TYPES = (Ready, Status, Started, Partial, Final, Error)
 
 
 def frame_limit(decode: Any) -> int:
@@ -87,7 +88,7 @@ SERVER_FIELDS = [
     "capabilities", "limits",
 ]  # fmt: skip
 EVENTS = ["start", "stop", "cancel", "hello"]
-TYPES = ["partial", "final", "error", "ready", "status"]
+TYPES = ["partial", "final", "error", "ready", "status", "started"]
 
 
 @st.composite
@@ -130,6 +131,7 @@ server_messages = st.one_of(
         ),
     ),
     st.builds(Status, model_state=st.text(max_size=32), message=st.text(max_size=200)),
+    st.builds(Started, id=ids),
     st.builds(
         Partial,
         text=st.text(max_size=200),

@@ -1,6 +1,8 @@
 """Property: whatever a server does — any order, loss, duplication, refusal, error codes,
-silence, disconnects — every utterance reaches exactly one outcome, never later than its
-deadline, and what the client sends stays within the limits the server advertised."""
+silence, disconnects, ``started`` sent, withheld or duplicated — every utterance reaches
+exactly one outcome, never later than its deadline, what the client sends stays within
+the limits the server advertised, and with ``start-ack`` no audio (nor stop) of a wire
+utterance is sent before its ``started``."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from protocol.client_events import (
 from protocol.client_machine import ClientMachine, Frame, MachineConfig
 from protocol.limits import Limits
 from protocol.messages import (
+    START_ACK,
     Cancel,
     Error,
     ErrorCode,
@@ -26,6 +29,7 @@ from protocol.messages import (
     Partial,
     Ready,
     Start,
+    Started,
     Status,
     Stop,
 )
@@ -34,11 +38,14 @@ CONFIG = MachineConfig(final_base_s=20.0, final_per_audio_s=1.0, max_open_s=120.
 #: Errors after which the server holds no slot for the id (our server's behaviour).
 FORGETS = set(ErrorCode) - {ErrorCode.FRAME_TOO_LARGE, ErrorCode.UTTERANCE_TOO_LONG}
 
+REPLIES = ["final", "partial", "duplicate", "unknown", "started", "started twice"]
+
 link_limits = st.tuples(
     st.sampled_from([640, 2048, 32_000]),
     st.sampled_from([0.1, 1.0, 120.0]),
     st.integers(1, 4),
     st.sampled_from(["ready", "ready", "loading", "failed", "weird"]),
+    st.booleans(),  # the server advertises start-ack
 )
 actions = st.lists(
     st.one_of(
@@ -51,7 +58,7 @@ actions = st.lists(
         st.tuples(
             st.just("answer"),
             st.integers(0, 20),
-            st.sampled_from(["final", "partial", "duplicate", "unknown", *list(ErrorCode)]),
+            st.sampled_from([*REPLIES, *ErrorCode]),
             st.booleans(),
         ),
         st.tuples(st.just("status"), st.sampled_from(["ready", "loading", "failed"])),
@@ -73,6 +80,9 @@ class World:
     started: list[str] = field(default_factory=list)  # wire ids on this link
     unanswered: set[str] = field(default_factory=set)  # holding a server slot
     answered: list[str] = field(default_factory=list)
+    ack: bool = False  # this link's server says "started"
+    open: str | None = None  # the wire utterance audio goes to
+    accepted: set[str] = field(default_factory=set)  # wire ids the server said started for
 
     def flush(self) -> None:
         frames: list[Frame] = self.machine.data_to_send()
@@ -83,13 +93,20 @@ class World:
                 assert frame.id not in self.started, "wire ids are never reused on a link"
                 self.started.append(frame.id)
                 self.unanswered.add(frame.id)
+                self.open = frame.id
                 assert len(self.unanswered) <= self.limits.max_sessions_per_connection
             elif isinstance(frame, Cancel):
                 self.unanswered.discard(frame.id)
-            elif isinstance(frame, bytes):
-                assert 0 < len(frame) <= self.limits.max_audio_frame_bytes
+                if frame.id == self.open:
+                    self.open = None
             else:
-                assert isinstance(frame, Stop)
+                if self.ack:
+                    assert self.open in self.accepted, "audio or stop before its started"
+                if isinstance(frame, bytes):
+                    assert 0 < len(frame) <= self.limits.max_audio_frame_bytes
+                else:
+                    assert isinstance(frame, Stop)
+                    self.open = None
         for event in self.machine.events_to_deliver():
             if isinstance(event, (FinalText, UtteranceFailed, UtteranceCancelled)):
                 assert event.utterance_id in self.said, "an outcome for nothing said"
@@ -110,10 +127,12 @@ class World:
             if self.now >= target:
                 return
 
-    def up(self, frame: int, seconds: float, slots: int, model: str) -> None:
+    def up(self, frame: int, seconds: float, slots: int, model: str, ack: bool = False) -> None:
         self.link, self.started, self.unanswered = True, [], set()
+        self.ack, self.open, self.accepted = ack, None, set()
         self.limits = Limits(frame, seconds, slots)
-        ready = Ready(model_state=model, limits=self.limits.to_json())
+        capabilities = (START_ACK,) if ack else ()
+        ready = Ready(model_state=model, capabilities=capabilities, limits=self.limits.to_json())
         self.machine.link_up(ready, self.now)
         self.flush()
 
@@ -166,10 +185,17 @@ class World:
             m.receive(Partial("te", id=wire_id, stable="t", unstable="e"), self.now)
         elif what == "unknown":
             m.receive(Final("stranger", id="x" + wire_id), self.now)
+        elif what in ("started", "started twice"):
+            self.accepted.add(wire_id)
+            for _ in range(2 if what == "started twice" else 1):
+                m.receive(Started(wire_id), self.now)
         else:
             assert isinstance(what, ErrorCode)
             if what in FORGETS:
                 self.unanswered.discard(wire_id)
+            closes = what in FORGETS or what is ErrorCode.UTTERANCE_TOO_LONG
+            if closes and wire_id == self.open:  # the server closed or forgot it
+                self.open = None
             m.receive(Error(what, "scripted", id=wire_id, fatal=fatal), self.now)
             self.flush()
             if fatal:  # the server closes the link after a fatal error

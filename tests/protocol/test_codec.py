@@ -16,6 +16,7 @@ from protocol import (
     ProtocolError,
     Ready,
     Start,
+    Started,
     Status,
     Stop,
     Timings,
@@ -47,6 +48,7 @@ SERVER_MESSAGES = [
         limits={"max_audio_frame_bytes": 32000, "max_utterance_seconds": 120.0},
     ),
     Status(model_state="ready"),
+    Started(id="u1"),
     Status(model_state="failed", message="out of memory"),
     Partial(text="你好世界", id="u1", stable="你好", unstable="世界", seq=3, audio_ms=1500.0),
     Final(
@@ -90,6 +92,13 @@ def test_cjk_text_is_sent_as_utf8_not_escapes() -> None:
 
 def test_unknown_server_type_is_skipped_not_an_error() -> None:
     assert decode_server('{"type": "something-new", "x": 1}') is None
+
+
+def test_started_names_the_accepted_utterance() -> None:
+    assert json.loads(encode_server(Started(id="u1"))) == {"type": "started", "id": "u1"}
+    assert decode_server('{"type": "started", "id": "a", "later": 1}') == Started(id="a")
+    with pytest.raises(ProtocolError):
+        decode_server('{"type": "started", "id": 7}')
 
 
 def test_unknown_error_code_from_newer_server_is_still_an_error() -> None:
