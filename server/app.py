@@ -435,9 +435,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # websockets writes a line per connection opened and closed; the server's own
         # (throttled) lines say the same without letting a crowd of sockets flood the log.
         logging.getLogger("websockets").setLevel(logging.WARNING)
-    summarise_hub_retries()
-    if config.engine == "qwen":  # a hub id without a network: the cache only, failing fast
-        offline_if_hub_unreachable(config.model, os.environ)
+    if config.engine == "qwen":
+        summarise_hub_retries()  # one line per retry of the model hub, printed once
+        offline_if_hub_unreachable(config.model, os.environ)  # no hub: the cache, fast
     try:
         # Built here, inside main(): vLLM's workers re-import the main module.
         engine = build_engine(config)

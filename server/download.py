@@ -255,14 +255,23 @@ class HubRetrySummary(logging.Filter):
 
 
 def summarise_hub_retries() -> None:
-    """Install :class:`HubRetrySummary` once (and keep the hub's lines from printing twice
-    where a library gave its logger a handler of its own)."""
+    """Install :class:`HubRetrySummary` once, and print the hub's lines once.
+
+    huggingface_hub gives its logger a handler of its own when its logging module is
+    first imported; with the server's root handler that printed every line twice (once
+    bare, once with the time). Where the root logger has handlers, the hub's own go.
+    """
     http = logging.getLogger(HUB_HTTP_LOGGER)
     if not any(isinstance(f, HubRetrySummary) for f in http.filters):
         http.addFilter(HubRetrySummary())
+    try:  # its import adds the handler: do it now, not in the middle of loading a model
+        import huggingface_hub.utils.logging  # noqa: F401
+    except ImportError:
+        return
     hub = logging.getLogger("huggingface_hub")
-    if hub.handlers and logging.getLogger().handlers:
-        hub.propagate = False
+    if logging.getLogger().handlers:
+        for handler in list(hub.handlers):
+            hub.removeHandler(handler)
 
 
 def is_hub_model_id(model: str) -> bool:

@@ -151,6 +151,21 @@ def test_hub_retries_are_one_line_each(caplog: pytest.LogCaptureFixture) -> None
         assert f"retry {n}/2 in " in line and "\n" not in line and len(line) < 250
 
 
+def test_the_hubs_lines_are_printed_once() -> None:
+    """Its own handler (added when its logging module is imported) goes, where the
+    process has a root handler of its own (the server's basicConfig)."""
+    pytest.importorskip("huggingface_hub")
+    code = (
+        "import logging; logging.basicConfig(format='root: %(message)s')\n"
+        "from server.download import summarise_hub_retries; summarise_hub_retries()\n"
+        "logging.getLogger('huggingface_hub.file_download').warning('once')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert out.stderr.splitlines() == ["root: once"], out.stderr
+
+
 def test_short_reasons() -> None:
     resolve = (
         "(MaxRetryError('HTTPSConnectionPool(host=\\'huggingface.co\\', port=443): Max "
