@@ -32,6 +32,7 @@ TYPED = [
     "desktop/sounds.py",
     "desktop/selfcheck.py",
     "desktop/ui/icons.py",
+    "desktop/ui/look.py",
     "desktop/output",
     "desktop/hotkey",
     "desktop/win32/rawinput.py",

@@ -1,4 +1,5 @@
-"""What the tray shows for a combination of states (pure): which icon, which tooltip."""
+"""What the tray shows for a combination of states (pure): which icon, which tooltip,
+and how any text becomes fit for the tray (:func:`tray_text`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,37 @@ from dataclasses import dataclass
 
 from desktop.dictation import Stage
 from desktop.launcher import LauncherState
+from desktop.output.text_sink import sanitize
 from protocol.client_events import ClientState
+
+#: Caps in characters, those of the Windows shell (NOTIFYICONDATAW: szTip[128],
+#: szInfoTitle[64], szInfo[256], each with its terminating NUL); longer text is cut there
+#: by the shell anyway, so cut it ourselves with a visible ellipsis.
+TOOLTIP_MAX_CHARS = 127
+TITLE_MAX_CHARS = 63
+MESSAGE_MAX_CHARS = 255
+
+#: Read at most this many characters per character shown: a 100 KB status message is
+#: not walked whole on every tray refresh (what lies beyond could not be shown anyway,
+#: unless nearly all of it were characters the sink removes).
+_READ_FACTOR = 4
+
+ELLIPSIS = "\u2026"
+
+
+def tray_text(text: str, max_chars: int) -> str:
+    """``text`` as the tray may show it: what the text sink lets through (no controls,
+    line breaks as spaces, no bidi overrides or invisible characters), at most
+    ``max_chars`` characters, an ellipsis marking a cut. Server text (status and error
+    messages, the server's name, failure reasons) reaches the tooltip and notifications
+    only through here."""
+    read = text[: max_chars * _READ_FACTOR]
+    shown = sanitize(read, max_chars=None).text.strip()
+    if len(shown) > max_chars or len(read) < len(text):
+        if len(shown) >= max_chars:
+            shown = shown[: max_chars - 1].rstrip()
+        shown += ELLIPSIS
+    return shown
 
 
 @dataclass(frozen=True)

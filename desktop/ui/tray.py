@@ -1,4 +1,10 @@
-"""Tray icon and menu, or a small window where the platform has no tray."""
+"""Tray icon and menu, or a small window where the platform has no tray.
+
+Every text the tray shows -- the tooltip (which carries the server's status and error
+messages and its name) and notifications (failure messages quoting the server) -- passes
+:func:`desktop.ui.look.tray_text` here, the one door: a server that is buggy or not ours
+cannot put control characters, bidi overrides, line breaks, markup or 100 KB into the
+shell's tooltip or balloon."""
 
 from __future__ import annotations
 
@@ -14,7 +20,13 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.ui.icons import current_taskbar_theme, tray_icon
-from desktop.ui.look import Look
+from desktop.ui.look import (
+    MESSAGE_MAX_CHARS,
+    TITLE_MAX_CHARS,
+    TOOLTIP_MAX_CHARS,
+    Look,
+    tray_text,
+)
 
 
 class FallbackWindow(QWidget):
@@ -24,6 +36,7 @@ class FallbackWindow(QWidget):
         super().__init__(None, Qt.WindowType.Tool | Qt.WindowType.WindowStaysOnTopHint)
         self.setWindowTitle("tingxie")
         self.status = QLabel("")
+        self.status.setTextFormat(Qt.TextFormat.PlainText)  # server text is never markup
         self.dictate = QPushButton("Dictate")
         self.more = QPushButton("Menu")
         self.more.setMenu(menu)
@@ -104,12 +117,13 @@ class Tray(QObject):
     def set_look(self, look: Look) -> None:
         self._look = look
         icon = tray_icon(look.key, current_taskbar_theme())
+        tooltip = tray_text(look.tooltip, TOOLTIP_MAX_CHARS)
         if self.icon is not None:
             self.icon.setIcon(icon)
-            self.icon.setToolTip(look.tooltip)
+            self.icon.setToolTip(tooltip)
         if self.window is not None:
             self.window.setWindowIcon(icon)
-            self.window.status.setText(look.tooltip)
+            self.window.status.setText(tooltip)
 
     def _restyle(self) -> None:
         if self._look is not None:
@@ -129,6 +143,8 @@ class Tray(QObject):
         self.stop_server_action.setEnabled(running)
 
     def notify(self, title: str, message: str) -> None:
+        title = tray_text(title, TITLE_MAX_CHARS)
+        message = tray_text(message, MESSAGE_MAX_CHARS)
         if self.icon is not None and QSystemTrayIcon.supportsMessages():
             self.icon.showMessage(title, message, QSystemTrayIcon.MessageIcon.Information, 5000)
         elif self.window is not None:
