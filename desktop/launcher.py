@@ -868,6 +868,7 @@ class ServerLauncher:
                 return
             code = proc.poll()
             if code is not None:
+                proc.close_input()  # our end of its stdin pipe
                 if self._stopping.is_set():
                     break
                 tail = "; ".join(list(self._log)[-3:])
@@ -898,9 +899,9 @@ class ServerLauncher:
 
     def _ask_to_end(self, proc: ProcessHandle) -> None:
         """Ask ``proc`` to finish cleanly; quick, so Quit can do it on the UI thread."""
+        proc.close_input()  # the WSL script stops the server at end of file
         if proc.poll() is not None:
             return
-        proc.close_input()  # the WSL script stops the server at end of file
         if not self._stop_argv:
             proc.terminate()  # SIGTERM: the server finishes open finals
 
