@@ -202,6 +202,7 @@ class _Signals(QObject):
     launcher_state = Signal(object, str)
     microphone_status = Signal(str)
     wsl_distros = Signal(object)  # list[str], from the wsl.exe -l -q worker
+    session_lock = Signal(bool)  # the Windows session was locked / unlocked (shell thread)
 
 
 class TingxieApp(QObject):
@@ -266,6 +267,7 @@ class TingxieApp(QObject):
         self.signals.launcher_state.connect(self._on_launcher_state)
         self.signals.microphone_status.connect(lambda text: self.tray.notify("Microphone", text))
         self.signals.wsl_distros.connect(self._on_wsl_distros)
+        self.signals.session_lock.connect(c.session_lock_changed)
 
     def start(self) -> None:
         self.tray.set_talk_key(key_label(self.settings.hold_key))
@@ -288,7 +290,9 @@ class TingxieApp(QObject):
             backend = None
             if sys.platform == "win32":  # Raw Input, not pynput's low-level hook
                 tracker = self.foreground
-                backend = windows_key_backend(tracker.on_foreground if tracker else None)
+                backend = windows_key_backend(
+                    tracker.on_foreground if tracker else None, self.signals.session_lock.emit
+                )
             self.hotkeys = bind_hotkeys(self.settings, self.coordinator, self.typist, backend)
             log.info("global hotkeys bound: %s", self.hotkeys.listener.bindings)
         except Exception as exc:  # e.g. no X display, or a key spec we cannot parse

@@ -45,6 +45,7 @@ from desktop.dictation import (
     Problem,
     RecordingChanged,
     Retype,
+    SessionLockChanged,
     SettingsChanged,
     Shutdown,
     Stage,
@@ -334,6 +335,13 @@ class Coordinator(QObject):
     @Slot()
     def talk_toggled(self) -> None:
         self._post(Talk(TalkKind.TOGGLED))
+
+    @Slot(bool)
+    def session_lock_changed(self, locked: bool) -> None:
+        """The session was locked or unlocked (Windows: the shell thread, through a queued
+        signal): locking ends hands-free and toggled dictation; nothing is typed while
+        locked."""
+        self._post(SessionLockChanged(locked))
 
     def retype(self, text: str) -> None:
         """History: type an earlier text again (queued behind any typing in progress)."""

@@ -57,6 +57,7 @@ __all__ = [
     "Problem",
     "RecordingChanged",
     "Retype",
+    "SessionLockChanged",
     "SettingsChanged",
     "Shutdown",
     "Stage",
@@ -283,6 +284,16 @@ class Retype:
 
 
 @dataclass(frozen=True)
+class SessionLockChanged:
+    """The user's session was locked (``locked``) or unlocked (Windows: the shell thread's
+    ``WM_WTSSESSION_CHANGE``). Locking stops hands-free and toggled dictation as if the
+    user switched it off (a push-to-talk hold is cancelled by the hotkey listener, which
+    hears the lock too); while locked no final is typed: it goes to history with a notice."""
+
+    locked: bool
+
+
+@dataclass(frozen=True)
 class Tick:
     """A clock tick: finals waiting for an earlier utterance may have waited long enough."""
 
@@ -300,6 +311,7 @@ Command = (
     | TypingDone
     | Retype
     | Tick
+    | SessionLockChanged
     | Lifecycle
 )
 
@@ -370,6 +382,8 @@ class DictationCore:
         self.facts = DictationFacts()
         self.history: list[HistoryEntry] = []
         self._hands_free = False  # switched on from the tray
+        self._latched = False  # the talk key is on because the toggle key latched it
+        self._locked = False  # the session is locked: nothing is typed
         self._commands: deque[Command] = deque()
         self._applying = False
         self._speech_ended_at: dict[int, float] = {}
@@ -399,6 +413,11 @@ class DictationCore:
     def mode(self) -> Mode:
         """The segmenter mode now: hands-free while switched on from the tray."""
         return Mode.HANDS_FREE if self._hands_free else self.configured_mode
+
+    @property
+    def locked(self) -> bool:
+        """The session is locked (nothing is typed)."""
+        return self._locked
 
     @property
     def typing_queue(self) -> tuple[TypingJob, ...]:
@@ -439,6 +458,8 @@ class DictationCore:
             self._enqueue_typing(TypingJob(self._take_seq(), command.text))
         elif isinstance(command, Tick):
             self._release_in_order()
+        elif isinstance(command, SessionLockChanged):
+            self._on_session_lock(command.locked)
         elif isinstance(command, AudioFailed):
             self._on_audio_failed(command.message)
         elif isinstance(command, SettingsChanged):
@@ -522,13 +543,16 @@ class DictationCore:
     def _on_talk(self, kind: TalkKind) -> None:
         if self.mode is Mode.HANDS_FREE:
             return
-        if kind is TalkKind.TOGGLED:
+        toggled = kind is TalkKind.TOGGLED
+        if toggled:
             kind = TalkKind.RELEASED if self.facts.active else TalkKind.PRESSED
         if kind is TalkKind.PRESSED:
             if self._open_microphone():
                 self._mic.press()
                 self._set(active=True)
+                self._latched = toggled
             return
+        self._latched = False
         if not self._mic.is_open:
             return
         if kind is TalkKind.RELEASED:
@@ -538,6 +562,22 @@ class DictationCore:
         else:
             self._mic.cancel()
         self._set(active=False)
+
+    def _on_session_lock(self, locked: bool) -> None:
+        """Locked: hands-free or toggled dictation stops as a tray click or the toggle key
+        would stop it (the utterance in progress ends normally; its final goes to history,
+        see :meth:`_pump_typing`). A hold is left to the hotkey listener, which cancels
+        it. Unlocked: typing resumes; dictation stays off until the user starts it."""
+        self._locked = locked
+        if not locked:
+            log.info("session unlocked")
+            return
+        if self._hands_free:
+            log.info("session locked: hands-free dictation off")
+            self._switch_hands_free()
+        elif self._latched and self.facts.active:
+            log.info("session locked: toggled dictation off")
+            self._on_talk(TalkKind.RELEASED)
 
     def _on_audio_failed(self, message: str) -> None:
         self._problem(f"Audio stopped: {message}")
@@ -632,6 +672,12 @@ class DictationCore:
                 note = "not typed: it came too late to type into the window that has focus now"
                 self._record(HistoryEntry(self._wall_clock(), job.text, None, False, note))
                 self._problem("A late text was not typed; it is in History.")
+                continue
+            if self._locked and job.utterance_id is not None:
+                # typing into a locked session reaches no one (or the lock screen)
+                note = "not typed: the session was locked"
+                self._record(HistoryEntry(self._wall_clock(), job.text, None, False, note))
+                self._problem("The session is locked: the text was not typed; it is in History.")
                 continue
             self._typing_now = job
             self._executor.submit(job)

@@ -9,7 +9,9 @@ One dedicated thread owns a hidden message-only window and runs its message loop
   the keyboard, and there is no ``LowLevelHooksTimeout`` after which the hook is silently
   removed (docs/windows.md cites both).
 * **Session lock** (``WTSRegisterSessionNotification``): ``WM_WTSSESSION_CHANGE`` with
-  ``WTS_SESSION_LOCK`` cancels any hold (the release would never be seen).
+  ``WTS_SESSION_LOCK`` cancels any hold (the release would never be seen); lock and
+  ``WTS_SESSION_UNLOCK`` also go to ``on_session_lock`` (the dictation core stops
+  hands-free dictation and types nothing while locked).
 * **Suppression** (``RegisterHotKey``): Raw Input only observes. A non-modifier hold key
   (Insert, Menu, F9, Pause...) or a chord is also registered as a system hotkey on this
   window, so its key-down goes to us as ``WM_HOTKEY`` instead of to the focused
@@ -47,6 +49,7 @@ WM_HOTKEY = 0x0312
 WM_WTSSESSION_CHANGE = 0x02B1
 WM_APP = 0x8000
 WTS_SESSION_LOCK = 0x7
+WTS_SESSION_UNLOCK = 0x8
 MOD_ALT = 0x0001
 MOD_CONTROL = 0x0002
 MOD_SHIFT = 0x0004
@@ -112,10 +115,14 @@ class ShellThread:
         api: ShellApi,
         *,
         on_foreground: Callable[[int], None] | None = None,
+        on_session_lock: Callable[[bool], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``on_session_lock(locked)``: called on the shell thread when the session is
+        locked (True) or unlocked (False)."""
         self._api = api
         self._on_foreground = on_foreground
+        self._on_session_lock = on_session_lock
         self._clock = clock
         self._sink: KeySink | None = None
         self._altgr = AltGrFilter()
@@ -276,6 +283,9 @@ class ShellThread:
         if msg == WM_WTSSESSION_CHANGE:
             if wparam == WTS_SESSION_LOCK and sink is not None:
                 sink.session_locked()
+            locking = wparam in (WTS_SESSION_LOCK, WTS_SESSION_UNLOCK)
+            if locking and self._on_session_lock is not None:
+                self._on_session_lock(wparam == WTS_SESSION_LOCK)
             return True
         if msg == WM_HOTKEY:
             key = self._hotkeys.get(wparam)
@@ -290,7 +300,12 @@ class ShellThread:
         return False
 
 
-def windows_key_backend(on_foreground: Callable[[int], None] | None = None) -> ShellThread:
+def windows_key_backend(
+    on_foreground: Callable[[int], None] | None = None,
+    on_session_lock: Callable[[bool], None] | None = None,
+) -> ShellThread:
     """The shell thread over the real Win32 calls (Windows only)."""
     native = importlib.import_module("desktop.win32.native")  # by name: exists on Windows
-    return ShellThread(native.Win32ShellApi(), on_foreground=on_foreground)
+    return ShellThread(
+        native.Win32ShellApi(), on_foreground=on_foreground, on_session_lock=on_session_lock
+    )

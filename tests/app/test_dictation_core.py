@@ -27,6 +27,7 @@ from desktop.dictation import (
     Problem,
     RecordingChanged,
     Retype,
+    SessionLockChanged,
     SettingsChanged,
     Stage,
     StageChanged,
@@ -638,3 +639,81 @@ def test_with_time_passing_no_final_waits_too_long_and_no_tick_is_due_in_the_pas
     check()
     recorded = sorted(e.text for e in r.core.history)
     assert recorded == sorted(f"text {p.uid}" for p in plan if p.kind == "final")
+
+
+# ---------------------------------------------------------------- session lock
+
+
+LOCKED_NOTE = "not typed: the session was locked"
+
+
+def test_locking_stops_hands_free_like_the_tray_and_the_final_goes_to_history() -> None:
+    r = rig(Mode.HANDS_FREE)
+    r.core.post(SwitchHandsFree())
+    r.core.post(started(1))
+    r.core.post(SessionLockChanged(locked=True))
+    # as the tray click would: dictation off, the (cold, hands-free) microphone closed
+    assert r.mic.calls == ["open hands_free", "close"]
+    assert not r.core.facts.active and not r.core.facts.recording
+    r.core.post(ended(1, at=r.clock.now))  # the utterance in progress ends normally
+    r.core.post(final(1, "said before the lock"))
+    assert r.executor.submitted == [], "nothing is typed into a locked session"
+    [entry] = r.core.history
+    assert (entry.text, entry.typed, entry.note) == ("said before the lock", False, LOCKED_NOTE)
+    assert r.problems == ["The session is locked: the text was not typed; it is in History."]
+    assert r.core.facts.stage is Stage.IDLE
+
+
+def test_after_unlocking_finals_are_typed_again_and_dictation_stays_off() -> None:
+    r = rig(Mode.HANDS_FREE)
+    r.core.post(SwitchHandsFree())
+    r.core.post(SessionLockChanged(locked=True))
+    r.core.post(SessionLockChanged(locked=False))
+    assert not r.core.facts.active, "unlocking does not switch dictation back on"
+    r.core.post(SwitchHandsFree())
+    spoken(r, 1)
+    r.core.post(final(1, "after the unlock"))
+    assert [j.text for j in r.executor.submitted] == ["after the unlock"]
+    r.finish_typing()
+    assert [(e.text, e.typed) for e in r.core.history] == [("after the unlock", True)]
+
+
+def test_locking_ends_a_toggled_dictation_with_a_normal_release() -> None:
+    r = rig(Mode.TOGGLE)
+    r.core.post(Talk(TalkKind.TOGGLED))
+    r.core.post(started(1))
+    r.core.post(SessionLockChanged(locked=True))
+    assert r.mic.calls[-2:] == ["press", "release"], "released, not cancelled"
+    assert not r.core.facts.active
+    r.core.post(ended(1, at=r.clock.now))
+    r.core.post(final(1, "toggled"))
+    assert [(e.text, e.typed, e.note) for e in r.core.history] == [("toggled", False, LOCKED_NOTE)]
+    r.core.post(Talk(TalkKind.TOGGLED))  # the next toggle starts again (not a release)
+    assert r.core.facts.active and r.mic.calls[-1] == "press"
+
+
+def test_locking_leaves_a_hold_to_the_hotkey_listener() -> None:
+    """The listener hears the lock too and cancels a hold (its release would never come);
+    the core does not race it with a release of its own."""
+    r = rig()
+    r.core.post(Talk(TalkKind.PRESSED))
+    r.core.post(SessionLockChanged(locked=True))
+    assert r.mic.calls[-1] == "press" and r.core.facts.active
+    r.core.post(Talk(TalkKind.CANCELLED))  # what the listener sends
+    assert r.mic.calls[-1] == "cancel" and not r.core.facts.active
+
+
+def test_a_typing_already_running_at_the_lock_finishes_and_the_queue_goes_to_history() -> None:
+    r = rig()
+    spoken(r, 1, 2)
+    r.core.post(final(1, "first"))
+    r.core.post(final(2, "second"))
+    assert [j.text for j in r.executor.submitted] == ["first"]
+    r.core.post(SessionLockChanged(locked=True))
+    r.finish_typing()  # the executor had it already
+    assert [j.text for j in r.executor.submitted] == ["first"]
+    assert [(e.text, e.typed, e.note) for e in r.core.history] == [
+        ("first", True, ""),
+        ("second", False, LOCKED_NOTE),
+    ]
+    assert r.core.facts.stage is Stage.IDLE
