@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ import signal
 import sys
 import time
 import wave
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
@@ -36,6 +37,7 @@ from desktop.output.text_sink import escape_for_terminal
 from protocol.audio import BYTES_PER_SECOND, CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
 from protocol.client_events import (
     ClientEvent,
+    ClientState,
     FailReason,
     FinalText,
     PartialText,
@@ -251,12 +253,19 @@ class Outcomes:
     def __init__(self) -> None:
         self.codes: dict[int, int] = {}
         self.changed = asyncio.Event()
+        self._lost: set[int] = set()  # utterances that were pending when a link was lost
+
+    def link_lost(self, pending: list[int]) -> None:
+        self._lost.update(pending)
 
     def record(self, event: ClientEvent) -> None:
         if isinstance(event, FinalText):
             self.codes[event.utterance_id] = EXIT_OK
         elif isinstance(event, UtteranceFailed):
-            self.codes[event.utterance_id] = EXIT_BY_REASON[event.reason]
+            code = EXIT_BY_REASON[event.reason]
+            if code == EXIT_TIMEOUT and event.utterance_id in self._lost:
+                code = EXIT_UNREACHABLE  # no final because links kept being lost
+            self.codes[event.utterance_id] = code
         elif isinstance(event, UtteranceCancelled):
             self.codes[event.utterance_id] = EXIT_OK
         else:
@@ -265,6 +274,153 @@ class Outcomes:
 
     def exit_code(self) -> int:
         return worst_exit_code(list(self.codes.values()))
+
+
+#: Reconnecting in file mode: the first delay, doubling up to the second.
+RECONNECT_FIRST_S = 0.25
+RECONNECT_MAX_S = 2.0
+#: Lost links that end a run at once: retrying cannot fix a refused token, an
+#: untrusted certificate or another protocol version.
+_FATAL_ON_RECONNECT: tuple[tuple[type[ClientError], int], ...] = (
+    (AuthFailed, EXIT_AUTH),
+    (TlsError, EXIT_TLS),
+    (VersionMismatch, EXIT_VERSION),
+)
+
+
+class _Links:
+    """File mode's links: the first one given, later ones opened after a loss (with
+    backoff) while utterances are pending; each one drives the machine until it ends.
+    What a lost link left unfinished is replayed on the next by the machine; an
+    utterance whose deadline passes first fails there (exit 3 or 6)."""
+
+    def __init__(
+        self,
+        machine: ClientMachine,
+        printer: Printer,
+        outcomes: Outcomes,
+        open_link: Callable[[], Awaitable[ServerLink]],
+    ) -> None:
+        self.machine = machine
+        self.printer = printer
+        self.outcomes = outcomes
+        self._open_link = open_link
+        self.link: ServerLink | None = None
+        self.outbox: asyncio.Queue[Frame] | None = None
+        self.ended = asyncio.Event()  # the current link ended (set while there is none)
+        self.ended.set()
+        self.losses: list[str] = []  # why links were lost, for the user
+        self.fatal: tuple[int, str] | None = None  # a refusal that ends the run
+        self._giving_up = False
+        self._closers: set[asyncio.Task[None]] = set()
+
+    def pump(self) -> None:
+        machine = self.machine
+        frames = machine.data_to_send()
+        if self.outbox is not None:
+            for frame in frames:
+                self.outbox.put_nowait(frame)
+        for event in machine.events_to_deliver():
+            self.printer.client_event(event)
+            self.outcomes.record(event)
+        if machine.wants_reconnect and self.link is not None and not self._giving_up:
+            log.info("giving up this connection; the next one replays what is unfinished")
+            self._giving_up = True
+            closer = asyncio.ensure_future(self.link.close())
+            self._closers.add(closer)
+            closer.add_done_callback(self._closers.discard)
+
+    async def drained(self) -> None:
+        """Until what the machine produced so far is written or the link is gone:
+        back-pressure (and "stop" is printed once the stop is really sent). With no
+        link the machine keeps the audio for the next one."""
+        outbox = self.outbox
+        if outbox is None:
+            return
+        written = asyncio.ensure_future(outbox.join())
+        gone = asyncio.ensure_future(self.ended.wait())
+        await asyncio.wait([written, gone], return_when=asyncio.FIRST_COMPLETED)
+        written.cancel()
+        gone.cancel()
+
+    async def run(self, first: ServerLink) -> None:
+        """Links until cancelled (the run is over) or a refusal ends the run."""
+        link: ServerLink | None = first
+        attempt = 0
+        clock = time.monotonic
+        while True:
+            if link is None:
+                attempt += 1
+                await asyncio.sleep(min(RECONNECT_MAX_S, RECONNECT_FIRST_S * 2 ** (attempt - 1)))
+                self.machine.connecting(clock())
+                try:
+                    link = await self._open_link()
+                except Exception as exc:  # whatever it is, the next try may work
+                    for kind, code in _FATAL_ON_RECONNECT:
+                        if isinstance(exc, kind):
+                            self.fatal = (code, str(exc))
+                            self.machine.abandon(FailReason.DISCONNECTED, str(exc), clock())
+                            self.pump()
+                            return
+                    detail = str(exc) or type(exc).__name__
+                    self.machine.link_failed(ClientState.UNREACHABLE, detail, clock())
+                    self.pump()
+                    continue
+            opened = clock()
+            try:
+                reason = await self._drive(link)
+            except Exception as exc:  # a failure nobody foresaw: still only this link's
+                log.warning("connection failed: %s: %s", type(exc).__name__, exc)
+                reason = f"connection failed: {exc or type(exc).__name__}"
+            link = None
+            if clock() - opened >= RECONNECT_MAX_S:
+                attempt = 0  # a link that lasted: the next try comes soon
+            if self.machine.pending:
+                log.warning("%s; reconnecting (unfinished utterances are sent again)", reason)
+                self.losses.append(reason)
+                self.outcomes.link_lost(self.machine.pending_ids())
+
+    async def _drive(self, link: ServerLink) -> str:
+        machine, clock = self.machine, time.monotonic
+        self.link, self.outbox, self._giving_up = link, asyncio.Queue(), False
+        self.ended.clear()
+        sender = asyncio.create_task(self._send(link, self.outbox))
+        reason = "connection lost"
+        try:
+            machine.link_up(link.ready, clock())
+            self.pump()
+            async for message in link.messages():
+                machine.receive(message, clock())
+                self.pump()
+            reason = link.close_reason()
+        except (OSError, ConnectionError) as exc:
+            reason = f"connection lost: {exc}"
+        finally:
+            self.link, self.outbox = None, None
+            self.ended.set()
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+            with contextlib.suppress(Exception):
+                await link.close()
+            machine.link_down(reason, clock())
+            self.pump()
+        return reason
+
+    @staticmethod
+    async def _send(link: ServerLink, outbox: asyncio.Queue[Frame]) -> None:
+        """One writer per link keeps frames in the machine's order."""
+        while True:
+            frame = await outbox.get()
+            try:
+                await link.send(frame)
+            except Exception as exc:  # the receive loop notices the dead link
+                log.info("send failed: %s", exc)
+                with contextlib.suppress(Exception):
+                    await link.close()
+                return
+            finally:
+                outbox.task_done()
 
 
 async def stream_files(
@@ -283,10 +439,11 @@ async def stream_files(
     log_content: bool = False,
 ) -> int:
     """Stream each file as one utterance (one after the other, each waiting for its
-    outcome); return an exit code. One connection: if it is lost, what is unfinished
-    fails (exit 3)."""
+    outcome); return an exit code. A lost link is reopened with backoff and what is
+    unfinished is sent again; each utterance still ends by its deadline
+    (``final_timeout_s`` after its audio), so the run is bounded."""
     audio = [load_wav_pcm(path) for path in files]  # fail on a bad file before connecting
-    link = await connect_with_retry(url, token, wait_s, ca_file, log_content)
+    first = await connect_with_retry(url, token, wait_s, ca_file, log_content)
     clock = time.monotonic
     # --final-timeout: seconds after the end of the audio; the CLI never types, so no
     # text is stale.
@@ -295,103 +452,85 @@ async def stream_files(
     )
     machine = ClientMachine(secrets.token_hex(3), config, language=language, context=context)
     outcomes = Outcomes()
-    outbox: asyncio.Queue[Frame] = asyncio.Queue()
-    lost: list[str] = []
 
-    def pump() -> None:
-        for frame in machine.data_to_send():
-            outbox.put_nowait(frame)
-        for event in machine.events_to_deliver():
-            printer.client_event(event)
-            outcomes.record(event)
-        if machine.wants_reconnect and not lost:  # this driver does not reconnect
-            lost.append("the connection is no longer usable (the server stalled or ended it)")
-            machine.abandon(FailReason.DISCONNECTED, lost[0], clock())
-            pump()
+    async def reopen() -> ServerLink:
+        return await ServerLink.open(
+            url,
+            token=token,
+            client_name=f"tingxie-cli/{__version__}",
+            ca_file=ca_file,
+            log_content=log_content,
+        )
 
-    async def send() -> None:
-        while True:
-            frame = await outbox.get()
-            try:
-                await link.send(frame)
-            finally:
-                outbox.task_done()
-
-    async def drained() -> None:
-        """Until what the machine produced so far is written (or the link is gone):
-        back-pressure, and "stop" is printed once the stop is really sent."""
-        written = asyncio.ensure_future(outbox.join())
-        await asyncio.wait([written, tasks[0], tasks[1]], return_when=asyncio.FIRST_COMPLETED)
-        written.cancel()
-
-    async def receive() -> None:
-        async for message in link.messages():
-            machine.receive(message, clock())
-            pump()
-        reason = link.close_reason()
-        lost.append(reason)  # later files have nowhere to go either
-        machine.link_down(reason, clock())
-        machine.abandon(FailReason.DISCONNECTED, f"{reason} before the final", clock())
-        pump()
+    links = _Links(machine, printer, outcomes, reopen)
 
     async def tick() -> None:
         while True:
             due = machine.next_deadline()
             await asyncio.sleep(0.25 if due is None else min(0.25, max(0.0, due - clock())))
             machine.tick(clock())
-            pump()
+            links.pump()
 
-    async with link:
-        ready = link.ready
-        printer.event(
-            "ready",
-            server=ready.server,
-            engine=ready.engine,
-            model=ready.model,
-            model_state=ready.model_state,
-        )
-        machine.link_up(ready, clock())
-        pump()
-        tasks = [asyncio.create_task(job()) for job in (send, receive, tick)]
-        chunk_bytes = max(SAMPLE_WIDTH, int(BYTES_PER_SECOND * chunk_ms / 1000) // 2 * 2)
-        try:
-            for index, (path, pcm) in enumerate(zip(files, audio, strict=True), start=1):
-                if lost:
-                    break
-                name = f"{path.stem}-{index}"
-                printer.names[index] = name
-                machine.utterance_started(index, clock())
-                printer.event(
-                    "start",
-                    id=name,
-                    file=str(path),
-                    audio_ms=round(len(pcm) / BYTES_PER_SECOND * 1000, 1),
-                )
-                pump()
-                began = clock()
-                for offset in range(0, len(pcm), chunk_bytes):
-                    if realtime:  # absolute schedule: no drift over long files
-                        due = began + offset / BYTES_PER_SECOND
-                        await asyncio.sleep(max(0.0, due - clock()))
-                    machine.audio(index, pcm[offset : offset + chunk_bytes], clock())
-                    pump()
-                    await drained()
-                if realtime:
-                    await asyncio.sleep(max(0.0, began + len(pcm) / BYTES_PER_SECOND - clock()))
-                machine.utterance_ended(index, clock())
-                pump()
-                await drained()
-                printer.event("stop", id=name)
-                while index not in outcomes.codes:
-                    outcomes.changed.clear()
-                    await outcomes.changed.wait()
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-    if lost:
-        print(f"tingxie-cli: error: {lost[0]}", file=sys.stderr)
-    return outcomes.exit_code()
+    ready = first.ready
+    printer.event(
+        "ready", server=ready.server, engine=ready.engine, model=ready.model,
+        model_state=ready.model_state,
+    )  # fmt: skip
+    runner = asyncio.create_task(links.run(first))
+    ticker = asyncio.create_task(tick())
+    chunk_bytes = max(SAMPLE_WIDTH, int(BYTES_PER_SECOND * chunk_ms / 1000) // 2 * 2)
+    try:
+        for index, (path, pcm) in enumerate(zip(files, audio, strict=True), start=1):
+            if links.fatal or EXIT_UNREACHABLE in outcomes.codes.values():
+                break  # the server is gone for longer than an utterance may wait
+            name = f"{path.stem}-{index}"
+            printer.names[index] = name
+            machine.utterance_started(index, clock())
+            printer.event(
+                "start",
+                id=name,
+                file=str(path),
+                audio_ms=round(len(pcm) / BYTES_PER_SECOND * 1000, 1),
+            )
+            links.pump()
+            began = clock()
+            for offset in range(0, len(pcm), chunk_bytes):
+                if realtime:  # absolute schedule: no drift over long files
+                    due = began + offset / BYTES_PER_SECOND
+                    await asyncio.sleep(max(0.0, due - clock()))
+                machine.audio(index, pcm[offset : offset + chunk_bytes], clock())
+                links.pump()
+                await links.drained()
+            if realtime:
+                await asyncio.sleep(max(0.0, began + len(pcm) / BYTES_PER_SECOND - clock()))
+            machine.utterance_ended(index, clock())
+            links.pump()
+            await links.drained()
+            printer.event("stop", id=name)
+            while index not in outcomes.codes and not runner.done():
+                outcomes.changed.clear()
+                changed = asyncio.ensure_future(outcomes.changed.wait())
+                await asyncio.wait([changed, runner], return_when=asyncio.FIRST_COMPLETED)
+                changed.cancel()
+        # Nothing is left without an outcome, even if the links ended early.
+        machine.abandon(FailReason.DISCONNECTED, "the connection to the server ended", clock())
+        links.pump()
+    finally:
+        ticker.cancel()
+        runner.cancel()
+        for result in await asyncio.gather(ticker, runner, return_exceptions=True):
+            if isinstance(result, Exception):  # a bug: say so, without a traceback
+                log.warning("file streaming failed: %s: %s", type(result).__name__, result)
+        if links.link is not None:
+            with contextlib.suppress(Exception):
+                await links.link.close()
+    if links.fatal:
+        print(f"tingxie-cli: error: {links.fatal[1]}", file=sys.stderr)
+        return links.fatal[0]
+    code = outcomes.exit_code()
+    if code == EXIT_UNREACHABLE and links.losses:
+        print(f"tingxie-cli: error: {links.losses[-1]}", file=sys.stderr)
+    return code
 
 
 def websocket_url(text: str) -> str:
@@ -583,7 +722,6 @@ def run_live(args: argparse.Namespace, printer: Printer) -> int:
     )
     from desktop.audio.vad import VadUnavailableError
     from desktop.live import LiveDictation, LiveOptions
-    from protocol.client_events import ClientState
 
     fatal: list[int] = []
     outcomes: dict[int, int] = {}

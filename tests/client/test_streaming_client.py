@@ -6,7 +6,6 @@ import queue
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -44,16 +43,6 @@ class Server:
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
-
-
-@pytest.fixture
-def server(subprocess_env: dict[str, str]) -> Iterator[Server]:
-    srv = Server(subprocess_env)
-    srv.start()
-    yield srv
-    if srv.proc is not None and srv.proc.poll() is None:
-        srv.proc.kill()
-        srv.proc.wait(10)
 
 
 def utterance_events(recording: Recording, utterance_id: int = 1) -> list[object]:
