@@ -693,7 +693,10 @@ class ServerLauncher:
         self._stop_argv: list[str] | None = None
         self._health_url = ""
         self._tls: ssl.SSLContext | None = None
+        # One event per start: a watcher of an earlier run (still ending after a stop()
+        # that did not wait) keeps its own, set, and neither acts nor reports again.
         self._stopping = threading.Event()
+        self._local = threading.local()
         self._watcher: threading.Thread | None = None
         self.state = LauncherState.STOPPED
         self.detail = ""
@@ -730,7 +733,15 @@ class ServerLauncher:
         with self._lock:
             self._log.append(line)
 
+    @property
+    def _run_stopping(self) -> threading.Event:
+        """The stop event of the run this thread serves (the watcher's own)."""
+        event: threading.Event = getattr(self._local, "stopping", self._stopping)
+        return event
+
     def _set(self, state: LauncherState, detail: str = "") -> None:
+        if state is not LauncherState.STOPPED and self._run_stopping.is_set():
+            return  # a stopped run's watcher: its news is old
         if state is self.state and detail == self.detail:
             return
         self.state, self.detail = state, detail
@@ -762,18 +773,21 @@ class ServerLauncher:
         self._env = dict(env or {})
         self._stop_argv = list(stop_argv) if stop_argv else None
         self._health_url = health_url(server_url)
-        self._stopping.clear()
+        self._stopping = threading.Event()
         self._proc = None
         self._adopted = False
         self._active = True
         self._set(LauncherState.STARTING, "starting the server")
-        self._watcher = threading.Thread(target=self._run, name="server-watch", daemon=True)
+        self._watcher = threading.Thread(
+            target=self._run, args=(self._stopping,), name="server-watch", daemon=True
+        )
         self._watcher.start()
 
     def _health(self, timeout: float) -> dict[str, object] | None:
         return self._probe(self._health_url, timeout, self._tls)
 
-    def _run(self) -> None:
+    def _run(self, stopping: threading.Event) -> None:
+        self._local.stopping = stopping
         if self._take_over_port():
             self._watch()
 
@@ -794,11 +808,11 @@ class ServerLauncher:
                 self._runner.run(self._stop_argv, timeout=10)
             self._set(LauncherState.STARTING, f"stopping the server already on port {port}")
             deadline = time.monotonic() + self._takeover_timeout_s
-            while time.monotonic() < deadline and not self._stopping.is_set():
+            while time.monotonic() < deadline and not self._run_stopping.is_set():
                 if not is_tingxie_health(self._health(1.0)):
                     return self._spawn()
-                self._stopping.wait(self._poll_s)
-            if self._stopping.is_set():
+                self._run_stopping.wait(self._poll_s)
+            if self._run_stopping.is_set():
                 return False
         self._adopted = True
         self._append_log(
@@ -811,7 +825,7 @@ class ServerLauncher:
     def _watch_adopted(self) -> None:
         """Follow a server we did not start; when it goes away, start ours."""
         started = time.monotonic()
-        while not self._stopping.is_set():
+        while not self._run_stopping.is_set():
             body = self._health(min(2.0, self._poll_s * 4))
             if not is_tingxie_health(body):
                 self._append_log("the tingxie server that was already running has stopped")
@@ -821,11 +835,11 @@ class ServerLauncher:
                 return
             assert body is not None
             self._show_health(body, started, prefix="already running: ")
-            self._stopping.wait(self._poll_s)
+            self._run_stopping.wait(self._poll_s)
 
     def _spawn(self) -> bool:
         with self._lock:
-            if self._stopping.is_set():
+            if self._run_stopping.is_set():
                 return False
             self._log.append(f"$ {shlex.join(redact_argv(self._argv))}")
         self._set(LauncherState.STARTING, "starting the server")
@@ -834,13 +848,15 @@ class ServerLauncher:
                 self._argv, self._append_log, self._env or None, keep_input=True
             )
         except OSError as exc:
-            self._proc = None
-            self._active = False
+            if not self._run_stopping.is_set():
+                self._proc = None
+                self._active = False
             self._set(LauncherState.FAILED, f"cannot start {self._argv[0]}: {exc}")
             return False
         with self._lock:
-            self._proc = proc
-            late = self._stopping.is_set()
+            late = self._run_stopping.is_set()
+            if not late:
+                self._proc = proc
         if late:  # stop() ran while it started: it saw no process to end
             self._end(proc, 15.0)
             return False
@@ -862,14 +878,14 @@ class ServerLauncher:
 
     def _watch(self) -> None:
         started = time.monotonic()
-        while not self._stopping.is_set():
+        while not self._run_stopping.is_set():
             proc = self._proc
             if proc is None:
                 return
             code = proc.poll()
             if code is not None:
                 proc.close_input()  # our end of its stdin pipe
-                if self._stopping.is_set():
+                if self._run_stopping.is_set():
                     break
                 tail = "; ".join(list(self._log)[-3:])
                 if self._policy.allow(time.monotonic()):
@@ -895,7 +911,7 @@ class ServerLauncher:
                 )
             else:
                 self._show_health(body, started)
-            self._stopping.wait(self._poll_s)
+            self._run_stopping.wait(self._poll_s)
 
     def _ask_to_end(self, proc: ProcessHandle) -> None:
         """Ask ``proc`` to finish cleanly; quick, so Quit can do it on the UI thread."""

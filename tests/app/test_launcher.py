@@ -428,6 +428,30 @@ def test_a_server_that_is_shutting_down_is_waited_for_not_adopted() -> None:
         launcher.stop(wait=True)
 
 
+def test_start_right_after_stop_leaves_one_watcher() -> None:
+    """Stop (which does not wait) then Start at once: the first run's watcher ends, and
+    only the new one watches (two would both restart a crashed server)."""
+    import threading
+
+    def watchers() -> int:
+        return sum(t.name == "server-watch" and t.is_alive() for t in threading.enumerate())
+
+    before = watchers()
+    launcher = ServerLauncher(SubprocessRunner(), lambda s, d: None, poll_s=0.05)
+    server = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"]
+    launcher.start(server, f"ws://127.0.0.1:{free_port()}")
+    try:
+        wait_for(lambda: "up" in launcher.log_text())
+        launcher.stop()
+        launcher.start(server, f"ws://127.0.0.1:{free_port()}")
+        wait_for(lambda: watchers() == before + 1)
+        time.sleep(0.3)  # several poll intervals: the old one did not come back
+        assert watchers() == before + 1 and launcher.running
+    finally:
+        launcher.stop(wait=True)
+    wait_for(lambda: watchers() == before)
+
+
 def test_stop_returns_at_once_and_the_server_still_ends() -> None:
     """Quit must not wait for the server: stop() asks, a thread waits."""
     port = free_port()
