@@ -221,6 +221,7 @@ class TingxieApp(QObject):
             self.typist,
             lambda s: make_source(s, self.signals.microphone_status.emit),
             make_detector,
+            held_modifiers=self.typist.held_modifiers,
         )
         self.history = HistoryWindow(self.coordinator.retype)
         self.cues = CuePlayer(settings.sound_cues)

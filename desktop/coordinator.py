@@ -169,7 +169,7 @@ class _QtTypingExecutor:
         QTimer.singleShot(0, self._context, functools.partial(self._run, job))
 
     def _run(self, job: TypingJob) -> None:
-        self._post(TypingDone(job, type_text(self._typer, job.text)))
+        self._post(TypingDone(job, type_text(self._typer, job.text, job.modifiers_held)))
 
 
 class Coordinator(QObject):
@@ -187,7 +187,10 @@ class Coordinator(QObject):
         source_factory: Callable[[Settings], AudioSource],
         detector_factory: Callable[[], SpeechDetector],
         clock: Callable[[], float] = time.monotonic,
+        held_modifiers: Callable[[], tuple[str, ...]] | None = None,
     ) -> None:
+        """``held_modifiers``: reads which modifier keys are held now, without waiting
+        (the typist's probe); typing starts once none is (see the dictation core)."""
         super().__init__()
         self.settings = settings
         self._bridge = _Bridge()
@@ -214,6 +217,7 @@ class Coordinator(QObject):
             clock=clock,
             wall_clock=time.time,
             warm_microphone=settings.warm_mic,
+            held_modifiers=held_modifiers,
         )
         self.client = self._make_client(settings)
 

@@ -10,10 +10,13 @@ a nested event loop) waits in the queue, so the core is never re-entered.
 Typing is a stage with its own queue. Finals are put in utterance order (a final waits
 for the outcome of every earlier utterance, at most ``order_wait_s``) and handed to a
 :class:`TypingExecutor` **one at a time**: the next job starts only once the previous
-one's :class:`TypingDone` has come back as a command. An executor that runs a nested
-event loop while typing (the Qt clipboard waits for the paste that way) therefore cannot
-start a second job inside the first, and history is written in utterance order, each
-entry saying truthfully whether its text was typed.
+one's :class:`TypingDone` has come back as a command. A job starts only while the user
+holds no modifier key (a cheap probe, read before each start; a held one is re-read on
+ticks, at most ``modifier_wait_s``, after which the job goes with the keys named and the
+typist leaves the text on the clipboard), so nothing blocks while the user lets go.
+An executor that runs a nested event loop while typing (the Qt clipboard waits for the
+paste that way) therefore cannot start a second job inside the first, and history is
+written in utterance order, each entry saying truthfully whether its text was typed.
 
 What the core does not own: audio (the audio thread hands it straight to the client;
 only lifecycle events — utterance started, ended, dropped — come here), the connection,
@@ -38,6 +41,7 @@ from desktop.audio.segmenter import (
     UtteranceEnded,
     UtteranceStarted,
 )
+from desktop.output.modifiers import DEFAULT_WAIT_S
 from desktop.output.typist import TypingResult
 from protocol.client_events import FinalText, UtteranceCancelled, UtteranceFailed
 from protocol.client_timeline import UtteranceTimeline
@@ -156,21 +160,29 @@ class TypingJob:
     speech_ended_at: float | None = None  # core clock, for the latency
     timeline: UtteranceTimeline | None = None
     stale: bool = False
+    #: the modifier keys still held when the core stopped waiting: not to be typed (it
+    #: would make shortcuts); the typist leaves the text on the clipboard
+    modifiers_held: tuple[str, ...] = ()
 
 
 class FinalTyper(Protocol):
-    """Types final text into the focused window (desktop/output)."""
+    """Types final text into the focused window (desktop/output). ``modifiers_held``
+    (given only when not empty): these keys stayed held, so do not type; leave the text
+    where the user can get it (the typist's clipboard fallback)."""
 
-    def type_final(self, text: str) -> object: ...
+    def type_final(self, text: str, *, modifiers_held: tuple[str, ...] = ()) -> object: ...
 
 
-def type_text(typer: FinalTyper, text: str) -> TypingOutcome:
+def type_text(typer: FinalTyper, text: str, modifiers_held: tuple[str, ...] = ()) -> TypingOutcome:
     """Type ``text`` with ``typer``; every way it can go wrong becomes a FAILED outcome.
 
     The boundary where the typist's exceptions stop: the core only ever sees results.
     A typer that returns None (a plain callable, a test double) typed the text."""
     try:
-        result = typer.type_final(text)
+        if modifiers_held:
+            result = typer.type_final(text, modifiers_held=modifiers_held)
+        else:
+            result = typer.type_final(text)
     except Exception as exc:
         log.exception("typing failed")
         return TypingOutcome(TypingStatus.FAILED, f"{type(exc).__name__}: {exc}")
@@ -214,6 +226,13 @@ class Microphone(Protocol):
         ...
 
     def cancel(self) -> None: ...
+
+
+#: Reads which modifier keys are held now, without waiting (() when none, or unknown).
+ModifierProbe = Callable[[], tuple[str, ...]]
+
+#: How often a held modifier is read again while a typing job waits for its release.
+MODIFIER_POLL_S = 0.02
 
 
 class TypingExecutor(Protocol):
@@ -367,10 +386,13 @@ class DictationCore:
         wall_clock: Callable[[], float],
         warm_microphone: bool = True,
         order_wait_s: float = 10.0,
+        held_modifiers: ModifierProbe | None = None,
+        modifier_wait_s: float = DEFAULT_WAIT_S,
     ) -> None:
         """``warm_microphone``: keep the microphone open between talk-key presses (audio
         from just before a press is kept); off, it opens at the press and closes once
-        the utterance has ended."""
+        the utterance has ended. ``held_modifiers``: the non-blocking probe read before
+        each typing job starts (None: jobs start at once and the typist waits itself)."""
         self._mic = microphone
         self._executor = executor
         self._notify = notify
@@ -391,6 +413,10 @@ class DictationCore:
         self._typing_queue: deque[TypingJob] = deque()
         self._typing_now: TypingJob | None = None
         self._next_seq = 1
+        self._held_modifiers = held_modifiers
+        self.modifier_wait_s = modifier_wait_s
+        self._held_since: float | None = None  # the next job waits for modifiers since
+        self._recheck_at: float | None = None  # when to read the modifiers again
 
     # ---------------------------------------------------------------- the queue
 
@@ -430,7 +456,10 @@ class DictationCore:
 
     def next_deadline(self) -> float | None:
         """When a :class:`Tick` is next needed (core clock), or None."""
-        return min((self._gives_up_at(w) for w in self._waiting.values()), default=None)
+        deadlines = [self._gives_up_at(w) for w in self._waiting.values()]
+        if self._recheck_at is not None:
+            deadlines.append(self._recheck_at)
+        return min(deadlines, default=None)
 
     def _gives_up_at(self, waiting: _Waiting) -> float:
         """When a final stops waiting for earlier outcomes (one expression for the
@@ -458,6 +487,7 @@ class DictationCore:
             self._enqueue_typing(TypingJob(self._take_seq(), command.text))
         elif isinstance(command, Tick):
             self._release_in_order()
+            self._pump_typing()  # a job waiting for modifiers: read them again
         elif isinstance(command, SessionLockChanged):
             self._on_session_lock(command.locked)
         elif isinstance(command, AudioFailed):
@@ -569,6 +599,7 @@ class DictationCore:
         see :meth:`_pump_typing`). A hold is left to the hotkey listener, which cancels
         it. Unlocked: typing resumes; dictation stays off until the user starts it."""
         self._locked = locked
+        self._pump_typing()  # a job waiting for modifiers: now to history
         if not locked:
             log.info("session unlocked")
             return
@@ -665,9 +696,16 @@ class DictationCore:
         self._pump_typing()
 
     def _pump_typing(self) -> None:
-        """Start the next job unless one is running; stale ones are recorded on the way."""
+        """Start the next job unless one is running; stale ones are recorded on the way.
+        A job to type waits (queued, re-read on ticks) while a modifier is held."""
         while self._typing_now is None and self._typing_queue:
-            job = self._typing_queue.popleft()
+            job = self._typing_queue[0]
+            if not job.stale and not (self._locked and job.utterance_id is not None):
+                held = self._modifiers_to_wait_for()
+                if held is None:
+                    break  # still held: a tick reads them again
+                job = replace(job, modifiers_held=held)
+            self._typing_queue.popleft()
             if job.stale:
                 note = "not typed: it came too late to type into the window that has focus now"
                 self._record(HistoryEntry(self._wall_clock(), job.text, None, False, note))
@@ -681,7 +719,39 @@ class DictationCore:
                 continue
             self._typing_now = job
             self._executor.submit(job)
-        self._set(typing=self._typing_now is not None)
+        if self._typing_now is not None or not self._typing_queue:
+            self._held_since = self._recheck_at = None  # no job is waiting for modifiers
+        self._set(typing=self._typing_now is not None or self._held_since is not None)
+
+    def _modifiers_to_wait_for(self) -> tuple[str, ...] | None:
+        """Before the next job starts: () when no modifier is held (type), None while the
+        held ones may still be released (wait; a tick is due at ``_recheck_at``), or the
+        keys still held once ``modifier_wait_s`` has passed (give up)."""
+        held = self._read_modifiers()
+        now = self._clock()
+        if not held:
+            if self._held_since is not None:
+                log.debug("modifiers released after %.3f s", now - self._held_since)
+            self._held_since = self._recheck_at = None
+            return ()
+        if self._held_since is None:
+            self._held_since = now
+        gives_up_at = self._held_since + self.modifier_wait_s
+        if now >= gives_up_at:
+            log.warning("modifier keys held for %.1f s: %s", self.modifier_wait_s, held)
+            self._held_since = self._recheck_at = None
+            return held
+        self._recheck_at = min(now + MODIFIER_POLL_S, gives_up_at)
+        return None
+
+    def _read_modifiers(self) -> tuple[str, ...]:
+        if self._held_modifiers is None:
+            return ()
+        try:
+            return self._held_modifiers()
+        except Exception:  # an unreadable keyboard must not stop typing
+            log.exception("cannot read the modifier keys")
+            return ()
 
     def _on_typing_done(self, done: TypingDone) -> None:
         job, outcome = done.job, done.outcome

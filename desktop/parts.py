@@ -98,8 +98,12 @@ class AppTypist:
     def apply_settings(self, settings: Settings) -> None:
         self._typist = self._build(settings)
 
-    def type_final(self, text: str) -> TypingResult:
-        result = self._typist.type_final(text)
+    def held_modifiers(self) -> tuple[str, ...]:
+        """The modifier keys held now, without waiting (the dictation core's probe)."""
+        return self._typist.held_modifiers()
+
+    def type_final(self, text: str, *, modifiers_held: tuple[str, ...] = ()) -> TypingResult:
+        result = self._typist.type_final(text, modifiers_held=modifiers_held)
         if result.error and result.notice is None:  # a notice ("... on the clipboard") is shown
             raise OutputError(result.error)
         if result.skipped_own_window:

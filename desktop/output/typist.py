@@ -103,7 +103,10 @@ class Typist:
     before each output, outside ``guard``: where the hotkey listener cannot tell our keys
     from the user's (X11) it drops every press while the guard is active, and the key the
     user holds -- often the next utterance's hold key -- must still count; if a modifier
-    stays held the text is left on ``fallback``.
+    stays held the text is left on ``fallback``. ``modifier_probe`` reads the held
+    modifiers without waiting (:meth:`held_modifiers`): the dictation core asks it before
+    it starts a job and waits on its own clock, so the blocking ``modifier_wait`` is only
+    the last line of defence.
     """
 
     policy: OutputPolicy
@@ -117,6 +120,7 @@ class Typist:
     gate: TargetGate | None = None
     fallback: Clipboard | None = None
     modifier_wait: Callable[[], None] | None = None
+    modifier_probe: Callable[[], tuple[str, ...]] | None = None
     _previous: _Previous | None = field(default=None, init=False, repr=False)
     _busy: bool = field(default=False, init=False, repr=False)
     _queue: list[str] = field(default_factory=list, init=False, repr=False)
@@ -131,20 +135,27 @@ class Typist:
         """Forget the previous utterance (e.g. the user pressed Enter or clicked away)."""
         self._previous = None
 
-    def type_final(self, text: str) -> TypingResult:
+    def held_modifiers(self) -> tuple[str, ...]:
+        """The modifier keys held now, read without waiting (() where the keyboard cannot
+        be read)."""
+        return self.modifier_probe() if self.modifier_probe is not None else ()
+
+    def type_final(self, text: str, *, modifiers_held: tuple[str, ...] = ()) -> TypingResult:
+        """``modifiers_held``: the caller already waited for these keys and they stayed
+        held: the text is not typed but left on the clipboard, as after the wait."""
         if self._busy:
             self._queue.append(text)
             return TypingResult(text=text, deferred=True)
         self._busy = True
         try:
-            result = self._type_one(text)
+            result = self._type_one(text, modifiers_held)
             while self._queue:
                 self._type_one(self._queue.pop(0))
             return result
         finally:
             self._busy = False
 
-    def _type_one(self, raw: str) -> TypingResult:
+    def _type_one(self, raw: str, modifiers_held: tuple[str, ...] = ()) -> TypingResult:
         start = self.clock()
         sink = sanitize(raw, self.max_chars)
         if sink.changed:
@@ -187,6 +198,10 @@ class Typist:
             read_timeout_s=self.policy.read_timeout_for(names),
         )
         try:
+            if modifiers_held:
+                raise ModifiersHeld(
+                    f"modifier keys still held: {', '.join(modifiers_held)}", modifiers_held
+                )
             if self.modifier_wait is not None:
                 self.modifier_wait()
             method = self._output(method, typed, chord, out_target)
@@ -339,6 +354,7 @@ def build_default_typist(
         guard=guard,
         fallback=clipboard,
         modifier_wait=modifier_wait,
+        modifier_probe=modifier_wait.probe.held if modifier_wait is not None else None,
     )
 
 

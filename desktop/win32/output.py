@@ -187,12 +187,13 @@ def build_windows_typist(
     """The production typist on Windows (call on Windows only)."""
     from desktop.output.focus import WindowsFocusProbe
     from desktop.win32.elevation import ElevationGate
-    from desktop.win32.keyboard import SendInputKeySender
+    from desktop.win32.keyboard import SendInputKeySender, held_modifiers
 
     # by name: the ctypes layer exists only on Windows (and is not type-checked here)
     native = importlib.import_module("desktop.win32.native_output")
     guard = guard or InjectionGuard()
-    sender = SendInputKeySender(native.NativeKeyboardApi(), guard)
+    keyboard = native.NativeKeyboardApi()
+    sender = SendInputKeySender(keyboard, guard)
     clipboard = _shared_clipboard(native)
     outputs: dict[OutputMethod, TextOutput] = {
         OutputMethod.KEYSTROKES: KeystrokeOutput(sender),
@@ -211,4 +212,6 @@ def build_windows_typist(
         guard=guard,
         gate=ElevationGate(native.NativeProcessApi()),
         fallback=clipboard,
+        # read by the dictation core before each job (GetAsyncKeyState, no wait)
+        modifier_probe=lambda: tuple(f"0x{vk:02X}" for vk in held_modifiers(keyboard)),
     )

@@ -6,6 +6,7 @@ events are handed to it as the client thread would."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -315,3 +316,47 @@ def test_a_final_waiting_for_an_earlier_utterance_is_typed_by_the_qt_tick(qtbot)
     assert typer.typed == [] and coordinator.facts.stage is Stage.FINALIZING
     qtbot.waitUntil(lambda: typer.typed == ["second"], timeout=3000)
     assert [e.text for e in coordinator.history] == ["second"]
+
+
+def test_typing_waits_for_held_modifiers_on_qt_ticks_without_blocking(qtbot) -> None:
+    """The core reads the modifier probe before each typing job and re-reads it on Qt
+    ticks: the Qt thread stays free while the user holds Ctrl, the final is typed once
+    it is released, and a key held past the wait sends the job with the keys named
+    (the typist then leaves the text on the clipboard) after the same 1.5 s."""
+    held: list[tuple[str, ...]] = [("Control_R",)]
+
+    class Typer:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, tuple[str, ...]]] = []
+
+        def type_final(self, text: str, *, modifiers_held: tuple[str, ...] = ()) -> None:
+            self.calls.append((text, modifiers_held))
+
+    typer = Typer()
+    coordinator = Coordinator(
+        replace(Settings(), server_url="ws://127.0.0.1:9", mode=Mode.HANDS_FREE),
+        typer, lambda s: ArraySource(np.zeros(512, np.int16)), lambda: ScriptedDetector([]),
+        held_modifiers=lambda: held[0],
+    )
+    for uid in (1, 2):
+        coordinator.core.post(UtteranceStarted(uid, 0, 0, Mode.HANDS_FREE))
+        coordinator.core.post(UtteranceEnded(uid, EndReason.SILENCE, 0, 1, 1, 1))
+    coordinator.on_client_event(final_text(1, "after the release"))
+    fired: list[int] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: fired.append(1))
+    timer.start(10)
+    qtbot.wait(200)
+    assert typer.calls == [] and coordinator.facts.stage is Stage.TYPING
+    assert len(fired) >= 5, "the Qt thread kept running its timers during the wait"
+    held[0] = ()
+    qtbot.waitUntil(lambda: typer.calls == [("after the release", ())], timeout=1000)
+    # held for good: the job goes after 1.5 s with the keys named
+    held[0] = ("Shift_L",)
+    start = time.monotonic()
+    coordinator.on_client_event(final_text(2, "held for good"))
+    qtbot.waitUntil(lambda: len(typer.calls) == 2, timeout=5000)
+    waited = time.monotonic() - start
+    timer.stop()
+    assert typer.calls[1] == ("held for good", ("Shift_L",))
+    assert 1.4 <= waited < 3.0

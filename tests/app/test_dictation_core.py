@@ -114,7 +114,7 @@ class ManualExecutor:
         adapter's timer does."""
         assert self.core is not None
         job = self.submitted[-1]
-        self.core.post(TypingDone(job, type_text(typer, job.text)))
+        self.core.post(TypingDone(job, type_text(typer, job.text, job.modifiers_held)))
 
 
 @dataclass
@@ -717,3 +717,143 @@ def test_a_typing_already_running_at_the_lock_finishes_and_the_queue_goes_to_his
         ("second", False, LOCKED_NOTE),
     ]
     assert r.core.facts.stage is Stage.IDLE
+
+
+# ---------------------------------------------------------------- held modifiers
+
+
+@dataclass
+class HeldKeys:
+    """The non-blocking modifier probe: keys held until ``release_at`` on the clock."""
+
+    clock: FakeClock
+    keys: tuple[str, ...] = ("Control_R",)
+    release_at: float | None = None
+    reads: int = 0
+    fail: bool = False
+
+    def __call__(self) -> tuple[str, ...]:
+        self.reads += 1
+        if self.fail:
+            raise OSError("the display went away")
+        if self.release_at is not None and self.clock.now >= self.release_at:
+            return ()
+        return self.keys
+
+
+def held_rig(release_after: float | None) -> tuple[Rig, HeldKeys]:
+    clock, notices = FakeClock(), []
+    keys = HeldKeys(clock, release_at=None if release_after is None else 100 + release_after)
+    mic, executor = FakeMicrophone(), ManualExecutor()
+    core = DictationCore(
+        mic,
+        executor,
+        notices.append,
+        mode=Mode.PUSH_TO_TALK,
+        clock=clock,
+        wall_clock=lambda: 1e9,
+        held_modifiers=keys,
+    )
+    executor.core = core
+    return Rig(core, mic, executor, clock, notices), keys
+
+
+def tick_until(r: Rig, until: float) -> list[float]:
+    """Advance the clock to each deadline the core asks for and tick, up to ``until``;
+    the deadlines asked for."""
+    asked: list[float] = []
+    while (deadline := r.core.next_deadline()) is not None and deadline <= until:
+        assert deadline >= r.clock.now, "a tick asked for in the past"
+        asked.append(deadline)
+        r.clock.now = deadline
+        r.core.post(Tick())
+    return asked
+
+
+def test_a_final_waits_queued_while_a_modifier_is_held_then_is_typed() -> None:
+    r, _ = held_rig(release_after=0.3)
+    spoken(r, 1)
+    r.core.post(final(1, "hello"))
+    assert r.executor.submitted == [], "not started while Ctrl is held"
+    assert r.core.facts.stage is Stage.TYPING
+    asked = tick_until(r, 100 + 2.0)
+    [job] = r.executor.submitted
+    assert job.text == "hello" and job.modifiers_held == ()
+    assert r.clock.now == pytest.approx(100.3, abs=0.021), "started soon after the release"
+    assert all(b - a <= 0.02 + 1e-9 for a, b in zip([100.0, *asked], asked, strict=False))
+    assert r.core.next_deadline() is None
+    r.finish_typing()
+    assert [(e.text, e.typed) for e in r.core.history] == [("hello", True)]
+
+
+def test_talk_key_presses_during_the_wait_are_not_delayed() -> None:
+    r, _ = held_rig(release_after=0.5)
+    spoken(r, 1)
+    r.core.post(final(1, "first"))
+    r.clock.now += 0.1
+    r.core.post(Talk(TalkKind.PRESSED))  # the next utterance's hold key: applied at once
+    assert r.mic.calls[-1] == "press" and r.core.facts.active
+    assert r.executor.submitted == []
+
+
+def test_a_modifier_held_past_the_wait_sends_the_job_with_the_keys_named() -> None:
+    r, _ = held_rig(release_after=None)
+    spoken(r, 1, 2)
+    r.core.post(final(1, "one"))
+    r.core.post(final(2, "two"))
+    tick_until(r, 100 + 10)
+    [job] = r.executor.submitted
+    assert job.text == "one" and job.modifiers_held == ("Control_R",)
+    assert r.clock.now == pytest.approx(100 + 1.5), "bounded by the same 1.5 s"
+
+    class Typer:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, tuple[str, ...]]] = []
+
+        def type_final(self, text: str, *, modifiers_held: tuple[str, ...] = ()) -> TypingResult:
+            self.calls.append((text, modifiers_held))
+            return TypingResult(
+                text, error="ModifiersHeld: held", problem="A modifier key stayed held; ..."
+            )
+
+    typer = Typer()
+    r.executor.run_next(typer)
+    assert typer.calls == [("one", ("Control_R",))]
+    assert [(e.text, e.typed) for e in r.core.history] == [("one", False)]
+    # the next job waits afresh (its own 1.5 s), not given up at once
+    assert len(r.executor.submitted) == 1
+    start = r.clock.now
+    tick_until(r, start + 10)
+    assert r.executor.submitted[-1].text == "two"
+    assert r.clock.now == pytest.approx(start + 1.5)
+
+
+def test_without_a_probe_or_with_a_failing_one_typing_starts_at_once() -> None:
+    r = rig()
+    spoken(r, 1)
+    r.core.post(final(1, "no probe"))
+    assert [j.text for j in r.executor.submitted] == ["no probe"]
+    r2, keys = held_rig(release_after=None)
+    keys.fail = True
+    spoken(r2, 1)
+    r2.core.post(final(1, "unreadable"))
+    assert [j.modifiers_held for j in r2.executor.submitted] == [()]
+
+
+def test_a_lock_during_the_wait_records_the_final_and_stops_the_ticks() -> None:
+    r, _ = held_rig(release_after=None)
+    spoken(r, 1)
+    r.core.post(final(1, "waiting"))
+    assert r.core.next_deadline() is not None
+    r.core.post(SessionLockChanged(locked=True))
+    assert r.executor.submitted == []
+    assert [(e.text, e.note) for e in r.core.history] == [("waiting", LOCKED_NOTE)]
+    assert r.core.next_deadline() is None and r.core.facts.stage is Stage.IDLE
+
+
+def test_stale_finals_are_recorded_without_reading_the_keyboard() -> None:
+    r, keys = held_rig(release_after=None)
+    spoken(r, 1)
+    r.core.post(final(1, "late", stale=True))
+    assert keys.reads == 0 and r.core.next_deadline() is None
+    assert [(e.text, e.typed) for e in r.core.history] == [("late", False)]

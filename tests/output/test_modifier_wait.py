@@ -242,3 +242,47 @@ def test_the_key_sender_sends_nothing_while_a_modifier_stays_held(send: str) -> 
         else:
             sender.tap_chord(parse_key_spec("ctrl+v"))
     assert not guard.active()  # never entered: its tail would still be running
+
+
+# --- the core already waited: the typist does not wait again ------------------------------
+
+
+def test_keys_the_caller_saw_held_leave_the_text_on_the_clipboard_without_a_wait() -> None:
+    """The dictation core waited on its own clock and the keys stayed held: the typist
+    goes straight to the clipboard path (its own wait would block the Qt thread)."""
+    time = FakeTime()
+    keyboard = Keyboard(time)
+    wait = ModifierWait(keyboard, clock=time.clock, sleep=time.sleep)
+    log: list[tuple[str, str, str | None]] = []
+    outputs: dict[OutputMethod, TextOutput] = {
+        OutputMethod.KEYSTROKES: RecordingOutput("keys", log)
+    }
+    cb = FakeClipboard()
+    typist = Typist(
+        OutputPolicy(),
+        outputs,
+        FakeFocus(EDITOR),
+        fallback=cb,
+        modifier_wait=wait,
+        modifier_probe=keyboard.held,
+    )
+    assert typist.held_modifiers() == ("Control_R",)
+    reads = keyboard.reads
+    result = typist.type_final("hello\nworld", modifiers_held=("Control_R",))
+    assert log == [] and time.sleeps == [] and keyboard.reads == reads  # no wait at all
+    assert result.left_on_clipboard and cb.content.text == "hello world"
+    assert result.notice is not None and result.notice.startswith(
+        "A modifier key (Control_R) stayed held; the text is on the clipboard."
+    )
+    # nothing held any more: the next text is typed, the wait finding nothing to wait for
+    keyboard.release_at = time.t
+    assert typist.type_final("again").ok and log == [("keys", "again", "ctrl+v")]
+    assert time.sleeps == []
+
+
+def test_a_typist_without_a_probe_reports_no_modifiers() -> None:
+    log: list[tuple[str, str, str | None]] = []
+    outputs: dict[OutputMethod, TextOutput] = {
+        OutputMethod.KEYSTROKES: RecordingOutput("keys", log)
+    }
+    assert Typist(OutputPolicy(), outputs, FakeFocus(EDITOR)).held_modifiers() == ()
