@@ -290,13 +290,6 @@ def parse_wsl_distros(output: bytes) -> list[str]:
     return [line.strip().strip("\x00") for line in text.splitlines() if line.strip("\x00 \r")]
 
 
-def wsl_distro_names(runner: ProcessRunner | None = None, timeout: float = 5.0) -> list[str]:
-    """The installed WSL distributions (``wsl.exe -l -q``, with ``WSL_UTF8=1`` like every
-    wsl.exe call); [] without wsl.exe or when it fails."""
-    done = (runner or SubprocessRunner()).capture([WSL_EXE, "-l", "-q"], timeout)
-    return parse_wsl_distros(done.output) if done.returncode == 0 else []
-
-
 def health_url(server_url: str) -> str:
     """``ws://host:port/...`` → ``http://host:port/healthz``."""
     parts = urlsplit(server_url)

@@ -26,10 +26,10 @@ from desktop.launcher import (
     parse_wsl_distros,
     probe_health,
     process_environment,
-    wsl_distro_names,
     wsl_serve_script,
 )
 from desktop.loopback import is_loopback_url, websocket_proxy
+from desktop.win32.wsl_distros import list_distros
 from tests.conftest import free_port, spawn_fake_server
 
 
@@ -200,12 +200,12 @@ def test_streamed_lines_of_both_streams_arrive_decoded(fake_wsl_exe: Path) -> No
 def test_the_distribution_list_is_read_with_wsl_utf8(fake_wsl_exe: Path) -> None:
     """wsl.exe -l -q for the settings dialog goes through the same runner (WSL_UTF8=1;
     the stand-in prints what it was given as a second line)."""
-    assert wsl_distro_names() == ["/home/用户", "WSL_UTF8=1"]
+    assert list_distros(SubprocessRunner()) == ["/home/用户", "WSL_UTF8=1"]
 
 
 def test_no_wsl_exe_means_no_distributions(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert wsl_distro_names() == []
+    assert list_distros(SubprocessRunner()) == []
 
 
 # ---------------------------------------------------------------- the Job object (Windows)
