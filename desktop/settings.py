@@ -27,6 +27,7 @@ from typing import Any
 from desktop.audio.segmenter import Mode, SegmenterConfig
 from desktop.hotkey.keys import DEFAULT_HOLD_KEY, KeySpecError, normalize_key_spec
 from desktop.output.base import OutputMethod
+from protocol.endpoint import DEFAULT_SERVER_URL
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def parse_output_method(value: OutputMethod | str) -> OutputMethod:
 @dataclass(frozen=True)
 class Settings:
     # server
-    server_url: str = "ws://127.0.0.1:8765"
+    server_url: str = DEFAULT_SERVER_URL
     token: str = ""
     ca_file: str = ""  # wss://: CA or self-signed certificate to trust; "" = the system's
     server_configured: bool = False  # False: the first-run setup opens at start

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from protocol.endpoint import DEFAULT_HOST, DEFAULT_PORT
 from protocol.limits import HARD_MAX_FRAME_BYTES, MAX_AUDIO_FRAME_BYTES, Limits
 from protocol.version import __version__
 from server.engine.qwen.policy import WindowedConfig, windowed_config_from_spec
@@ -138,8 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"tingxie-server {__version__}")
     net = p.add_argument_group("network")
-    net.add_argument("--host", default="127.0.0.1", help="address to bind")
-    net.add_argument("--port", type=int, default=8765, help="TCP port (0: any free port)")
+    net.add_argument("--host", default=DEFAULT_HOST, help="address to bind")
+    net.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port (0: any free port)")
     net.add_argument(
         "--token",
         default=None,

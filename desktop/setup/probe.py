@@ -26,6 +26,7 @@ from desktop.setup.commands import (
     wsl_data_root,
 )
 from desktop.setup.decide import LocalFacts, MachineFacts, PortFacts, PortStatus, WslFacts
+from protocol.endpoint import DEFAULT_PORT
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ProbeConfig:
     windows: bool
-    port: int = 8765
+    port: int = DEFAULT_PORT
     #: Pythons to try for a CPU server on this PC, in order.
     local_pythons: tuple[tuple[str, ...], ...] = (("python3",),)
     local_data_dir: str = ""
@@ -51,7 +52,7 @@ def probe_config_for_this_pc(server_url: str) -> ProbeConfig:
     local = parts.hostname in ("127.0.0.1", "localhost", "::1")
     return ProbeConfig(
         windows=windows,
-        port=(parts.port or 8765) if local else 8765,
+        port=(parts.port or DEFAULT_PORT) if local else DEFAULT_PORT,
         local_pythons=(("py", "-3"), ("python",)) if windows else (("python3",),),
         local_data_dir=platformdirs.user_data_dir("tingxie", appauthor=False),
         windows_drive=os.environ.get("LOCALAPPDATA", "") if windows else "",

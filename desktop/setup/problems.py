@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from protocol.endpoint import DEFAULT_SERVER_URL
+
 GIB = 1024**3
 
 
@@ -50,7 +52,7 @@ def wsl_needs_windows() -> Problem:
         "The GPU server setup is for Windows with WSL 2.",
         "On Linux, install `tingxie[server,vllm]` and start `tingxie-server` yourself "
         "(docs/setup.md), then choose “A server on another computer” with "
-        "ws://127.0.0.1:8765.",
+        f"{DEFAULT_SERVER_URL}.",
     )
 
 

@@ -33,6 +33,7 @@ from desktop.setup import commands, problems, progress
 from desktop.setup.commands import Target
 from desktop.setup.decide import MachineFacts, ModelChoice, Option, PathKind, utilization_for
 from desktop.setup.problems import Problem
+from protocol.endpoint import DEFAULT_PORT
 from protocol.version import __version__
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class SetupChoice:
     """What the user chose in the first-run dialog."""
 
     kind: PathKind
-    port: int = 8765
+    port: int = DEFAULT_PORT
     target: Target | None = None  # where a local server goes (WSL_GPU, LOCAL_CPU)
     model: ModelChoice | None = None
     gpu_memory_utilization: float = 0.0  # WSL_GPU only

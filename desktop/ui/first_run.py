@@ -43,6 +43,7 @@ from desktop.setup.probe import ProbeConfig, Prober
 from desktop.setup.problems import Problem
 from desktop.setup.steps import SetupListener, SetupRun, build_steps, choice_from_option
 from desktop.setup.wheel import bundled_wheel
+from protocol.endpoint import DEFAULT_PORT
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +194,7 @@ class FirstRunDialog(QDialog):
         row.addWidget(self.wheel)
         row.addWidget(browse)
         self.remote_url = QLineEdit("")
-        self.remote_url.setPlaceholderText("ws://192.168.1.20:8765")
+        self.remote_url.setPlaceholderText(f"ws://192.168.1.20:{DEFAULT_PORT}")
         self.token = QLineEdit(self._settings.token)
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
         self.token.setPlaceholderText("the server's --token (empty if it has none)")
