@@ -46,6 +46,7 @@ from protocol.client_events import (
     UtteranceFailed,
 )
 from protocol.client_machine import ClientMachine, Frame, MachineConfig
+from protocol.endpoint import DEFAULT_SERVER_URL
 from protocol.log_redaction import TRANSCRIPTS_ENV, env_flag
 from protocol.version import __version__
 
@@ -575,7 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--url",
         type=websocket_url,
-        default=os.environ.get("TINGXIE_URL", "ws://127.0.0.1:8765"),
+        default=os.environ.get("TINGXIE_URL", DEFAULT_SERVER_URL),
         help="server URL, ws://host:port or wss://host:port (env TINGXIE_URL)",
     )
     p.add_argument(
