@@ -43,10 +43,10 @@ class AudioBudgetExceeded(Exception):
 class AudioBuffer:
     """s16le frames in, kept as int16 (the wire format, half the size of float32).
 
-    :meth:`samples` converts to float32 for the model; that is the only conversion and
-    the only copy made of the audio. Capacity doubles as needed (amortised O(1)
-    appends) but never beyond ``max_samples``, so a full buffer holds at most twice
-    what it was sent before the limit and exactly the limit at it. A frame with an odd
+    :meth:`samples` converts (a range of) it to float32 for the model; that is the
+    only conversion and the only copy made of the audio. Capacity doubles as needed
+    (amortised O(1) appends) but never beyond ``max_samples``, so a full buffer holds at
+    most twice what it was sent before the limit and exactly the limit at it. A frame with an odd
     number of bytes is legal on the wire (frames are not sample-aligned); the odd byte
     waits for the next frame.
 
@@ -99,9 +99,11 @@ class AudioBuffer:
         self._data[self._n : needed] = samples
         self._n = needed
 
-    def samples(self) -> AudioArray:
-        """All audio so far as float32 in [-1, 1): a new array the caller owns."""
-        out = self._data[: self._n].astype(np.float32)
+    def samples(self, start: int = 0, end: int | None = None) -> AudioArray:
+        """Audio ``[start:end]`` so far (default: all) as float32 in [-1, 1): a new array
+        the caller owns. Only the range asked for is converted."""
+        stop = self._n if end is None else max(0, min(end, self._n))
+        out = self._data[max(0, start) : stop].astype(np.float32)
         out *= _INT16_SCALE  # exact: a power of two
         return out
 

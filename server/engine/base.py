@@ -89,7 +89,11 @@ Runner = Callable[[RequestBuilder, Priority], Awaitable[GenerationResult]]
 class AudioView(Protocol):
     """Read-only view of an utterance's audio so far."""
 
-    def samples(self) -> AudioArray: ...
+    def samples(self, start: int = 0, end: int | None = None) -> AudioArray:
+        """Samples ``[start:end]`` (default: all so far) as a new array the caller owns:
+        never aliased to storage that later audio is written into, so it goes to the
+        generator as it is, without another copy."""
+        ...
 
     @property
     def n_samples(self) -> int: ...

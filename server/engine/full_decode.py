@@ -35,7 +35,7 @@ class _FullDecodeStream(EngineStream):
 
     def _request(self, audio: AudioView, priority: Priority) -> GenerationRequest:
         return GenerationRequest(
-            audio=audio.samples().copy(),
+            audio=audio.samples(),  # a new array already
             language=self._options.language,
             context=self._options.context,
             priority=priority,

@@ -33,8 +33,10 @@ class ArrayAudio:
         self.audio = audio
         self.n = len(audio) if n is None else n
 
-    def samples(self) -> AudioArray:
-        return self.audio[: self.n]
+    def samples(self, start: int = 0, end: int | None = None) -> AudioArray:
+        # A copy, as the AudioView contract promises (engines no longer copy).
+        stop = self.n if end is None else min(end, self.n)
+        return self.audio[start:stop].copy()
 
     @property
     def n_samples(self) -> int:

@@ -96,7 +96,8 @@ class ArticleStream(EngineStream):
         if not prompt.startswith(base):
             raise RuntimeError("qwen-asr streaming sent a prompt we cannot map to a request")
         prefix = prompt[len(base) :]
-        audio = np.asarray(inp["multi_modal_data"]["audio"][0], dtype=np.float32).copy()
+        # qwen-asr rebinds its accumulated audio (concatenate), never writes into it: no copy.
+        audio = np.asarray(inp["multi_modal_data"]["audio"][0], dtype=np.float32)
         request = GenerationRequest(
             audio=audio,
             prefix=prefix,
@@ -129,7 +130,7 @@ class ArticleStream(EngineStream):
         n = audio.n_samples
         if n <= self._fed:
             return None
-        new = audio.samples()[self._fed : n].copy()
+        new = audio.samples(self._fed, n)
         self._fed = n
         before = self._state.chunk_id
         await self._in_thread(
@@ -141,7 +142,7 @@ class ArticleStream(EngineStream):
 
     async def finish(self, audio: AudioView, run: Runner) -> FinalText:
         n = audio.n_samples
-        new = audio.samples()[self._fed : n].copy()
+        new = audio.samples(self._fed, n)
         self._fed = n
 
         def work() -> None:

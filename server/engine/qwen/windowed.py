@@ -199,14 +199,15 @@ class WindowedStream(EngineStream):
 
         def piece_builder(p: _Piece) -> GenerationRequest:
             sec = (p.end - p.start) / SAMPLE_RATE
-            return self._request(samples[p.start : p.end].copy(), p.prefix, Priority.PARTIAL, sec)
+            # A view: ``samples`` is this step's own array, alive until the step ends.
+            return self._request(samples[p.start : p.end], p.prefix, Priority.PARTIAL, sec)
 
         def tail_builder() -> GenerationRequest:
             # Called at dispatch: decode the newest audio, bounded by the window.
             end = max(n, audio.n_samples)
             end = min(end, tail_start + int((cfg.segment_max_sec + 2.0) * SAMPLE_RATE))
             used_end[0] = end
-            seg = audio.samples()[tail_start:end].copy()
+            seg = audio.samples(tail_start, end)  # converts only the window
             return self._request(seg, tail_prefix, Priority.PARTIAL, seg.shape[0] / SAMPLE_RATE)
 
         runs = [run(functools.partial(piece_builder, p), Priority.PARTIAL) for p in pieces]
@@ -257,7 +258,8 @@ class WindowedStream(EngineStream):
         prefix = self._committed if reuse else ""
 
         def builder(a: int, b: int, pre: str) -> GenerationRequest:
-            return self._request(samples[a:b].copy(), pre, Priority.FINAL, (b - a) / SAMPLE_RATE)
+            # A view of finish's own array (a copy doubled the memory of a final).
+            return self._request(samples[a:b], pre, Priority.FINAL, (b - a) / SAMPLE_RATE)
 
         runs = []
         kept: list[tuple[int, int]] = []
