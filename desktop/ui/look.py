@@ -3,6 +3,7 @@ and how any text becomes fit for the tray (:func:`tray_text`)."""
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
 from desktop.dictation import Stage
@@ -23,6 +24,16 @@ MESSAGE_MAX_CHARS = 255
 _READ_FACTOR = 4
 
 ELLIPSIS = "\u2026"
+
+
+def as_plain_tooltip(text: str) -> str:
+    """``text`` for a tooltip that Qt may read as markup (X11 and StatusNotifier trays:
+    text with a tag such as ``<img>`` or an entity in it is shown as rich text): markup
+    characters escaped inside a paragraph, so it shows as the text it is. Text without
+    ``<`` or ``&`` is returned as it is."""
+    if "<" not in text and "&" not in text:
+        return text
+    return "<p>" + html.escape(text, quote=False) + "</p>"
 
 
 def tray_text(text: str, max_chars: int) -> str:

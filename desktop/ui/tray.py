@@ -8,6 +8,8 @@ shell's tooltip or balloon."""
 
 from __future__ import annotations
 
+import sys
+
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication
 from PySide6.QtWidgets import (
@@ -25,8 +27,12 @@ from desktop.ui.look import (
     TITLE_MAX_CHARS,
     TOOLTIP_MAX_CHARS,
     Look,
+    as_plain_tooltip,
     tray_text,
 )
+
+#: Where the tray's tooltip is native plain text; elsewhere Qt may render it as markup.
+_PLAIN_TOOLTIPS = sys.platform in ("win32", "darwin")
 
 
 class FallbackWindow(QWidget):
@@ -120,7 +126,7 @@ class Tray(QObject):
         tooltip = tray_text(look.tooltip, TOOLTIP_MAX_CHARS)
         if self.icon is not None:
             self.icon.setIcon(icon)
-            self.icon.setToolTip(tooltip)
+            self.icon.setToolTip(tooltip if _PLAIN_TOOLTIPS else as_plain_tooltip(tooltip))
         if self.window is not None:
             self.window.setWindowIcon(icon)
             self.window.status.setText(tooltip)

@@ -6,10 +6,12 @@ offscreen tests of both doors (the tray icon and the fallback window)."""
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import ClassVar
 
 import pytest
+from PySide6.QtGui import QTextDocument
 from PySide6.QtWidgets import QSystemTrayIcon
 
 import desktop.ui.tray as tray_module
@@ -20,6 +22,7 @@ from desktop.ui.look import (
     MESSAGE_MAX_CHARS,
     TITLE_MAX_CHARS,
     TOOLTIP_MAX_CHARS,
+    as_plain_tooltip,
     tray_look,
     tray_text,
 )
@@ -136,3 +139,24 @@ def test_tray_icon_tooltip_and_balloon_get_only_visible_text(qtbot, monkeypatch)
     assert forbidden(title) == [] and forbidden(message) == []
     assert len(title) <= TITLE_MAX_CHARS and len(message) <= MESSAGE_MAX_CHARS
     assert message.startswith("The server refused the token: warming up [2Jx x")
+
+
+def test_markup_in_a_tooltip_qt_may_render_is_escaped() -> None:
+    assert as_plain_tooltip("tingxie — ready") == "tingxie — ready"
+    shown = as_plain_tooltip('offline: <img src="x"> &lt; & <b>bold</b>')
+    assert shown == ('<p>offline: &lt;img src="x"&gt; &amp;lt; &amp; &lt;b&gt;bold&lt;/b&gt;</p>')
+    doc = QTextDocument()
+    doc.setHtml(shown)
+    assert doc.toPlainText() == 'offline: <img src="x"> &lt; & <b>bold</b>'
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="native plain tooltips there")
+def test_tray_icon_tooltip_shows_server_markup_as_text(qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(tray_module, "QSystemTrayIcon", _RecordingTrayIcon)
+    tray = Tray()
+    assert tray.icon is not None
+    look = tray_look(ClientState.UNREACHABLE, Stage.IDLE, None, '<img src="/etc/x.png"> down')
+    tray.set_look(look)
+    doc = QTextDocument()
+    doc.setHtml(tray.icon.toolTip())
+    assert doc.toPlainText() == look.tooltip  # the tags are shown, not rendered
