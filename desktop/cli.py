@@ -310,6 +310,7 @@ class _Links:
         self.outbox: asyncio.Queue[Frame] | None = None
         self.ended = asyncio.Event()  # the current link ended (set while there is none)
         self.ended.set()
+        self.progress = asyncio.Event()  # the machine took an input
         self.losses: list[str] = []  # why links were lost, for the user
         self.fatal: tuple[int, str] | None = None  # a refusal that ends the run
         self._giving_up = False
@@ -317,6 +318,7 @@ class _Links:
 
     def pump(self) -> None:
         machine = self.machine
+        self.progress.set()
         frames = machine.data_to_send()
         if self.outbox is not None:
             for frame in frames:
@@ -506,6 +508,13 @@ async def stream_files(
                 await asyncio.sleep(max(0.0, began + len(pcm) / BYTES_PER_SECOND - clock()))
             machine.utterance_ended(index, clock())
             links.pump()
+            # "stop" is printed once the stop is really sent: with start-ack it waits
+            # for the server's "started" (or the utterance ends first).
+            while not machine.stop_written(index) and not runner.done():
+                links.progress.clear()
+                progressed = asyncio.ensure_future(links.progress.wait())
+                await asyncio.wait([progressed, runner], return_when=asyncio.FIRST_COMPLETED)
+                progressed.cancel()
             await links.drained()
             printer.event("stop", id=name)
             while index not in outcomes.codes and not runner.done():

@@ -224,6 +224,13 @@ class ClientMachine:
     def pending_ids(self) -> list[int]:
         return sorted(self._utts)
 
+    def stop_written(self, local_id: int) -> bool:
+        """Whether the utterance's last ``stop`` has been handed out by
+        :meth:`data_to_send` (with ``start-ack`` it waits for ``started``), or the
+        utterance has its outcome already."""
+        u = self._utts.get(local_id)
+        return u is None or u.timeline.stop_sent is not None
+
     def deadline_of(self, local_id: int) -> float | None:
         u = self._utts.get(local_id)
         return None if u is None else self._deadline(u)

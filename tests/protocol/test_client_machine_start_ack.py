@@ -27,10 +27,12 @@ def test_audio_and_stop_wait_for_started_then_follow_at_once() -> None:
     h.say(1, audio)
     (wire_id,) = h.wire.starts
     assert h.wire.audio[wire_id] == b"" and h.wire.stops == []  # nothing before started
+    assert not h.machine.stop_written(1)
     h.server(Partial("x", id=wire_id))  # not an acceptance: still nothing
     assert h.wire.audio[wire_id] == b""
     h.server(Started(wire_id))
     assert bytes(h.wire.audio[wire_id]) == audio and h.wire.stops == [wire_id]
+    assert h.machine.stop_written(1)
     h.server(Started(wire_id))  # a duplicate changes nothing
     assert bytes(h.wire.audio[wire_id]) == audio and h.wire.stops == [wire_id]
     h.server(Final("hello", id=wire_id))
