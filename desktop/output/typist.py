@@ -32,8 +32,9 @@ from desktop.output.base import (
     TextLeftOnClipboard,
     TextOutput,
 )
-from desktop.output.clipboard import Clipboard
+from desktop.output.clipboard import Clipboard, ClipboardPasteOutput
 from desktop.output.focus import FocusInfo, FocusProbe, NullFocusProbe, is_own_window
+from desktop.output.keystrokes import KeySender, KeystrokeOutput
 from desktop.output.modifiers import ModifiersHeld, ModifierWait
 from desktop.output.policy import OutputPolicy, join_for_typing
 from desktop.output.text_sink import DEFAULT_MAX_CHARS, SanitizedText, sanitize
@@ -305,6 +306,22 @@ class Typist:
         )
 
 
+def standard_outputs(
+    sender: KeySender, clipboard: Clipboard, policy: OutputPolicy, paste_timeout_s: float
+) -> dict[OutputMethod, TextOutput]:
+    """The two output methods every platform offers, over that platform's key sender and
+    clipboard."""
+    return {
+        OutputMethod.KEYSTROKES: KeystrokeOutput(sender),
+        OutputMethod.CLIPBOARD_PASTE: ClipboardPasteOutput(
+            clipboard,
+            sender,
+            default_chord=policy.default_paste_chord,
+            paste_timeout_s=paste_timeout_s,
+        ),
+    }
+
+
 def build_default_typist(
     policy: OutputPolicy,
     *,
@@ -329,23 +346,15 @@ def build_default_typist(
             focus=focus,
             paste_timeout_s=paste_timeout_s,
         )
-    from desktop.output.clipboard import ClipboardPasteOutput, QtClipboard
+    from desktop.output.clipboard import QtClipboard
     from desktop.output.focus import default_focus_probe
-    from desktop.output.keystrokes import KeystrokeOutput, PynputKeySender
+    from desktop.output.keystrokes import PynputKeySender
 
     guard = guard or InjectionGuard()
     modifier_wait = default_modifier_wait()
     sender = PynputKeySender(guard, modifier_wait=modifier_wait)
     clipboard = QtClipboard()
-    outputs: dict[OutputMethod, TextOutput] = {
-        OutputMethod.KEYSTROKES: KeystrokeOutput(sender),
-        OutputMethod.CLIPBOARD_PASTE: ClipboardPasteOutput(
-            clipboard,
-            sender,
-            default_chord=policy.default_paste_chord,
-            paste_timeout_s=paste_timeout_s,
-        ),
-    }
+    outputs = standard_outputs(sender, clipboard, policy, paste_timeout_s)
     return Typist(
         policy,
         outputs,

@@ -25,14 +25,11 @@ from desktop.output.base import (
     ClipboardUnavailable,
     InjectionGuard,
     OutputError,
-    OutputMethod,
-    TextOutput,
 )
-from desktop.output.clipboard import Clipboard, ClipboardPasteOutput, ClipboardSnapshot
+from desktop.output.clipboard import Clipboard, ClipboardSnapshot
 from desktop.output.focus import FocusProbe
-from desktop.output.keystrokes import KeystrokeOutput
 from desktop.output.policy import OutputPolicy
-from desktop.output.typist import Typist
+from desktop.output.typist import Typist, standard_outputs
 
 log = logging.getLogger(__name__)
 
@@ -195,15 +192,7 @@ def build_windows_typist(
     keyboard = native.NativeKeyboardApi()
     sender = SendInputKeySender(keyboard, guard)
     clipboard = _shared_clipboard(native)
-    outputs: dict[OutputMethod, TextOutput] = {
-        OutputMethod.KEYSTROKES: KeystrokeOutput(sender),
-        OutputMethod.CLIPBOARD_PASTE: ClipboardPasteOutput(
-            clipboard,
-            sender,
-            default_chord=policy.default_paste_chord,
-            paste_timeout_s=paste_timeout_s,
-        ),
-    }
+    outputs = standard_outputs(sender, clipboard, policy, paste_timeout_s)
     return Typist(
         policy,
         outputs,
