@@ -19,6 +19,7 @@ from desktop.setup.wheel import bundled_wheel
 from protocol.version import __version__
 from tests.conftest import spawn_fake_server
 from tests.packaging import pyinstaller_command
+from tests.packaging.install import install_wheel
 
 pytestmark = pytest.mark.slow
 
@@ -221,23 +222,7 @@ def test_bundle_carries_its_own_wheel_and_the_setup_installs_from_it(
 
     # The wheel is whole and of this version: installed, its server says so.
     site = tmp_path / "site"
-    install = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            "-q",
-            "--target",
-            str(site),
-            str(wheel),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert install.returncode == 0, install.stderr
+    install_wheel(wheel, site)
     code = f"import sys; sys.path.insert(0, {str(site)!r}); from server.app import main; main()"
     out = subprocess.run(
         [sys.executable, "-c", code, "--version"],

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from setuptools import find_packages
 
+from tests.packaging.install import install_wheel
+
 ROOT = Path(__file__).parents[2]
 
 
@@ -73,23 +75,7 @@ def test_wheel_holds_the_resources_and_not_their_sources(wheel: Path) -> None:
 
 def test_an_installed_wheel_finds_its_resources(wheel: Path, tmp_path: Path) -> None:
     target = tmp_path / "site"
-    install = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            "-q",
-            "--target",
-            str(target),
-            str(wheel),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert install.returncode == 0, install.stderr
+    install_wheel(wheel, target)
     code = (
         f"import sys; sys.path.insert(0, {str(target)!r})\n"
         "import desktop\n"
