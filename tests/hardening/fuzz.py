@@ -46,7 +46,8 @@ class Frame:
 
 @dataclass(frozen=True)
 class Reply:
-    """An answer the server sends at once, in order: an ``error`` or a ``ready``."""
+    """An answer the server sends at once, in order: an ``error``, a ``ready`` or a
+    ``started``."""
 
     type: str
     code: str = ""
@@ -104,6 +105,7 @@ class ServerModel:
         self.decoding: dict[str, Utterance] = {}  # stopped, answer not received; stop order
         self.utterances: dict[str, Utterance] = {}  # every one started, by id (latest)
         self.told_no_utterance = False
+        self.said_hello = False  # accepted starts are answered with "started"
         self.next_number = 1
         self.finals_checked = 0
         self.engine_errors_checked = 0
@@ -187,6 +189,7 @@ class ServerModel:
         if message.protocol < 1:
             error = Reply("error", ErrorCode.UNSUPPORTED_VERSION.value, fatal=True)
             return Outcome([error], close_code=CLOSE_PROTOCOL_VERSION)
+        self.said_hello = True
         return Outcome([Reply("ready")])
 
     def _on_start(self, start: Start) -> Outcome:
@@ -208,7 +211,7 @@ class ServerModel:
         self.open = Utterance(utterance_id, start.language, start.context)
         self.utterances[utterance_id] = self.open
         self.told_no_utterance = False
-        return Outcome()
+        return Outcome([Reply("started", id=utterance_id)] if self.said_hello else [])
 
     def _resolve(self, utterance_id: str) -> Utterance | None:
         if self.open is not None and utterance_id in ("", self.open.id):

@@ -134,7 +134,7 @@ class FuzzClient:
             self.model.on_final(item["id"], item["text"])
         elif kind == "error" and item["code"] == ErrorCode.ENGINE_ERROR.value:
             self.model.on_engine_error(item["id"], now)
-        elif kind in ("error", "ready"):
+        elif kind in ("error", "ready", "started"):
             reply = Reply(kind, item.get("code", ""), item.get("id", ""), item.get("fatal", False))
             self.replies.append(reply)
             self.tally.codes[reply.code or reply.type] += 1
