@@ -12,6 +12,13 @@ from urllib.parse import urlsplit
 from protocol.endpoint import DEFAULT_HOST, DEFAULT_PORT
 from protocol.limits import HARD_MAX_FRAME_BYTES, MAX_AUDIO_FRAME_BYTES, Limits
 from protocol.version import __version__
+from server.engine import fake
+from server.engine.qwen import (
+    CPU_MAX_BATCH_SIZE,
+    DEFAULT_GPU_MEMORY_UTILIZATION,
+    DEFAULT_MAX_MODEL_LEN,
+    GPU_MAX_BATCH_SIZE,
+)
 from server.engine.qwen.policy import WindowedConfig, windowed_config_from_spec
 
 ENV_PREFIX = "TINGXIE_"
@@ -42,7 +49,7 @@ class ServerConfig:
     fake_block_seconds: float
     fake_concurrent_batches: int
     fake_faults: bool
-    max_batch_size: int
+    max_batch_size: int | None  # None: the engine's own (by device for transformers)
     partials_with_final: int | None
     partial_interval_ms: float
     request_timeout_s: float | None
@@ -194,9 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="qwen: streaming policy (article = qwen-asr's own streaming, for comparison; "
         "transformers backend only)",
     )
-    eng.add_argument("--max-model-len", type=_positive_int, default=4096, help="qwen/vLLM")
     eng.add_argument(
-        "--gpu-memory-utilization", type=_fraction, default=0.8, help="qwen/vLLM: VRAM fraction"
+        "--max-model-len", type=_positive_int, default=DEFAULT_MAX_MODEL_LEN, help="qwen/vLLM"
+    )
+    eng.add_argument(
+        "--gpu-memory-utilization",
+        type=_fraction,
+        default=DEFAULT_GPU_MEMORY_UTILIZATION,
+        help="qwen/vLLM: VRAM fraction",
     )
     eng.add_argument(
         "--fake-per-batch-ms", type=_non_negative_float, default=0.0, help="fake: cost per batch"
@@ -228,9 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
     eng.add_argument(
         "--max-batch-size",
         type=_positive_int,
-        default=16,
+        default=None,
         help="requests per model call (transformers and fake engines; refused with vLLM, "
-        "which batches continuously: see --max-num-seqs)",
+        "which batches continuously: see --max-num-seqs) (default: the engine's own: "
+        f"transformers {GPU_MAX_BATCH_SIZE} on a GPU, {CPU_MAX_BATCH_SIZE} on CPU; "
+        f"fake {fake.DEFAULT_MAX_BATCH_SIZE})",
     )
     eng.add_argument(
         "--partials-with-final",

@@ -94,6 +94,10 @@ def _is_chinese(language: str | None) -> bool:
     return (language or "").lower() in {"zh", "chinese", "cmn", "yue", "cantonese"}
 
 
+#: Requests per call unless ``--max-batch-size`` says otherwise.
+DEFAULT_MAX_BATCH_SIZE = 16
+
+
 class FakeGenerator(Generator):
     """Batching fake: a batch of n requests costs ``per_batch_ms + n * per_request_ms``
     of worker-thread time, like a model whose batch has a fixed overhead.
@@ -111,13 +115,15 @@ class FakeGenerator(Generator):
         *,
         per_batch_ms: float = 0.0,
         per_request_ms: float = 0.0,
-        max_batch_size: int = 16,
+        max_batch_size: int | None = None,
         block_seconds: float = 1.0,
         concurrent_batches: int = 1,
         inject_faults: bool = False,
     ) -> None:
         if per_batch_ms < 0 or per_request_ms < 0:
             raise ValueError("fake compute times must be >= 0")
+        if max_batch_size is None:
+            max_batch_size = DEFAULT_MAX_BATCH_SIZE
         if max_batch_size < 1 or concurrent_batches < 1:
             raise ValueError("max_batch_size and concurrent_batches must be >= 1")
         self.per_batch_ms = per_batch_ms

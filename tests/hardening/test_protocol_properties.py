@@ -406,7 +406,9 @@ def test_server_environment_is_a_config_or_a_clear_error(env: dict[str, str]) ->
         assert any(name in str(exc) for name in [*env, *flags]), str(exc)
         return
     assert 1 <= config.limits.max_audio_frame_bytes <= HARD_MAX_FRAME_BYTES
-    assert config.max_batch_size >= 1 and config.partial_interval_ms >= 0
+    # None: not given, the engine picks its own batch
+    assert config.max_batch_size is None or config.max_batch_size >= 1
+    assert config.partial_interval_ms >= 0
     assert config.request_timeout_s is None or config.request_timeout_s > 0
 
 

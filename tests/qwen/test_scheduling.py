@@ -12,11 +12,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server.app import vllm_engine_kwargs
+from server.app import build_engine, vllm_engine_kwargs
 from server.config import parse_config
+from server.engine import fake
 from server.engine import qwen as qwen_engine
 from server.engine.base import GenerationRequest, GenerationResult, Generator, Priority
-from server.engine.qwen import UnsupportedOptionError, WindowedConfig, build_qwen_engine
+from server.engine.qwen import (
+    CPU_MAX_BATCH_SIZE,
+    GPU_MAX_BATCH_SIZE,
+    UnsupportedOptionError,
+    WindowedConfig,
+    build_qwen_engine,
+)
+from server.engine.qwen.hf_generator import TransformersGenerator, default_max_batch_size
 from server.engine.qwen.policy import windowed_config_from_spec
 from server.engine.qwen.vllm_generator import VLLMGenerator
 from server.engine.qwen.windowed import WindowedEngine
@@ -211,3 +219,23 @@ def test_an_environment_variable_counts_as_given() -> None:
     assert parse_config(["--max-batch-size", "16"], env={}).transformers_only == {
         "--max-batch-size"
     }  # given, even at the default value
+
+
+@pytest.mark.parametrize(("argv", "batch"), [([], 8), (["--max-batch-size", "3"], 3)])
+def test_the_transformers_batch_is_the_backends_own_unless_given(
+    argv: list[str], batch: int, model_dir: str
+) -> None:
+    # The server's default once reached the backend as 16 on CPU too (its own is 8 there).
+    config = parse_config(["--backend", "transformers", "--model", model_dir, *argv], env={})
+    engine = build_engine(config)
+    assert isinstance(engine.generator, TransformersGenerator)
+    assert engine.generator.max_batch_size == batch  # no CUDA here: the CPU batch
+    assert default_max_batch_size("cuda:0") == GPU_MAX_BATCH_SIZE != CPU_MAX_BATCH_SIZE
+
+
+@pytest.mark.parametrize(
+    ("argv", "batch"), [([], fake.DEFAULT_MAX_BATCH_SIZE), (["--max-batch-size", "2"], 2)]
+)
+def test_the_fake_batch_is_the_fakes_own_unless_given(argv: list[str], batch: int) -> None:
+    engine = build_engine(parse_config(["--engine", "fake", *argv], env={}))
+    assert engine.generator.max_batch_size == batch

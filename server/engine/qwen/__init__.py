@@ -41,6 +41,15 @@ __all__ = [
 ]
 
 BACKENDS = ("auto", "vllm", "transformers")
+#: vLLM's context length unless ``--max-model-len`` says otherwise (Qwen3-ASR's own is far
+#: longer and makes vLLM reserve more KV cache than most GPUs have).
+DEFAULT_MAX_MODEL_LEN = 4096
+#: Share of GPU memory vLLM may take unless ``--gpu-memory-utilization`` says otherwise.
+DEFAULT_GPU_MEMORY_UTILIZATION = 0.8
+#: Requests per call of the transformers backend, by device, unless ``--max-batch-size``
+#: says otherwise.
+GPU_MAX_BATCH_SIZE = 16
+CPU_MAX_BATCH_SIZE = 8
 POLICIES = ("windowed", "article")
 
 
@@ -89,8 +98,8 @@ def build_qwen_engine(
     backend: str = "auto",
     policy: str = "windowed",
     *,
-    max_model_len: int = 4096,
-    gpu_memory_utilization: float = 0.8,
+    max_model_len: int = DEFAULT_MAX_MODEL_LEN,
+    gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
     device: str | None = None,
     dtype: str = "auto",
     max_batch_size: int | None = None,

@@ -17,11 +17,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from server.engine.base import GenerationRequest, GenerationResult, Generator
+from server.engine.qwen import CPU_MAX_BATCH_SIZE, GPU_MAX_BATCH_SIZE
 from server.engine.qwen.errors import GenerationError, ModelLoadError, QwenEngineError
 from server.engine.qwen.policy import raw_language
 from server.engine.qwen.text import QwenModelText
 
 logger = logging.getLogger(__name__)
+
+
+def default_max_batch_size(device: str) -> int:
+    """The batch used on ``device`` when none is given."""
+    return GPU_MAX_BATCH_SIZE if device.startswith("cuda") else CPU_MAX_BATCH_SIZE
 
 
 class TransformersGenerator(Generator):
@@ -42,7 +48,8 @@ class TransformersGenerator(Generator):
         self._device = device
         self._dtype = dtype
         self._max_batch_size = max_batch_size
-        self.max_batch_size = max_batch_size or 8
+        # None: chosen by the device (known at load when not given here).
+        self.max_batch_size = max_batch_size or default_max_batch_size(device or "cpu")
         self.ignore_eos = ignore_eos
         self.text: QwenModelText | None = None
         self._model: Any = None
@@ -71,7 +78,7 @@ class TransformersGenerator(Generator):
         else:
             dtype = getattr(torch, self._dtype)
         if self._max_batch_size is None:
-            self.max_batch_size = 16 if device.startswith("cuda") else 8
+            self.max_batch_size = default_max_batch_size(device)
         try:
             asr = Qwen3ASRModel.from_pretrained(self.model, dtype=dtype, device_map=device)
         except Exception as e:

@@ -32,6 +32,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from server.engine.base import GenerationRequest, GenerationResult, Generator
+from server.engine.qwen import DEFAULT_GPU_MEMORY_UTILIZATION, DEFAULT_MAX_MODEL_LEN
 from server.engine.qwen.errors import (
     GenerationError,
     KVCacheError,
@@ -102,8 +103,8 @@ class VLLMGenerator(Generator):
         self,
         model_path: str,
         *,
-        max_model_len: int = 4096,
-        gpu_memory_utilization: float = 0.8,
+        max_model_len: int = DEFAULT_MAX_MODEL_LEN,
+        gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
         dtype: str = "auto",
         ignore_eos: bool = False,
         engine_kwargs: dict[str, Any] | None = None,
