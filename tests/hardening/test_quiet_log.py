@@ -31,6 +31,7 @@ async def test_a_crowd_of_connections_and_bad_frames_is_a_few_log_lines(
             for _ in range(10):  # empty utterances: no model call, no log line each
                 await ws.send('{"event": "start"}')
                 await ws.send('{"event": "stop"}')
+                assert json.loads(await ws.recv())["type"] == "started"  # said hello
                 assert json.loads(await ws.recv())["type"] == "final"
         for ws in crowd:
             await ws.close()
