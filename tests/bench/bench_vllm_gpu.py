@@ -2,7 +2,7 @@
 and sessions, vLLM's native Qwen3-ASR with priority scheduling) with full-size 0.6B / 1.7B
 shapes, and vLLM's own realtime Qwen3-ASR path as the peer to beat.
 
-    # GPU machine, vLLM 0.26 on PYTHONPATH (built as ../shared/gpu/README.md says):
+    # GPU machine (torch 2.11 / CUDA 13), vLLM 0.26.0 and what it needs on PYTHONPATH:
     python tests/bench/bench_vllm_gpu.py --size 1.7b --out R17.json             # production
     python tests/bench/bench_vllm_gpu.py --size 1.7b --realtime --out RT17.json  # the peer
     python tests/bench/bench_vllm_gpu.py --render R17.json R06.json RT17.json    # docs section
@@ -1167,7 +1167,7 @@ def main() -> None:
             made = (
                 "Measured on the GPU machine with `python tests/bench/bench_vllm_gpu.py "
                 "--size SIZE --out RESULTS.json` (production path) and `--realtime` (vLLM's "
-                "realtime path), vLLM 0.26.0 built for it as ../shared/gpu/README.md says; "
+                "realtime path), vLLM 0.26.0 and the packages it needs on PYTHONPATH there; "
                 f"this section is rendered from the saved results ({files})."
             )
             write_section(
