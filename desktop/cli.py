@@ -402,12 +402,13 @@ class _Links:
             self.link, self.outbox = None, None
             self.ended.set()
             sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sender
-            with contextlib.suppress(Exception):
-                await link.close()
             machine.link_down(reason, clock())
             self.pump()
+            # asyncio.wait, not "await sender" under suppress(CancelledError): that would
+            # swallow this task's own cancellation and the run would never end.
+            await asyncio.wait([sender])
+            with contextlib.suppress(Exception):
+                await link.close()
         return reason
 
     @staticmethod

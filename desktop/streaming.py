@@ -366,8 +366,9 @@ class DictationClient:
             self._link = None
             self._outbox = None
             sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sender
+            # Not "await sender" under suppress(CancelledError): that would swallow this
+            # task's own cancellation (close()) and the connection loop would go on.
+            await asyncio.wait([sender])
             with contextlib.suppress(Exception):
                 await link.close()
         log.info("link ended: %s", detail)

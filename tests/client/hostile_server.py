@@ -17,6 +17,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from protocol.limits import Limits
+from protocol.messages import START_ACK
 
 
 class Behaviour(enum.Enum):
@@ -30,6 +31,11 @@ class Behaviour(enum.Enum):
     NO_FINAL = "no_final"  # takes everything, never answers
     FINAL_FLOOD = "final_flood"  # thousands of finals for unknown ids, then the right one
     NOT_READY_PING_PONG = "not_ready_ping_pong"  # not_ready to every start, then "ready"
+    # start-ack advertised: the first start is refused (too_many_sessions), later ones get
+    # "started"; audio outside an accepted utterance is counted as discarded; a final
+    # says how many bytes its utterance received
+    ACK_REFUSE_FIRST = "ack_refuse_first"
+    ACK_NEVER = "ack_never"  # start-ack advertised, no "started" ever
 
 
 #: The text of a LONG_FINAL: 20 KB, more than the old 16 KiB client limit.
@@ -38,13 +44,14 @@ FLOOD = 5000
 HUGE_BYTES = 100_000_000
 
 
-def _ready() -> str:
+def _ready(capabilities: tuple[str, ...] = ()) -> str:
     return json.dumps(
         {
             "type": "ready",
             "protocol": 1,
             "server": "hostile",
             "model_state": "ready",
+            "capabilities": list(capabilities),
             "limits": Limits().to_json(),
         }
     )
@@ -63,6 +70,7 @@ class HostileServer:
         self._port = port
         self.connections = 0
         self.starts = 0
+        self.discarded_bytes = 0  # audio sent with no accepted utterance open
         self._server: Server | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
 
@@ -117,8 +125,38 @@ class HostileServer:
                 await ws.send("\x00{ not json")
                 await ws.wait_closed()
                 return
+            if b in (Behaviour.ACK_REFUSE_FIRST, Behaviour.ACK_NEVER):
+                await ws.send(_ready(("hello", START_ACK)))
+                await self._serve_with_start_ack(ws)
+                return
             await ws.send(_ready())
             await self._serve_utterances(ws)
+
+    async def _serve_with_start_ack(self, ws: ServerConnection) -> None:
+        accepted: str | None = None  # the open utterance, once "started" was sent
+        received = 0
+        async for frame in ws:
+            if isinstance(frame, bytes):
+                if accepted is None:
+                    self.discarded_bytes += len(frame)
+                received += len(frame)
+                continue
+            message = json.loads(frame)
+            event, utterance_id = message.get("event"), message.get("id", "")
+            if event == "start":
+                self.starts += 1
+                received = 0
+                if self.behaviour is Behaviour.ACK_NEVER:
+                    continue
+                if self.starts == 1:
+                    refusal = {"type": "error", "code": "too_many_sessions", "message": "full"}
+                    await ws.send(json.dumps({**refusal, "id": utterance_id}))
+                    continue
+                accepted = utterance_id
+                await ws.send(json.dumps({"type": "started", "id": utterance_id}))
+            elif event == "stop" and accepted is not None:
+                await ws.send(_final(f"{received} bytes", accepted))
+                accepted = None
 
     async def _serve_utterances(self, ws: ServerConnection) -> None:
         b = self.behaviour

@@ -155,6 +155,30 @@ async def test_long_finals_and_floods_of_strangers_finals_still_deliver_the_righ
         assert recorder.count(FinalText) == 1 and recorder.count(UtteranceFailed) == 0
 
 
+async def test_with_start_ack_a_refused_start_costs_no_audio(client, word: Recording) -> None:
+    """The server refuses the first start: the client sent none of the audio before the
+    refusal and sends all of it once the next start is accepted."""
+    async with HostileServer(Behaviour.ACK_REFUSE_FIRST) as hostile:
+        c, recorder = client(hostile.url)
+        await wait(recorder, StateChanged, lambda e: e.state is ClientState.READY)
+        speak(c, word, 1)
+        final = await wait(recorder, FinalText)
+        assert final.text == f"{len(word.pcm())} bytes"
+        assert hostile.starts == 2 and hostile.discarded_bytes == 0
+
+
+async def test_with_start_ack_a_start_never_accepted_fails_at_its_deadline(
+    client, word: Recording
+) -> None:
+    async with HostileServer(Behaviour.ACK_NEVER) as hostile:
+        c, recorder = client(hostile.url)
+        await wait(recorder, StateChanged, lambda e: e.state is ClientState.READY)
+        speak(c, word, 1)
+        failed = await wait(recorder, UtteranceFailed)
+        assert failed.reason is FailReason.TIMED_OUT and c.pending_utterances == 0
+        assert hostile.discarded_bytes == 0  # it waited: no audio went out
+
+
 # ---------------------------------------------------------------- tingxie-cli
 
 
@@ -212,6 +236,24 @@ async def test_cli_exit_code_per_outcome_and_no_traceback(
         assert [f["text"] for f in finals] == [LONG_TEXT]
     else:
         assert finals == []  # no stranger's final taken as ours
+
+
+async def test_cli_with_start_ack_sends_all_audio_after_a_refused_start(
+    word: Recording, subprocess_env
+) -> None:
+    async with HostileServer(Behaviour.ACK_REFUSE_FIRST) as hostile:
+        returncode, events, err = await run_cli(hostile.url, str(word.path), env=subprocess_env)
+        assert hostile.discarded_bytes == 0
+    assert returncode == 0, err
+    assert [e["text"] for e in events if e["type"] == "final"] == [f"{len(word.pcm())} bytes"]
+
+
+async def test_cli_with_a_start_never_accepted_times_out(word: Recording, subprocess_env) -> None:
+    async with HostileServer(Behaviour.ACK_NEVER) as hostile:
+        returncode, events, err = await run_cli(hostile.url, str(word.path), env=subprocess_env)
+        assert hostile.discarded_bytes == 0
+    assert returncode == 6 and "Traceback" not in err
+    assert [e["code"] for e in events if e["type"] == "error"] == ["timed_out"]
 
 
 async def test_cli_stops_cleanly_on_sigterm(word: Recording, subprocess_env) -> None:
