@@ -255,6 +255,7 @@ class Outcomes:
         self.codes: dict[int, int] = {}
         self.changed = asyncio.Event()
         self._lost: set[int] = set()  # utterances that were pending when a link was lost
+        self.stopped: set[int] = set()  # utterances whose last "stop" was written
 
     def link_lost(self, pending: list[int]) -> None:
         self._lost.update(pending)
@@ -262,7 +263,10 @@ class Outcomes:
     def record(self, event: ClientEvent) -> None:
         if isinstance(event, FinalText):
             self.codes[event.utterance_id] = EXIT_OK
+            self.stopped.add(event.utterance_id)  # a final follows only a stop
         elif isinstance(event, UtteranceFailed):
+            if event.stop_sent:
+                self.stopped.add(event.utterance_id)
             code = EXIT_BY_REASON[event.reason]
             if code == EXIT_TIMEOUT and event.utterance_id in self._lost:
                 code = EXIT_UNREACHABLE  # no final because links kept being lost
@@ -517,7 +521,14 @@ async def stream_files(
                 await asyncio.wait([progressed, runner], return_when=asyncio.FIRST_COMPLETED)
                 progressed.cancel()
             await links.drained()
-            printer.event("stop", id=name)
+            # Only a stop that was written: not for one that failed before (a start
+            # never accepted) or that the links ended without.
+            if machine.deadline_of(index) is None:  # it has its outcome already
+                written = index in outcomes.stopped
+            else:
+                written = machine.stop_written(index)
+            if written:
+                printer.event("stop", id=name)
             while index not in outcomes.codes and not runner.done():
                 outcomes.changed.clear()
                 changed = asyncio.ensure_future(outcomes.changed.wait())

@@ -144,6 +144,7 @@ class DictationClient:
         self._wake: asyncio.Event | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._calm_wait = False  # waiting, unconnected, for an utterance (or the refresh)
 
     # ---------------------------------------------------------------- settings
 
@@ -188,6 +189,7 @@ class DictationClient:
 
         def apply() -> None:
             self.url, self.token, self.ca_file = url, token, _ca_file_or_default(ca_file)
+            self._machine.leave_calm(self._clock())  # try the new settings now
             if self._link is not None:
                 self._spawn(self._link.close())
             if self._wake is not None:
@@ -260,6 +262,8 @@ class DictationClient:
         due = machine.next_deadline()
         if due is not None and self._loop is not None:
             self._timer = self._loop.call_later(max(0.0, due - self._clock()), self._on_timer)
+        if self._calm_wait and self._wake is not None and machine.wants_link(self._clock()):
+            self._wake.set()  # an utterance started: connect now (its audio waits)
         if machine.wants_reconnect and self._link is not None and not self._giving_up:
             log.info("giving up this connection; the next one replays what is unfinished")
             self._giving_up = True
@@ -281,6 +285,7 @@ class DictationClient:
         attempt = 0
         while True:
             try:
+                await self._wait_while_calm()
                 attempt = await self._connect_once(attempt)
             except asyncio.CancelledError:
                 raise
@@ -291,6 +296,19 @@ class DictationClient:
                 self._machine.link_down(f"{type(exc).__name__}: {exc}", self._clock())
                 self._deliver()
                 await self._sleep_or_wake(self._backoff.delay(attempt))
+
+    async def _wait_while_calm(self) -> None:
+        """The server closed our idle link: stay unconnected until an utterance starts
+        (or the periodic refresh), instead of reconnecting to be closed again."""
+        machine = self._machine
+        while not machine.wants_link(self._clock()):
+            due = machine.calm_until()
+            wait = 0.0 if due is None else max(0.0, due - self._clock())
+            self._calm_wait = True
+            try:
+                await self._sleep_or_wake(wait)
+            finally:
+                self._calm_wait = False
 
     async def _connect_once(self, attempt: int) -> int:
         """One connection attempt and, if it succeeds, the link's life. Returns the
@@ -323,6 +341,7 @@ class DictationClient:
             return await self._failed(ClientState.UNREACHABLE, detail, delay, attempt)
         opened = self._clock()
         detail = await self._run_link(link)
+        close_code = link.close_code
         pending = machine.pending
         if pending:
             log.warning(
@@ -334,8 +353,10 @@ class DictationClient:
         # resets after a link that lasted.
         attempt = 0 if lived >= self._backoff.maximum_s else attempt + 1
         delay = self._backoff.delay(attempt) if attempt else 0.0
-        machine.link_down(f"{detail}; reconnecting", self._clock())
+        machine.link_down(f"{detail}; reconnecting", self._clock(), close_code)
         self._deliver()
+        if not machine.wants_link(self._clock()):
+            return 0  # closed for idleness: calm, no backoff owed
         if delay:
             await self._sleep_or_wake(delay)
         return attempt

@@ -18,6 +18,7 @@ __all__ = [
     "ERROR_OUTCOMES",
     "ClientEvent",
     "ClientState",
+    "CloseCode",
     "ErrorOutcome",
     "FailReason",
     "FinalText",
@@ -39,6 +40,21 @@ class ClientState(enum.Enum):
     AUTH_FAILED = "auth_failed"  # token refused; retrying slowly
     VERSION_MISMATCH = "version_mismatch"  # retried slowly until reconfigured
     CLOSED = "closed"
+    #: No link, on purpose: the server closed an idle link (idle timeout, or displaced
+    #: at its connection limit). Nothing is wrong; the next utterance connects.
+    IDLE_DISCONNECTED = "idle_disconnected"
+
+
+class CloseCode(enum.IntEnum):
+    """WebSocket close codes our server uses (4000-4999: private to the application)."""
+
+    IDLE_TIMEOUT = 4000  # idle past the advertised idle_timeout_s
+    DISPLACED = 4001  # idle longest when the server reached its connection limit
+
+    @classmethod
+    def calm(cls, code: int | None) -> bool:
+        """A close that asks the client not to reconnect until it has work."""
+        return code in (cls.IDLE_TIMEOUT, cls.DISPLACED)
 
 
 class ModelState(enum.Enum):
@@ -135,6 +151,7 @@ class UtteranceFailed:
     utterance_id: int
     message: str  # for the user
     reason: FailReason = FailReason.REFUSED
+    stop_sent: bool = False  # its last "stop" had been written when it failed
 
 
 @dataclass(frozen=True)

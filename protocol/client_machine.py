@@ -36,6 +36,7 @@ from protocol.client_events import (
     ERROR_OUTCOMES,
     ClientEvent,
     ClientState,
+    CloseCode,
     ErrorOutcome,
     FailReason,
     FinalText,
@@ -106,6 +107,14 @@ class MachineConfig:
     max_retries: int = 5
     #: Audio kept for unfinished utterances; beyond it the oldest ones fail.
     max_backlog_bytes: int = 20 * 60 * BYTES_PER_SECOND
+    #: After the server closed an idle link (close codes 4000/4001) the client stays
+    #: unconnected until an utterance starts, or this long to refresh what it shows.
+    calm_refresh_s: float = 900.0
+    #: ``too_many_sessions`` while this client holds no slot (others hold them): the
+    #: start is tried again after this wait, doubling up to the maximum, until the
+    #: utterance's deadline (such refusals do not count against ``max_retries``).
+    busy_retry_first_s: float = 0.25
+    busy_retry_max_s: float = 5.0
 
 
 @dataclass
@@ -199,6 +208,9 @@ class ClientMachine:
         self._slot_cap = Limits().max_sessions_per_connection
         self._start_ack = False  # the server answers accepted starts with "started"
         self._unknown_ids = 0
+        self._calm_since: float | None = None  # unconnected on purpose since then
+        self._busy_refusals = 0  # too_many_sessions in a row while holding no slot
+        self._busy_until = 0.0  # no new start before this (0: none pending)
 
     # ---------------------------------------------------------------- outputs
 
@@ -237,7 +249,27 @@ class ClientMachine:
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` must be called next (None: nothing pending)."""
-        return min((self._deadline(u) for u in self._utts.values()), default=None)
+        due = min((self._deadline(u) for u in self._utts.values()), default=None)
+        if self._busy_until and due is not None:
+            due = min(due, self._busy_until)  # a refused start is tried again then
+        return due
+
+    def wants_link(self, now: float) -> bool:
+        """Whether the driver should connect now. False only in the calm state (the
+        server closed an idle link) with nothing pending, until the refresh is due."""
+        if self._calm_since is None or self._utts:
+            return True
+        return now >= self._calm_since + self.config.calm_refresh_s
+
+    def calm_until(self) -> float | None:
+        """In the calm state: when a link is due anyway, to refresh server state."""
+        if self._calm_since is None:
+            return None
+        return self._calm_since + self.config.calm_refresh_s
+
+    def leave_calm(self, now: float) -> None:
+        """Connect at the next chance (new settings, an utterance)."""
+        self._calm_since = None
 
     def _deadline(self, u: _Utterance) -> float:
         c = self.config
@@ -253,6 +285,7 @@ class ClientMachine:
         if local_id in self._utts:
             log.warning("utterance %d started twice; ignored", local_id)
             return
+        self.leave_calm(now)  # the driver connects; the audio waits here meanwhile
         timeline = UtteranceTimeline(local_id, speech_started=detected_at or now)
         self._utts[local_id] = _Utterance(local_id, timeline, started_at=now)
         self._pump(now)
@@ -297,6 +330,7 @@ class ClientMachine:
     # ---------------------------------------------------------------- link inputs
 
     def connecting(self, now: float) -> None:
+        self.leave_calm(now)
         self._set_state(ClientState.CONNECTING)
 
     def link_failed(self, state: ClientState, detail: str, now: float) -> None:
@@ -321,13 +355,22 @@ class ClientMachine:
         slots = limits.get("max_sessions_per_connection", default.max_sessions_per_connection)
         self._slot_cap = int(min(max(slots, 1), 1000))
 
-    def link_down(self, detail: str, now: float) -> None:
+    def link_down(self, detail: str, now: float, close_code: int | None = None) -> None:
+        """The link ended. ``close_code``: the server's WebSocket close code, if any.
+        An idle close (4000 idle timeout, 4001 displaced) with nothing pending leads to
+        the calm state: no reconnect until :meth:`wants_link` says so, so idle clients
+        at a full server do not displace each other in a loop."""
         self._drop_link()
-        self._set_state(ClientState.UNREACHABLE, detail)
+        if CloseCode.calm(close_code) and not self._utts:
+            self._calm_since = now
+            self._set_state(ClientState.IDLE_DISCONNECTED, "connects when you speak")
+        else:
+            self._set_state(ClientState.UNREACHABLE, detail)
         self._fail_overdue(now)
 
     def _drop_link(self) -> None:
         self._link_up = self._draining = self._want_reconnect = False
+        self._busy_refusals, self._busy_until = 0, 0.0
         self._sessions.clear()
         self._open = None
         for u in self._utts.values():
@@ -367,6 +410,7 @@ class ClientMachine:
             log.debug("final for utterance %s before its stop; ignored", final.id)
             return
         del self._sessions[final.id]
+        self._busy_refusals = 0
         if s.retired:
             return
         s.text, s.language, s.timings = final.text, final.language, final.timings
@@ -385,6 +429,7 @@ class ClientMachine:
             log.debug("started for %s: nothing waits for it; ignored", started.id)
             return
         s.accepted = True  # _pump (after every input) sends its audio now
+        self._busy_refusals = 0
 
     def _on_partial(self, partial: Partial, now: float) -> None:
         s = self._sessions.get(partial.id)
@@ -438,6 +483,14 @@ class ClientMachine:
             self._set_state(ClientState.MODEL_LOADING, error.message)
         elif outcome is ErrorOutcome.WAIT_FOR_SLOT:
             self._slot_cap = max(1, min(self._slot_cap, len(self._sessions)))
+            if not self._sessions:  # no final of ours will free a slot: try again later
+                self._busy_refusals += 1
+                c = self.config
+                delay = c.busy_retry_first_s * 2.0 ** (self._busy_refusals - 1)
+                self._busy_until = now + min(c.busy_retry_max_s, delay)
+                self._retire(u, from_session=s)
+                u.replayed = True
+                return  # bounded by its deadline, not by max_retries
         elif error.code is ErrorCode.FRAME_TOO_LARGE:
             self._frame_cap = max(_MIN_FRAME_BYTES, self._frame_cap // 4 * 2)
         elif error.code is ErrorCode.UTTERANCE_TOO_LONG:
@@ -469,6 +522,8 @@ class ClientMachine:
     # ---------------------------------------------------------------- time
 
     def tick(self, now: float) -> None:
+        if self._busy_until and now >= self._busy_until:
+            self._busy_until = 0.0
         self._fail_overdue(now)
         self._pump(now)
 
@@ -482,6 +537,8 @@ class ClientMachine:
             elif self._link_up and self._model is not ModelState.READY and not u.inflight:
                 reason = FailReason.MODEL_UNAVAILABLE
                 message = "the server's model was still loading; not transcribed"
+            elif self._link_up and self._busy_refusals and not u.inflight:
+                message = "the server had no free session for it (too_many_sessions) in time"
             elif self._link_up:
                 message = f"no result from the server within {now - (u.ended_at or now):.0f} s"
                 self._want_reconnect = True  # its slot may be stuck: a new link frees it
@@ -510,7 +567,8 @@ class ClientMachine:
         self._retire(u)
         self._finish(u)
         log.info("utterance %d failed (%s)", u.local_id, reason.value)
-        self._events.append(UtteranceFailed(u.local_id, message, reason))
+        stop_sent = u.timeline.stop_sent is not None
+        self._events.append(UtteranceFailed(u.local_id, message, reason, stop_sent))
 
     def _retire(self, u: _Utterance, from_session: _Session | None = None) -> None:
         """Forget the utterance's sessions (all, or from ``from_session`` on): a stopped
@@ -566,6 +624,8 @@ class ClientMachine:
                 return  # waiting for more audio
             if self._model is not ModelState.READY or len(self._sessions) >= self._slot_cap:
                 return
+            if now < self._busy_until:
+                return  # the server was full: the next start waits (tick wakes us)
             nxt = self._next_to_start()
             if nxt is None:
                 return

@@ -71,7 +71,9 @@ def tray_look(
     ):
         what = detail or ("loading the model" if server is ClientState.MODEL_LOADING else "")
         return look("connecting", f"connecting {what}".strip())
-    if server is not ClientState.READY:
+    # The server closed our idle link: nothing is wrong, the next utterance connects.
+    calm = server is ClientState.IDLE_DISCONNECTED
+    if server is not ClientState.READY and not calm:
         reasons = {
             ClientState.AUTH_FAILED: "server refused the token",
             ClientState.VERSION_MISMATCH: "server speaks another protocol version",
@@ -84,4 +86,6 @@ def tray_look(
         return look("finalizing", "finishing the sentence")
     if stage is Stage.LISTENING:
         return look("listening", "listening")
+    if calm:
+        return look("ready", "ready — connects when you speak")
     return look("ready", "ready (click to dictate, or hold the talk key)")

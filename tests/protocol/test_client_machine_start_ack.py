@@ -61,6 +61,8 @@ def test_a_start_refused_before_started_is_sent_again_with_all_its_audio() -> No
     h.wire.open = None  # the server refuses the start: nothing is open there
     h.server(Error(ErrorCode.TOO_MANY_SESSIONS, "full", id=first))
     assert h.wire.audio[first] == b""  # the server was given nothing to throw away
+    assert h.wire.starts == [first]  # we hold no slot: the retry waits (backoff)
+    h.advance(MachineConfig().busy_retry_first_s)
     second = h.wire.starts[-1]
     assert second != first and h.wire.audio[second] == b""
     h.server(Started(second))
