@@ -228,6 +228,10 @@ def main(out_dir, seed=0):
                 rope_theta=1000000,
                 attention_bias=False,
                 attention_dropout=0.0,
+                # As the released checkpoints write it. On vLLM 0.26 (transformers 5) its
+                # Qwen3-ASR config warns that rope_config_validation is deprecated (vLLM's
+                # own call) and that mrope_section/mrope_interleaved are unrecognised keys
+                # (M-RoPE needs them); writing rope_parameters instead changes neither.
                 rope_scaling={
                     "rope_type": "default",
                     "mrope_section": MROPE_SECTION,
