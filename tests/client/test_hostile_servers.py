@@ -246,6 +246,7 @@ async def test_cli_with_start_ack_sends_all_audio_after_a_refused_start(
         assert hostile.discarded_bytes == 0
     assert returncode == 0, err
     assert [e["text"] for e in events if e["type"] == "final"] == [f"{len(word.pcm())} bytes"]
+    assert [e["type"] for e in events].count("stop") == 1  # the stop of the accepted start
 
 
 async def test_cli_with_a_start_never_accepted_times_out(word: Recording, subprocess_env) -> None:
@@ -254,6 +255,7 @@ async def test_cli_with_a_start_never_accepted_times_out(word: Recording, subpro
         assert hostile.discarded_bytes == 0
     assert returncode == 6 and "Traceback" not in err
     assert [e["code"] for e in events if e["type"] == "error"] == ["timed_out"]
+    assert "stop" not in [e["type"] for e in events]  # it was never written
 
 
 async def test_cli_stops_cleanly_on_sigterm(word: Recording, subprocess_env) -> None:

@@ -1,0 +1,19 @@
+"""The calm state on the tray (pure lane): ready, not offline, and it says why."""
+
+from __future__ import annotations
+
+from desktop.dictation import Stage
+from desktop.ui.look import tray_look
+from protocol.client_events import ClientState
+
+
+def test_the_calm_state_looks_ready_and_says_it_connects_when_you_speak() -> None:
+    calm = tray_look(ClientState.IDLE_DISCONNECTED, Stage.IDLE)
+    assert calm.key == "ready"
+    assert "connects when you speak" in calm.tooltip
+    assert calm != tray_look(ClientState.READY, Stage.IDLE)  # told apart from a live link
+    assert tray_look(ClientState.UNREACHABLE, Stage.IDLE).key == "offline"
+
+
+def test_speaking_while_calm_shows_the_stage() -> None:
+    assert tray_look(ClientState.IDLE_DISCONNECTED, Stage.SPEAKING).key == "speaking"
