@@ -19,7 +19,7 @@ from server.engine.base import (
 from server.engine.full_decode import FullDecodeEngine
 from server.engine.qwen.policy import WindowedConfig
 from server.engine.qwen.windowed import WindowedEngine
-from tests.qwen.helpers import SR, ByteText, direct_runner, noise
+from tests.qwen.helpers import SR, ByteText, direct_runner, noise, speechlike
 
 SECONDS = 30.0
 FLOAT_BYTES = int(SECONDS * SR) * 4  # the utterance as float32
@@ -106,3 +106,35 @@ async def test_windowed_partials_send_the_newest_audio_of_the_buffer() -> None:
     first, second = gen.requests
     np.testing.assert_array_equal(first.audio, buffer.samples(0, 2 * SR))
     np.testing.assert_array_equal(second.audio, buffer.samples())
+
+
+async def stream_steps(
+    gen: MeasuringGenerator, audio: np.ndarray, config: WindowedConfig
+) -> list[int]:
+    """Steps every 1 s of appended audio; the bytes each step held while the model ran."""
+    stream = WindowedEngine(gen, config).open_stream(StreamOptions())
+    buffer = AudioBuffer()
+    pcm = (audio * 32768.0).astype("<i2").tobytes()
+    hop = 2 * SR  # bytes of 1 s
+    held = []
+    for end in range(hop, len(pcm) + 1, hop):
+        buffer.append(pcm[end - hop : end])
+        before = tracemalloc.get_traced_memory()[0]
+        n_requests = len(gen.requests)
+        await stream.step(buffer, direct_runner(gen))
+        if len(gen.requests) > n_requests:
+            held.append(gen.traced_at_generate[-1] - before)
+    return held
+
+
+async def test_a_windowed_partial_holds_its_segment_not_the_utterance(traced: None) -> None:
+    config = WindowedConfig(segment_soft_sec=8.0, segment_max_sec=12.0)
+    audio = speechlike(60.0, gaps=[(t, t + 0.4) for t in range(7, 60, 7)])
+    await stream_steps(MeasuringGenerator(), audio, config)  # first use of numpy's parts
+    gen = MeasuringGenerator()
+    held = await stream_steps(gen, audio, config)
+    assert len(held) == 60
+    # At most a segment (12 s) and its tail request (14 s) as float32, never the whole
+    # utterance (60 s: 3.84 MB; converting it for every step held that much).
+    assert max(held) < (12 + 14) * SR * 4
+    assert max(len(r.audio) for r in gen.requests) <= 14 * SR

@@ -123,36 +123,47 @@ class WindowedStream(EngineStream):
             logger.debug("repetition guard cut a loop in a partial step")
         return prefix + gen, looped
 
-    def _update_speech(self, samples: FloatArray, n: int) -> bool:
+    def _update_speech(self, audio: AudioView, n: int) -> bool:
         if self._speech_sec < self._cfg.min_speech_sec and n > self._scanned:
-            self._speech_sec += speech_seconds(samples[self._scanned : n], self._cfg.silence_rms)
+            new = audio.samples(self._scanned, n)
+            self._speech_sec += speech_seconds(new, self._cfg.silence_rms)
             self._scanned = n
         return self._speech_sec >= self._cfg.min_speech_sec
 
-    def _pause_rms(self, samples: FloatArray) -> float:
+    def _pause_rms(self, seg: FloatArray) -> float:
         # Pauses are relative to the speaker's level: 15% of the loud frames' RMS.
-        seg = samples[self._seg_start :]
         if seg.shape[0] == 0:
             return self._cfg.silence_rms * 2
         rms = frame_rms(seg)
         loud = float(np.percentile(rms, 90)) if rms.size else 0.0
         return max(self._cfg.silence_rms * 2, 0.15 * loud)
 
-    def _plan_cuts(self, samples: FloatArray, n: int) -> list[int]:
-        """Cut points that close the current segment (empty: keep it open)."""
+    def _plan_cuts(self, seg: FloatArray, n: int) -> list[int]:
+        """Cut points (utterance indices) that close the current segment (empty: keep it
+        open). ``seg`` is the audio from the segment's start to ``n``."""
         cfg = self._cfg
         sr = SAMPLE_RATE
         start = self._seg_start
         if n - start <= cfg.segment_soft_sec * sr:
             return []
-        pause_rms = self._pause_rms(samples[:n])
+        pause_rms = self._pause_rms(seg)
+
+        def cut_in(lo: int, hi: int, require_pause: bool) -> int | None:
+            at = find_cut(
+                seg,
+                lo - start,
+                hi - start,
+                pause_sec=cfg.pause_sec,
+                pause_rms=pause_rms,
+                require_pause=require_pause,
+            )
+            return None if at is None else start + at
+
         tail = int(cfg.cut_min_tail_sec * sr)
         lo = max(start + sr, self._last_end - int(cfg.cut_lookback_sec * sr))
         hard = n - start > cfg.segment_max_sec * sr
         hi = min(n - tail, start + int(cfg.segment_max_sec * sr)) if hard else n - tail
-        cut = find_cut(
-            samples, lo, hi, pause_sec=cfg.pause_sec, pause_rms=pause_rms, require_pause=not hard
-        )
+        cut = cut_in(lo, hi, require_pause=not hard)
         if cut is None:
             return []
         if cut <= start:
@@ -163,14 +174,7 @@ class WindowedStream(EngineStream):
         max_len = int(cfg.segment_max_sec * sr)
         while n - cuts[-1] > max_len:
             s = cuts[-1]
-            c = find_cut(
-                samples,
-                s + max_len // 2,
-                s + max_len,
-                pause_sec=cfg.pause_sec,
-                pause_rms=pause_rms,
-                require_pause=False,
-            )
+            c = cut_in(s + max_len // 2, s + max_len, require_pause=False)
             cuts.append(c if c is not None and c > s else s + max_len)
         return cuts
 
@@ -180,11 +184,13 @@ class WindowedStream(EngineStream):
         n = audio.n_samples
         if n <= self._last_end:
             return None
-        samples = audio.samples()
-        if not self._update_speech(samples, n):
+        if not self._update_speech(audio, n):
             return None
         cfg = self._cfg
-        cuts = self._plan_cuts(samples, n)
+        # The open segment only: a step's memory and work do not grow with the utterance.
+        base = self._seg_start
+        seg = audio.samples(base, n)
+        cuts = self._plan_cuts(seg, n)
         pieces: list[_Piece] = []
         start, prefix = self._seg_start, self._committed
         for cut in cuts:
@@ -199,8 +205,10 @@ class WindowedStream(EngineStream):
 
         def piece_builder(p: _Piece) -> GenerationRequest:
             sec = (p.end - p.start) / SAMPLE_RATE
-            # A view: ``samples`` is this step's own array, alive until the step ends.
-            return self._request(samples[p.start : p.end], p.prefix, Priority.PARTIAL, sec)
+            # A view: ``seg`` is this step's own array, alive until the step ends.
+            return self._request(
+                seg[p.start - base : p.end - base], p.prefix, Priority.PARTIAL, sec
+            )
 
         def tail_builder() -> GenerationRequest:
             # Called at dispatch: decode the newest audio, bounded by the window.
