@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass
 
 from protocol.client_timeline import UtteranceTimeline
-from protocol.messages import ErrorCode, Timings
+from protocol.messages import CloseCode, ErrorCode, Timings
 
 __all__ = [
     "ERROR_OUTCOMES",
@@ -43,18 +43,6 @@ class ClientState(enum.Enum):
     #: No link, on purpose: the server closed an idle link (idle timeout, or displaced
     #: at its connection limit). Nothing is wrong; the next utterance connects.
     IDLE_DISCONNECTED = "idle_disconnected"
-
-
-class CloseCode(enum.IntEnum):
-    """WebSocket close codes our server uses (4000-4999: private to the application)."""
-
-    IDLE_TIMEOUT = 4000  # idle past the advertised idle_timeout_s
-    DISPLACED = 4001  # idle longest when the server reached its connection limit
-
-    @classmethod
-    def calm(cls, code: int | None) -> bool:
-        """A close that asks the client not to reconnect until it has work."""
-        return code in (cls.IDLE_TIMEOUT, cls.DISPLACED)
 
 
 class ModelState(enum.Enum):

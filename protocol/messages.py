@@ -9,7 +9,7 @@ Every optional field has a default, so the original ``{"event": "start"}`` and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, IntEnum
 
 PROTOCOL_VERSION = 1
 
@@ -32,6 +32,19 @@ class ErrorCode(str, Enum):
     ENGINE_ERROR = "engine_error"  # the model failed on this utterance
     SHUTTING_DOWN = "shutting_down"  # server is stopping; no new utterances
     INTERNAL = "internal"  # a bug on the server side
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes of the protocol (4000-4999: private to the application);
+    docs/protocol.md says what a client does on each."""
+
+    IDLE_TIMEOUT = 4000  # idle past the advertised idle_timeout_s
+    DISPLACED = 4001  # idle longest when the server reached its connection limit
+
+    @classmethod
+    def calm(cls, code: int | None) -> bool:
+        """A close that asks the client not to reconnect until it has work."""
+        return code in (cls.IDLE_TIMEOUT, cls.DISPLACED)
 
 
 # ---------------------------------------------------------------- client → server

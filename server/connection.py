@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import itertools
 import logging
 from typing import Any
@@ -29,6 +28,7 @@ from protocol.codec import ProtocolError, decode_client, encode_server
 from protocol.messages import (
     PROTOCOL_VERSION,
     Cancel,
+    CloseCode,
     Error,
     ErrorCode,
     Final,
@@ -46,13 +46,6 @@ from server.session import Session
 from server.state import CAPABILITIES, ModelState, ServerState
 
 _connection_ids = itertools.count(1)
-
-
-class CloseCode(enum.IntEnum):
-    """WebSocket close codes of this server (4000-4999: private to the application)."""
-
-    IDLE_TIMEOUT = 4000  # idle past the advertised idle_timeout_s; reconnect when needed
-    DISPLACED = 4001  # idle longest when the server reached its connection limit
 
 
 class _ConnectionLog(logging.LoggerAdapter):  # type: ignore[type-arg]

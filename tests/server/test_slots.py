@@ -11,8 +11,8 @@ from dataclasses import replace
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from protocol.messages import CloseCode
 from server.app import RunningServer
-from server.connection import CloseCode
 from tests.server.helpers import next_json, send_pcm, until_type, wait_until
 
 ONE_SECOND_PCM = b"\x10\x00" * 16000
