@@ -18,12 +18,14 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-# vLLM on this CPU box: a small KV cache (the default memory fraction fails), no hub.
-os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 if importlib.util.find_spec("vllm") is None:  # pragma: no cover - depends on the venv
     collect_ignore_glob = ["test_*.py"]
+else:
+    # vLLM on a CPU box: a small KV cache (the default memory fraction fails), no hub.
+    # Only where these tests run: in the main suite the variables would leak into every
+    # later test of the process (huggingface_hub reads HF_HUB_OFFLINE once, at import).
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # "uni": the model runs inside the engine core's process (one process fewer to start).
 VLLM_KW: dict[str, Any] = {
