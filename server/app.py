@@ -31,7 +31,12 @@ from server.access import offered_token, origin_allowed, token_matches
 from server.audio_buffer import AudioBudget
 from server.config import ConfigError, ServerConfig, is_loopback_host, parse_config
 from server.connection import Connection
-from server.download import load_failure_advice, offline_if_hub_unreachable, summarise_hub_retries
+from server.download import (
+    cached_locally,
+    load_failure_advice,
+    offline_if_hub_unreachable,
+    summarise_hub_retries,
+)
 from server.engine.base import Engine
 from server.engine.fake import FakeGenerator
 from server.engine.full_decode import FullDecodeEngine
@@ -437,7 +442,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("websockets").setLevel(logging.WARNING)
     if config.engine == "qwen":
         summarise_hub_retries()  # one line per retry of the model hub, printed once
-        offline_if_hub_unreachable(config.model, os.environ)  # no hub: the cache, fast
+        unreachable = offline_if_hub_unreachable(config.model, os.environ)  # the cache only
+        if (
+            unreachable
+            and not config.keep_serving_on_load_failure
+            and not cached_locally(config.model)
+        ):  # the load can only fail: say so now, not after importing the model's libraries
+            error = f"the model hub cannot be reached ({unreachable}) and the model is not cached"
+            print(load_failure_advice(config.model, error), file=sys.stderr)
+            return 1
     try:
         # Built here, inside main(): vLLM's workers re-import the main module.
         engine = build_engine(config)

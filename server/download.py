@@ -312,6 +312,16 @@ def offline_if_hub_unreachable(model: str, env: MutableMapping[str, str]) -> str
     return reason
 
 
+def cached_locally(model: str, cache_dir: Path | None = None) -> bool:
+    """Whether the hub model id has its config in the local hub cache (``cache_dir``, by
+    default huggingface_hub's own); without huggingface_hub nothing is cached."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    return isinstance(try_to_load_from_cache(model, "config.json", cache_dir=cache_dir), str)
+
+
 def load_failure_advice(model: str, error: str) -> str:
     """What a terminal user of ``tingxie-server`` reads when the model does not load."""
     return (

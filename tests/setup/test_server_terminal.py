@@ -20,6 +20,7 @@ from server.config import parse_config
 from server.download import (
     HUB_HTTP_LOGGER,
     HubRetrySummary,
+    cached_locally,
     hub_unreachable,
     is_hub_model_id,
     offline_if_hub_unreachable,
@@ -89,7 +90,6 @@ def health(port: int) -> dict[str, object]:
     return body
 
 
-@pytest.mark.slow  # imports torch and transformers: ~10 s, more on a busy machine
 def test_without_a_network_the_default_command_fails_fast_and_clearly(tmp_path: Path) -> None:
     """No arguments (the hub model id), no hub, nothing in the cache: an exit in seconds
     with next steps, not a minute of retries and then listening forever."""
@@ -117,6 +117,21 @@ def test_without_a_network_the_default_command_fails_fast_and_clearly(tmp_path: 
         assert "Retrying in" not in out.stderr
     print(f"failed in {took:.1f} s")
     assert took < 120
+
+
+def test_a_model_in_the_local_cache_is_found(tmp_path: Path) -> None:
+    """Only an uncached model fails before loading: one in the hub cache is loaded from it
+    (the layout huggingface_hub writes: refs/main names the snapshot)."""
+    pytest.importorskip("huggingface_hub")
+    repo = tmp_path / "models--Qwen--Qwen3-ASR-1.7B"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    snapshot = repo / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    assert not cached_locally("Qwen/Qwen3-ASR-1.7B", tmp_path)
+    (snapshot / "config.json").write_text("{}")
+    assert cached_locally("Qwen/Qwen3-ASR-1.7B", tmp_path)
+    assert not cached_locally("Qwen/Qwen3-ASR-0.6B", tmp_path)
 
 
 def test_hub_checks() -> None:
