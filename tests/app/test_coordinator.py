@@ -57,8 +57,9 @@ def test_hands_free_dictation_types_each_sentence(qtbot, server_process, recordi
     audio = speech_with_silence(recordings, ["ps_cards_001", "ps_goforward"])
     typer = RecordingTyper()
     settings = replace(Settings(), server_url=f"ws://127.0.0.1:{port}", mode=Mode.HANDS_FREE)
-    coordinator = Coordinator(settings, typer, lambda s: ArraySource(audio, realtime=True),
-                              SileroVad)
+    coordinator = Coordinator(
+        settings, typer, lambda s: ArraySource(audio, realtime=True), SileroVad
+    )
     stages: list[Stage] = []
     finals: list[HistoryEntry] = []
     partials: list[tuple[str, str]] = []
@@ -89,8 +90,9 @@ def test_push_to_talk_types_only_while_key_held(qtbot, server_process, recording
     settings = replace(
         Settings(), server_url=f"ws://127.0.0.1:{port}", mode=Mode.PUSH_TO_TALK, warm_mic=True
     )
-    coordinator = Coordinator(settings, typer, lambda s: ArraySource(audio, realtime=True),
-                              SileroVad)
+    coordinator = Coordinator(
+        settings, typer, lambda s: ArraySource(audio, realtime=True), SileroVad
+    )
     finals: list[HistoryEntry] = []
     coordinator.final.connect(finals.append)
     coordinator.start()  # warm microphone, nothing sent yet
@@ -111,8 +113,9 @@ def test_microphone_failure_is_reported_not_fatal(qtbot) -> None:
     def broken(_: Settings) -> ArraySource:
         raise OSError("PortAudio library not found")
 
-    coordinator = Coordinator(replace(Settings(), mode=Mode.HANDS_FREE), RecordingTyper(), broken,
-                              SileroVad)
+    coordinator = Coordinator(
+        replace(Settings(), mode=Mode.HANDS_FREE), RecordingTyper(), broken, SileroVad
+    )
     problems: list[str] = []
     coordinator.problem.connect(problems.append)
     coordinator.start()
@@ -136,8 +139,10 @@ class FailingSource(ArraySource):
 def test_audio_thread_failure_is_reported_and_dictation_stops(qtbot) -> None:
     silence = np.zeros(3 * 16000, np.int16)
     coordinator = Coordinator(
-        replace(Settings(), mode=Mode.HANDS_FREE), RecordingTyper(),
-        lambda s: FailingSource(silence), SileroVad,
+        replace(Settings(), mode=Mode.HANDS_FREE),
+        RecordingTyper(),
+        lambda s: FailingSource(silence),
+        SileroVad,
     )
     problems: list[str] = []
     coordinator.problem.connect(problems.append)
@@ -198,7 +203,9 @@ def test_a_final_delivered_by_the_typists_nested_event_loop_waits_its_turn(qtbot
     typer = PastingTyper(second_final_from_the_client_thread)
     coordinator = Coordinator(
         replace(Settings(), server_url="ws://127.0.0.1:9", mode=Mode.HANDS_FREE),
-        typer, lambda s: ArraySource(silence), lambda: ScriptedDetector([]),
+        typer,
+        lambda s: ArraySource(silence),
+        lambda: ScriptedDetector([]),
     )
     stages: list[Stage] = []
     finals: list[HistoryEntry] = []
@@ -221,7 +228,9 @@ def test_typing_errors_and_deferrals_are_results_not_exceptions(qtbot) -> None:
 
     coordinator = Coordinator(
         replace(Settings(), server_url="ws://127.0.0.1:9", mode=Mode.HANDS_FREE),
-        Refusing(), lambda s: ArraySource(np.zeros(512, np.int16)), lambda: ScriptedDetector([]),
+        Refusing(),
+        lambda s: ArraySource(np.zeros(512, np.int16)),
+        lambda: ScriptedDetector([]),
     )
     problems: list[str] = []
     finals: list[HistoryEntry] = []
@@ -247,7 +256,9 @@ def test_a_tap_reaches_the_client_only_if_it_held_speech(qtbot, monkeypatch, spe
     noise = np.round(np.random.default_rng(2).normal(0, 300, 16_000 * 4)).astype(np.int16)
     settings = replace(Settings(), server_url="ws://127.0.0.1:9", mode=Mode.PUSH_TO_TALK)
     coordinator = Coordinator(
-        settings, NoTyping(), lambda s: ArraySource(noise, realtime=True),
+        settings,
+        NoTyping(),
+        lambda s: ArraySource(noise, realtime=True),
         lambda: ScriptedDetector([], default=0.95 if speech else 0.02),
     )
     to_client: list[object] = []
@@ -295,8 +306,13 @@ def test_hotkey_commands_reach_the_coordinator_as_what_they_are(qtbot) -> None:
     for kind in (CommandKind.PRESS, CommandKind.TAP, CommandKind.RELEASE, CommandKind.CANCEL):
         bridge.command.emit(Routed("hold", Command(kind, 1.0)))
     bridge.command.emit(Routed("toggle", Command(CommandKind.PRESS, 2.0)))
-    assert calls == ["talk_pressed", "talk_tapped", "talk_released", "talk_cancelled",
-                     "talk_toggled"]
+    assert calls == [
+        "talk_pressed",
+        "talk_tapped",
+        "talk_released",
+        "talk_cancelled",
+        "talk_toggled",
+    ]
 
 
 def test_a_final_waiting_for_an_earlier_utterance_is_typed_by_the_qt_tick(qtbot) -> None:
@@ -305,7 +321,9 @@ def test_a_final_waiting_for_an_earlier_utterance_is_typed_by_the_qt_tick(qtbot)
     typer = RecordingTyper()
     coordinator = Coordinator(
         replace(Settings(), server_url="ws://127.0.0.1:9", mode=Mode.HANDS_FREE),
-        typer, lambda s: ArraySource(np.zeros(512, np.int16)), lambda: ScriptedDetector([]),
+        typer,
+        lambda s: ArraySource(np.zeros(512, np.int16)),
+        lambda: ScriptedDetector([]),
     )
     coordinator.core.order_wait_s = 0.3
     for uid in (1, 2):  # as the audio thread's lifecycle events would
@@ -335,7 +353,9 @@ def test_typing_waits_for_held_modifiers_on_qt_ticks_without_blocking(qtbot) -> 
     typer = Typer()
     coordinator = Coordinator(
         replace(Settings(), server_url="ws://127.0.0.1:9", mode=Mode.HANDS_FREE),
-        typer, lambda s: ArraySource(np.zeros(512, np.int16)), lambda: ScriptedDetector([]),
+        typer,
+        lambda s: ArraySource(np.zeros(512, np.int16)),
+        lambda: ScriptedDetector([]),
         held_modifiers=lambda: held[0],
     )
     for uid in (1, 2):

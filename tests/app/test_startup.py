@@ -31,8 +31,12 @@ def test_second_instance_hands_over_and_exits(tmp_path: Path) -> None:
     (settings / "tingxie.ini").write_text(
         "[General]\nserver_url=ws://127.0.0.1:9\nmode=hands_free\n"
     )
-    first = subprocess.Popen([*APP, "--settings-dir", str(settings), "--no-tray"],
-                             env=app_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        [*APP, "--settings-dir", str(settings), "--no-tray"],
+        env=app_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     log = settings / "logs" / "tingxie.log"
     try:
         deadline = time.monotonic() + 30
@@ -41,8 +45,13 @@ def test_second_instance_hands_over_and_exits(tmp_path: Path) -> None:
                 break
             time.sleep(0.1)
         assert "client state: unreachable" in log.read_text()
-        second = subprocess.run([*APP, "--settings-dir", str(settings)], env=app_env(),
-                                capture_output=True, text=True, timeout=30)
+        second = subprocess.run(
+            [*APP, "--settings-dir", str(settings)],
+            env=app_env(),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert second.returncode == 0
         assert "already running" in second.stderr
         assert first.poll() is None, "the first instance keeps running"

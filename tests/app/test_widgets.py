@@ -28,8 +28,9 @@ def save_screenshot(widget, name: str, artifacts: Path) -> QImage:  # type: igno
     image = widget.grab().toImage()
     assert not image.isNull()
     assert image.width() == widget.width() and image.height() == widget.height()
-    colors = {image.pixel(x, y) for x in range(0, image.width(), 7)
-              for y in range(0, image.height(), 7)}
+    colors = {
+        image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)
+    }
     assert len(colors) > 3, f"{name}: screenshot is blank"
     for folder in (artifacts, SCREENSHOTS):
         folder.mkdir(parents=True, exist_ok=True)
@@ -82,8 +83,16 @@ def test_tray_menu_and_fallback_window(qtbot, artifacts: Path) -> None:
     tray.set_talk_key("f9")
     tray.set_dictating(True)
     texts = [a.text() for a in tray.menu.actions() if a.text()]
-    for wanted in ("Stop dictation", "Push-to-talk key: f9 (hold)", "Start server",
-                   "Stop server", "Settings…", "History…", "About tingxie", "Quit"):
+    for wanted in (
+        "Stop dictation",
+        "Push-to-talk key: f9 (hold)",
+        "Start server",
+        "Stop server",
+        "Settings…",
+        "History…",
+        "About tingxie",
+        "Quit",
+    ):
         assert wanted in texts
     with qtbot.waitSignal(tray.toggle_dictation, timeout=1000):
         qtbot.mouseClick(tray.window.dictate, Qt.MouseButton.LeftButton)
@@ -96,8 +105,10 @@ def test_settings_dialog_edits_validates_and_applies(qtbot, artifacts: Path) -> 
     speech = load_recordings()[0].samples()
     pcm = np.round(speech * 32768).astype(np.int16)
     dialog = SettingsDialog(
-        Settings(), devices=["Built-in Microphone", "USB Headset"],
-        open_meter=lambda name: ArraySource(pcm, realtime=True), wsl_distros=["Ubuntu-24.04"],
+        Settings(),
+        devices=["Built-in Microphone", "USB Headset"],
+        open_meter=lambda name: ArraySource(pcm, realtime=True),
+        wsl_distros=["Ubuntu-24.04"],
     )
     qtbot.addWidget(dialog)
     dialog.show()
@@ -110,10 +121,15 @@ def test_settings_dialog_edits_validates_and_applies(qtbot, artifacts: Path) -> 
     with qtbot.waitSignal(dialog.applied, timeout=1000) as applied:
         assert dialog.apply()
     new: Settings = applied.args[0]
-    assert new == replace(Settings(), language="zh", context="通义千问", mode="hands_free",
-                          app_overrides={"WindowsTerminal.exe": "clipboard"},
-                          wsl_distro="Ubuntu-24.04",
-                          server_configured=True)  # a server setting was edited by hand
+    assert new == replace(
+        Settings(),
+        language="zh",
+        context="通义千问",
+        mode="hands_free",
+        app_overrides={"WindowsTerminal.exe": "clipboard"},
+        wsl_distro="Ubuntu-24.04",
+        server_configured=True,
+    )  # a server setting was edited by hand
     save_screenshot(dialog, "settings-dialog", artifacts)
     dialog.server_url.setText("http://wrong")
     assert not dialog.apply() and "ws://" in dialog.error.text()
@@ -122,7 +138,9 @@ def test_settings_dialog_edits_validates_and_applies(qtbot, artifacts: Path) -> 
 
 def test_override_parsing_and_level() -> None:
     assert parse_overrides("a.exe = clipboard\n# note\n\nb = keystrokes") == {
-        "a.exe": "clipboard", "b": "keystrokes"}
+        "a.exe": "clipboard",
+        "b": "keystrokes",
+    }
     with pytest.raises(ValueError, match="app = "):
         parse_overrides("a.exe = telepathy")
     assert level_dbfs(np.zeros(512, np.int16)) == -90.0

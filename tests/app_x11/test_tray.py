@@ -21,9 +21,11 @@ PROBE = Path(__file__).with_name("tray_probe.py")
 def tray_host(x11: str) -> Iterator[None]:
     if shutil.which("trayer") is None:
         pytest.skip("no tray host: apt install trayer")
-    host = subprocess.Popen(["trayer", "--edge", "top", "--align", "right", "--width", "10",
-                             "--height", "24"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    host = subprocess.Popen(
+        ["trayer", "--edge", "top", "--align", "right", "--width", "10", "--height", "24"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(1.0)  # trayer takes the system-tray selection
     yield
     host.terminate()
@@ -31,8 +33,13 @@ def tray_host(x11: str) -> Iterator[None]:
 
 
 def test_left_click_on_the_tray_icon_toggles_dictation(tray_host: None) -> None:
-    probe = subprocess.Popen([sys.executable, str(PROBE)], stdout=subprocess.PIPE, text=True,
-                             env=child_env(), cwd=PROBE.parents[2])
+    probe = subprocess.Popen(
+        [sys.executable, str(PROBE)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+        cwd=PROBE.parents[2],
+    )
     try:
         assert probe.stdout is not None
         line = probe.stdout.readline().strip()

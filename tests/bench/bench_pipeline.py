@@ -140,8 +140,9 @@ class ServerThread:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        config = replace(parse_config(["--engine", "fake", "--port", "0"], env={}),
-                         log_level="WARNING")
+        config = replace(
+            parse_config(["--engine", "fake", "--port", "0"], env={}), log_level="WARNING"
+        )
         self.server: RunningServer = self._call(start_server(config, engine))
         self._call(self.server.wait_loaded())
 
@@ -194,8 +195,14 @@ def bench_latency(name: str, engine: Engine) -> LatencyRow:
         timings = event.timings  # the server's final.timings
         stop_to_final, end_to_final = t.stop_to_final(), t.end_to_final()
         end_to_stop, perceived = t.end_to_stop(), t.perceived_latency()
-        if (timings is None or stop_to_final is None or end_to_final is None
-                or end_to_stop is None or perceived is None or t.vad_decision_s is None):
+        if (
+            timings is None
+            or stop_to_final is None
+            or end_to_final is None
+            or end_to_stop is None
+            or perceived is None
+            or t.vad_decision_s is None
+        ):
             continue
         row.utterances += 1
         row.texts.append(event.text)
@@ -231,8 +238,9 @@ def bench_cpu(name: str, samples: np.ndarray, url: str) -> CpuRow:
         stats = run.pipeline.stats
     finally:
         run.close()
-    return CpuRow(name, stats.vad_ms_per_chunk, 1000 * stats.max_vad_seconds,
-                  100 * cpu / wall, wall)
+    return CpuRow(
+        name, stats.vad_ms_per_chunk, 1000 * stats.max_vad_seconds, 100 * cpu / wall, wall
+    )
 
 
 def speech_for(seconds: float) -> np.ndarray:
@@ -311,9 +319,12 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)
 
-    rows = [bench_latency(f"fake, {args.fake_ms:.0f} ms",
-                          FullDecodeEngine(FakeGenerator(per_batch_ms=args.fake_ms,
-                                                         max_batch_size=1)))]
+    rows = [
+        bench_latency(
+            f"fake, {args.fake_ms:.0f} ms",
+            FullDecodeEngine(FakeGenerator(per_batch_ms=args.fake_ms, max_batch_size=1)),
+        )
+    ]
     if not args.no_whisper:
         try:
             from tests.e2e.whisper_engine import WhisperGenerator, whisper_engine

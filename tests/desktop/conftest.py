@@ -37,13 +37,12 @@ class VirtualMic:
                     delay = t0 + (i // 2) / self.rate - time.perf_counter()
                     if delay > 0:
                         time.sleep(delay)
-                os.write(fd, pcm[i:i + block * 2])
+                os.write(fd, pcm[i : i + block * 2])
         finally:
             os.close(fd)
 
     def feed_in_background(self, samples: np.ndarray, pace: bool = True) -> threading.Thread:
-        t = threading.Thread(target=self.feed, args=(samples, pace), name="vmic-feed",
-                             daemon=True)
+        t = threading.Thread(target=self.feed, args=(samples, pace), name="vmic-feed", daemon=True)
         t.start()
         return t
 
@@ -90,13 +89,19 @@ class VirtualMic:
 
     def plug(self) -> None:
         if self.source_module_id() is None:
-            self.pactl("load-module", "module-pipe-source", "source_name=vmic",
-                       f"file={self.fifo}", "format=s16le", f"rate={self.rate}", "channels=1")
+            self.pactl(
+                "load-module",
+                "module-pipe-source",
+                "source_name=vmic",
+                f"file={self.fifo}",
+                "format=s16le",
+                f"rate={self.rate}",
+                "channels=1",
+            )
         self.pactl("set-default-source", "vmic")
 
     def pactl(self, *args: str) -> str:
-        return subprocess.run(["pactl", *args], check=True, capture_output=True,
-                              text=True).stdout
+        return subprocess.run(["pactl", *args], check=True, capture_output=True, text=True).stdout
 
 
 def _rescan_portaudio() -> None:
@@ -117,11 +122,18 @@ def virtual_mic() -> Iterator[VirtualMic]:
     os.environ["XDG_RUNTIME_DIR"] = rt
     fifo = os.path.join(rt, "vmic.fifo")
     subprocess.run(
-        ["pulseaudio", "--daemonize=yes", "--exit-idle-time=-1", "--system=false",
-         "--disallow-exit", "-n", f"--log-target=file:{rt}/pulse.log",
-         "--load=module-native-protocol-unix",
-         f"--load=module-pipe-source source_name=vmic file={fifo} "
-         "format=s16le rate=16000 channels=1"],
+        [
+            "pulseaudio",
+            "--daemonize=yes",
+            "--exit-idle-time=-1",
+            "--system=false",
+            "--disallow-exit",
+            "-n",
+            f"--log-target=file:{rt}/pulse.log",
+            "--load=module-native-protocol-unix",
+            f"--load=module-pipe-source source_name=vmic file={fifo} "
+            "format=s16le rate=16000 channels=1",
+        ],
         check=True,
     )
     try:
@@ -148,4 +160,3 @@ def silero():  # type: ignore[no-untyped-def]
     from desktop.audio.vad import SileroVad
 
     return SileroVad()
-

@@ -52,8 +52,9 @@ def speech_region(vad: Any, samples: np.ndarray) -> tuple[int, int]:
     from silero_vad import get_speech_timestamps
 
     vad.reset()
-    ts = get_speech_timestamps(torch.from_numpy(samples.astype(np.float32) / 32768),
-                               vad._model, speech_pad_ms=0)
+    ts = get_speech_timestamps(
+        torch.from_numpy(samples.astype(np.float32) / 32768), vad._model, speech_pad_ms=0
+    )
     vad.reset()
     return int(ts[0]["start"]), int(ts[-1]["end"])
 

@@ -11,8 +11,20 @@ from desktop.audio.source import ArraySource
 from desktop.audio.vad import SileroVad
 from tests.desktop.helpers import Collector, find_exact, room_noise, speech, speech_region
 
-ALL = ["ps_cards_001", "ps_cards_002", "ps_cards_003", "ps_cards_004", "ps_cards_005",
-       "ps_0880", "ps_goforward", "ps_forever2", "ps_0930", "ps_0870", "ps_0890", "ps_0920"]
+ALL = [
+    "ps_cards_001",
+    "ps_cards_002",
+    "ps_cards_003",
+    "ps_cards_004",
+    "ps_cards_005",
+    "ps_0880",
+    "ps_goforward",
+    "ps_forever2",
+    "ps_0930",
+    "ps_0870",
+    "ps_0890",
+    "ps_0920",
+]
 PRE_ROLL = 7680  # 480 ms default
 
 
@@ -25,7 +37,8 @@ def run_pipeline(vad: SileroVad, audio: np.ndarray, seg: Segmenter | None = None
 
 
 def test_one_utterance_per_recording_with_every_speech_sample_and_pre_roll(
-        silero: SileroVad) -> None:
+    silero: SileroVad,
+) -> None:
     parts, regions = [room_noise(1.0, seed=0)], []
     pos = len(parts[0])
     for k, name in enumerate(ALL):
@@ -55,8 +68,9 @@ def test_one_utterance_per_recording_with_every_speech_sample_and_pre_roll(
         assert e - off >= 100 * 16, f"{name}: only {(e - off) / 16:.0f} ms after speech"
 
 
-@pytest.mark.parametrize("kind", ["zeros", "room", "white", "loud_white", "tone440",
-                                  "tone1k", "sweep"])
+@pytest.mark.parametrize(
+    "kind", ["zeros", "room", "white", "loud_white", "tone440", "tone1k", "sweep"]
+)
 def test_silence_noise_and_tones_open_no_utterance(silero: SileroVad, kind: str) -> None:
     n = 16000 * 4
     t = np.arange(n) / 16000
@@ -100,7 +114,7 @@ def test_push_to_talk_on_real_speech(silero: SileroVad) -> None:
             col.extend(seg.press())
         if i == (silent_press + 8000) // 512 * 512:
             col.extend(seg.release())
-        pipeline._process(audio[i:i + 512])
+        pipeline._process(audio[i : i + 512])
     col.extend(seg.flush())
     (u,) = col.utterances
     s, e = u.started.start_sample, u.ended.end_sample if u.ended else -1

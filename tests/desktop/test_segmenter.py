@@ -36,8 +36,13 @@ def signal(n_samples: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(-32768, 32768, n_samples, dtype=np.int16)
 
 
-def run(seg: Segmenter, probs: list[float], audio: np.ndarray | None = None,
-        actions: dict[int, str] | None = None, flush: bool = True) -> tuple[Collector, np.ndarray]:
+def run(
+    seg: Segmenter,
+    probs: list[float],
+    audio: np.ndarray | None = None,
+    actions: dict[int, str] | None = None,
+    flush: bool = True,
+) -> tuple[Collector, np.ndarray]:
     """Feed one chunk per probability; ``actions[i]`` ('press', 'release', 'toggle',
     'cancel') runs before chunk i."""
     if audio is None:
@@ -47,7 +52,7 @@ def run(seg: Segmenter, probs: list[float], audio: np.ndarray | None = None,
     for i, p in enumerate(probs):
         if i in actions:
             col.extend(getattr(seg, actions[i])())
-        col.extend(seg.feed(audio[i * C:(i + 1) * C], p))
+        col.extend(seg.feed(audio[i * C : (i + 1) * C], p))
     if len(probs) in actions:
         col.extend(getattr(seg, actions[len(probs)])())
     if flush:
@@ -57,6 +62,7 @@ def run(seg: Segmenter, probs: list[float], audio: np.ndarray | None = None,
 
 # Default config in chunks: pre-roll 15, min speech 6, min silence 17.5, tail 8,
 # release tail 10.
+
 
 def test_defaults_in_chunks() -> None:
     c = SegmenterConfig()
@@ -81,7 +87,7 @@ def test_hands_free_exact_pre_roll_and_tail() -> None:
     # min silence 8960 samples = 17.5 chunks → decided at the end of the 18th silent chunk
     assert u.ended.detected_at_sample == 68 * C
     assert u.ended.decision_delay_s == pytest.approx(18 * C / SR)
-    np.testing.assert_array_equal(u.audio, audio[15 * C: 50 * C + 4096])
+    np.testing.assert_array_equal(u.audio, audio[15 * C : 50 * C + 4096])
 
 
 def test_start_is_emitted_only_after_min_speech() -> None:
@@ -89,21 +95,21 @@ def test_start_is_emitted_only_after_min_speech() -> None:
     audio = signal(40 * C)
     col = Collector()
     for i in range(20):
-        col.extend(seg.feed(audio[i * C:(i + 1) * C], 0.0))
+        col.extend(seg.feed(audio[i * C : (i + 1) * C], 0.0))
     for i in range(20, 25):
-        assert seg.feed(audio[i * C:(i + 1) * C], 0.9) == []
+        assert seg.feed(audio[i * C : (i + 1) * C], 0.9) == []
         assert seg.state is SegmenterState.PENDING
-    events = seg.feed(audio[25 * C:26 * C], 0.9)  # 6th speech chunk = 192 ms
+    events = seg.feed(audio[25 * C : 26 * C], 0.9)  # 6th speech chunk = 192 ms
     assert isinstance(events[0], UtteranceStarted)
     assert seg.state is SegmenterState.ACTIVE
     col.extend(events)
     # the burst holds pre-roll + the six speech chunks, in pieces of at most 200 ms
     assert all(isinstance(e, AudioChunk) and e.num_samples <= 3200 for e in events[1:])
-    np.testing.assert_array_equal(col.utterances[0].audio, audio[5 * C: 26 * C])
+    np.testing.assert_array_equal(col.utterances[0].audio, audio[5 * C : 26 * C])
     # then every further chunk goes out as it arrives
-    events = seg.feed(audio[26 * C:27 * C], 0.9)
+    events = seg.feed(audio[26 * C : 27 * C], 0.9)
     assert len(events) == 1 and isinstance(events[0], AudioChunk)
-    assert events[0].pcm == audio[26 * C:27 * C].astype("<i2").tobytes()
+    assert events[0].pcm == audio[26 * C : 27 * C].astype("<i2").tobytes()
 
 
 def test_pre_roll_clamped_at_stream_start() -> None:
@@ -119,7 +125,7 @@ def test_configurable_pre_roll_and_tail() -> None:
     u = col.utterances[0]
     assert u.started.start_sample == 20 * C - 1600
     assert u.ended is not None and u.ended.end_sample == 25 * C + 160
-    np.testing.assert_array_equal(u.audio, audio[20 * C - 1600: 25 * C + 160])
+    np.testing.assert_array_equal(u.audio, audio[20 * C - 1600 : 25 * C + 160])
 
 
 def test_short_pause_does_not_end_and_held_back_silence_is_sent_when_speech_resumes() -> None:
@@ -129,7 +135,7 @@ def test_short_pause_does_not_end_and_held_back_silence_is_sent_when_speech_resu
     col, audio = run(seg, probs)
     assert len(col.utterances) == 1
     u = col.utterances[0]
-    np.testing.assert_array_equal(u.audio, audio[5 * C: 55 * C + 4096])
+    np.testing.assert_array_equal(u.audio, audio[5 * C : 55 * C + 4096])
 
 
 def test_pause_longer_than_min_silence_splits_without_sending_a_sample_twice() -> None:
@@ -141,7 +147,7 @@ def test_pause_longer_than_min_silence_splits_without_sending_a_sample_twice() -
     assert first.ended.end_sample == 30 * C + 4096
     # the second pre-roll would reach back to 35*C but the first sent up to 38*C
     assert second.started.start_sample == 30 * C + 4096
-    np.testing.assert_array_equal(second.audio, audio[30 * C + 4096: 60 * C + 4096])
+    np.testing.assert_array_equal(second.audio, audio[30 * C + 4096 : 60 * C + 4096])
 
 
 def test_hysteresis_between_thresholds() -> None:
@@ -171,14 +177,13 @@ def test_speech_right_after_a_dropped_blip_still_gets_full_pre_roll() -> None:
     assert len(col.dropped) == 1
     (u,) = col.utterances
     assert u.started.start_sample == 47 * C - 7680  # the dropped blip's audio was not sent
-    np.testing.assert_array_equal(u.audio, audio[47 * C - 7680: 57 * C + 4096])
+    np.testing.assert_array_equal(u.audio, audio[47 * C - 7680 : 57 * C + 4096])
 
 
 def test_soft_max_splits_at_first_pause_and_continues_contiguously() -> None:
     cfg = SegmenterConfig(soft_max_ms=ms(40), max_utterance_ms=ms(200), split_silence_ms=ms(2))
     # a 1-chunk pause at 30 is before the soft limit; 2-chunk pause at 60 after it
-    probs = ([0.0] * 20 + [0.9] * 10 + [0.1] + [0.9] * 29 + [0.1] * 2 + [0.9] * 20
-             + [0.0] * 30)
+    probs = [0.0] * 20 + [0.9] * 10 + [0.1] + [0.9] * 29 + [0.1] * 2 + [0.9] * 20 + [0.0] * 30
     col, audio = run(Segmenter(cfg), probs)
     first, second = col.utterances
     assert first.ended is not None and first.ended.reason is EndReason.MAX_LENGTH
@@ -186,18 +191,19 @@ def test_soft_max_splits_at_first_pause_and_continues_contiguously() -> None:
     assert second.started.start_sample == 62 * C
     assert second.ended is not None and second.ended.reason is EndReason.SILENCE
     joined = np.concatenate([first.audio, second.audio])
-    np.testing.assert_array_equal(joined, audio[5 * C: 82 * C + 4096])
+    np.testing.assert_array_equal(joined, audio[5 * C : 82 * C + 4096])
 
 
 def test_soft_split_in_hands_free_sends_no_more_silence_than_the_tail() -> None:
-    cfg = SegmenterConfig(soft_max_ms=ms(40), max_utterance_ms=ms(200), split_silence_ms=ms(12),
-                          tail_ms=ms(4))
+    cfg = SegmenterConfig(
+        soft_max_ms=ms(40), max_utterance_ms=ms(200), split_silence_ms=ms(12), tail_ms=ms(4)
+    )
     probs = [0.0] * 20 + [0.9] * 40 + [0.0] * 30
     col, audio = run(Segmenter(cfg), probs)
     (u,) = col.utterances
     assert u.ended is not None and u.ended.reason is EndReason.MAX_LENGTH
     assert u.ended.detected_at_sample == 72 * C
-    np.testing.assert_array_equal(u.audio, audio[5 * C: 64 * C])
+    np.testing.assert_array_equal(u.audio, audio[5 * C : 64 * C])
 
 
 def test_hard_max_splits_mid_speech_and_loses_nothing() -> None:
@@ -214,7 +220,7 @@ def test_hard_max_splits_mid_speech_and_loses_nothing() -> None:
     for a, b in zip(col.utterances, col.utterances[1:], strict=False):
         assert a.ended is not None and b.started.start_sample == a.ended.end_sample
     joined = np.concatenate([u.audio for u in col.utterances])
-    np.testing.assert_array_equal(joined, audio[5 * C: 170 * C + 4096])
+    np.testing.assert_array_equal(joined, audio[5 * C : 170 * C + 4096])
 
 
 def test_push_to_talk_pre_roll_before_press_and_tail_after_release() -> None:
@@ -227,7 +233,7 @@ def test_push_to_talk_pre_roll_before_press_and_tail_after_release() -> None:
     assert u.ended is not None and u.ended.reason is EndReason.RELEASED
     assert u.ended.end_sample == 65 * C + 5120  # 320 ms after release
     assert u.ended.detected_at_sample == 75 * C
-    np.testing.assert_array_equal(u.audio, audio[40 * C - 7680: 65 * C + 5120])
+    np.testing.assert_array_equal(u.audio, audio[40 * C - 7680 : 65 * C + 5120])
 
 
 def test_push_to_talk_speech_at_the_very_end_of_the_tail_is_kept() -> None:
@@ -236,7 +242,7 @@ def test_push_to_talk_speech_at_the_very_end_of_the_tail_is_kept() -> None:
     probs = [0.0] * 30 + [0.0] * 9 + [0.9] + [0.0] * 10
     col, audio = run(seg, probs, actions={20: "press", 30: "release"})
     (u,) = col.utterances
-    np.testing.assert_array_equal(u.audio, audio[5 * C: 40 * C])
+    np.testing.assert_array_equal(u.audio, audio[5 * C : 40 * C])
 
 
 def test_push_to_talk_without_speech_is_dropped_and_nothing_is_sent() -> None:
@@ -256,7 +262,7 @@ def test_push_to_talk_ignores_vad_while_idle_and_while_held() -> None:
     probs = [0.9] * 20 + [0.0] * 10 + [0.9] * 5 + [0.0] * 60
     col, audio = run(seg, probs, actions={30: "press", 90: "release"})
     (u,) = col.utterances
-    np.testing.assert_array_equal(u.audio, audio[15 * C: 95 * C])
+    np.testing.assert_array_equal(u.audio, audio[15 * C : 95 * C])
 
 
 def test_push_to_talk_repress_during_tail_closes_first_at_the_press() -> None:
@@ -267,7 +273,7 @@ def test_push_to_talk_repress_during_tail_closes_first_at_the_press() -> None:
     assert first.ended is not None and first.ended.end_sample == 17 * C
     assert second.started.start_sample == 17 * C
     joined = np.concatenate([first.audio, second.audio])
-    np.testing.assert_array_equal(joined, audio[0: 35 * C])
+    np.testing.assert_array_equal(joined, audio[0 : 35 * C])
 
 
 def test_push_to_talk_long_hold_without_speech_keeps_listening() -> None:
@@ -281,19 +287,18 @@ def test_push_to_talk_long_hold_without_speech_keeps_listening() -> None:
     # the candidate that caught the speech still has its pre-roll
     assert u.started.start_sample <= 100 * C - 7680 or u.started.start_sample == 0
     assert u.ended is not None and u.ended.end_sample == 120 * C
-    np.testing.assert_array_equal(u.audio, audio[u.started.start_sample: 120 * C])
+    np.testing.assert_array_equal(u.audio, audio[u.started.start_sample : 120 * C])
 
 
 def test_toggle_mode() -> None:
     seg = Segmenter(mode=Mode.TOGGLE)
     probs = [0.0] * 20 + [0.9] * 10 + [0.0] * 60
-    col, audio = run(seg, probs, actions={18: "toggle", 40: "toggle", 70: "toggle"},
-                     flush=False)
+    col, audio = run(seg, probs, actions={18: "toggle", 40: "toggle", 70: "toggle"}, flush=False)
     assert seg.pressed  # the third toggle latched it again
     col.extend(seg.flush())
     first, *rest = col.utterances
     assert first.ended is not None and first.ended.reason is EndReason.RELEASED
-    np.testing.assert_array_equal(first.audio, audio[3 * C: 50 * C])
+    np.testing.assert_array_equal(first.audio, audio[3 * C : 50 * C])
     # the third toggle opened a candidate that heard no speech: dropped at flush
     assert rest == [] and col.dropped[-1].reason is DropReason.NO_SPEECH
 
@@ -319,13 +324,13 @@ def test_cancel_active_and_pending() -> None:
     audio = signal(100 * C)
     col = Collector()
     for i in range(30):
-        col.extend(seg.feed(audio[i * C:(i + 1) * C], 0.9 if i >= 10 else 0.0))
+        col.extend(seg.feed(audio[i * C : (i + 1) * C], 0.9 if i >= 10 else 0.0))
     col.extend(seg.cancel())
     (u,) = col.utterances
     assert u.ended is not None and u.ended.reason is EndReason.CANCELLED
     assert u.ended.end_sample == 30 * C
     for i in range(30, 33):  # speech goes on: a new candidate, without the cancelled audio
-        col.extend(seg.feed(audio[i * C:(i + 1) * C], 0.9))
+        col.extend(seg.feed(audio[i * C : (i + 1) * C], 0.9))
     assert seg.state is SegmenterState.PENDING
     col.extend(seg.cancel())
     assert col.dropped[-1].reason is DropReason.CANCELLED
@@ -336,18 +341,18 @@ def test_set_mode_ends_utterance_and_flush_closes_stream() -> None:
     audio = signal(60 * C)
     col = Collector()
     for i in range(30):
-        col.extend(seg.feed(audio[i * C:(i + 1) * C], 0.9 if i >= 10 else 0.0))
+        col.extend(seg.feed(audio[i * C : (i + 1) * C], 0.9 if i >= 10 else 0.0))
     col.extend(seg.set_mode(Mode.PUSH_TO_TALK))
     assert col.utterances[0].ended is not None
     assert col.utterances[0].ended.reason is EndReason.MODE_CHANGED
     assert seg.mode is Mode.PUSH_TO_TALK
     col.extend(seg.press())
     for i in range(30, 40):
-        col.extend(seg.feed(audio[i * C:(i + 1) * C], 0.9))
+        col.extend(seg.feed(audio[i * C : (i + 1) * C], 0.9))
     col.extend(seg.flush())
     second = col.utterances[1]
     assert second.ended is not None and second.ended.reason is EndReason.STREAM_END
-    np.testing.assert_array_equal(second.audio, audio[30 * C: 40 * C])
+    np.testing.assert_array_equal(second.audio, audio[30 * C : 40 * C])
 
 
 def test_detector_is_used_when_no_probability_given() -> None:
@@ -356,7 +361,7 @@ def test_detector_is_used_when_no_probability_given() -> None:
     audio = signal(60 * C)
     col = Collector()
     for i in range(60):
-        col.extend(seg.feed(audio[i * C:(i + 1) * C]))
+        col.extend(seg.feed(audio[i * C : (i + 1) * C]))
     assert det.calls == 60
     assert len(col.utterances) == 1 and col.utterances[0].ended is not None
     with pytest.raises(ValueError):
@@ -371,12 +376,12 @@ def test_odd_chunk_sizes_stay_bit_exact() -> None:
     probs = [0.0] * 10 + [0.9] * 20 + [0.0] * 40
     for i, p in enumerate(probs):
         n = sizes[i % len(sizes)]
-        col.extend(seg.feed(audio[pos:pos + n], p))
+        col.extend(seg.feed(audio[pos : pos + n], p))
         pos += n
     (u,) = col.utterances
     s = u.started.start_sample
     assert u.started.trigger_sample - s == 1600
-    np.testing.assert_array_equal(u.audio, audio[s:s + len(u.audio)])
+    np.testing.assert_array_equal(u.audio, audio[s : s + len(u.audio)])
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -387,9 +392,12 @@ def test_random_scripts_keep_the_contract(seed: int) -> None:
     rng = random.Random(seed)
     mode = rng.choice(list(Mode))
     cfg = SegmenterConfig(
-        pre_roll_ms=rng.choice([0, 64, 480]), min_silence_ms=rng.choice([100, 560]),
-        min_speech_ms=rng.choice([0, 192]), tail_ms=rng.choice([0, 256]),
-        release_tail_ms=rng.choice([0, 320]), soft_max_ms=rng.choice([500, 3000]),
+        pre_roll_ms=rng.choice([0, 64, 480]),
+        min_silence_ms=rng.choice([100, 560]),
+        min_speech_ms=rng.choice([0, 192]),
+        tail_ms=rng.choice([0, 256]),
+        release_tail_ms=rng.choice([0, 320]),
+        soft_max_ms=rng.choice([500, 3000]),
         max_utterance_ms=3000,
     )
     seg = Segmenter(cfg, mode=mode)
@@ -398,8 +406,9 @@ def test_random_scripts_keep_the_contract(seed: int) -> None:
     while len(probs) < n:
         probs += [rng.choice([0.0, 0.2, 0.4, 0.6, 0.95])] * rng.randint(1, 30)
     probs = probs[:n]
-    actions = {i: rng.choice(["press", "release", "toggle"]) for i in range(n)
-               if rng.random() < 0.05}
+    actions = {
+        i: rng.choice(["press", "release", "toggle"]) for i in range(n) if rng.random() < 0.05
+    }
     if rng.random() < 0.2:
         actions[rng.randrange(n)] = "cancel"
     col, audio = run(seg, probs, actions=actions)
@@ -407,17 +416,17 @@ def test_random_scripts_keep_the_contract(seed: int) -> None:
     for u in col.utterances:
         assert u.ended is not None
         s = u.started.start_sample
-        np.testing.assert_array_equal(u.audio, audio[s:s + len(u.audio)])
-        assert not sent[s:s + len(u.audio)].any()
-        sent[s:s + len(u.audio)] = True
+        np.testing.assert_array_equal(u.audio, audio[s : s + len(u.audio)])
+        assert not sent[s : s + len(u.audio)].any()
+        sent[s : s + len(u.audio)] = True
         assert len(u.audio) <= 3000 * SR // 1000
     if mode is Mode.HANDS_FREE and "cancel" not in actions.values():
         dropped = np.zeros(n * C, dtype=bool)
         for d in col.dropped:
-            dropped[d.start_sample:d.end_sample] = True
+            dropped[d.start_sample : d.end_sample] = True
         for i, p in enumerate(probs):
             if p >= 0.5:
-                assert (sent[i * C:(i + 1) * C] | dropped[i * C:(i + 1) * C]).all(), i
+                assert (sent[i * C : (i + 1) * C] | dropped[i * C : (i + 1) * C]).all(), i
 
 
 def test_config_validation() -> None:

@@ -69,12 +69,25 @@ class FakeSD:
 
     def __init__(self) -> None:
         self.devices = [
-            {"name": "Built-in Mic", "max_input_channels": 2, "default_samplerate": 48000.0,
-             "hostapi": 0, "stereo_only": True},
-            {"name": "HDMI Output", "max_input_channels": 0, "default_samplerate": 48000.0,
-             "hostapi": 0},
-            {"name": "USB Headset Mic", "max_input_channels": 1,
-             "default_samplerate": 16000.0, "hostapi": 0},
+            {
+                "name": "Built-in Mic",
+                "max_input_channels": 2,
+                "default_samplerate": 48000.0,
+                "hostapi": 0,
+                "stereo_only": True,
+            },
+            {
+                "name": "HDMI Output",
+                "max_input_channels": 0,
+                "default_samplerate": 48000.0,
+                "hostapi": 0,
+            },
+            {
+                "name": "USB Headset Mic",
+                "max_input_channels": 1,
+                "default_samplerate": 16000.0,
+                "hostapi": 0,
+            },
         ]
         self.default = type("D", (), {"device": [2, 1]})()
         self.streams: list[FakeStream] = []
@@ -89,8 +102,9 @@ class FakeSD:
             return self.devices
         return self.devices[self.default.device[0] if device is None else device]
 
-    def check_input_settings(self, device: int | None, channels: int, dtype: str,
-                             samplerate: float) -> None:
+    def check_input_settings(
+        self, device: int | None, channels: int, dtype: str, samplerate: float
+    ) -> None:
         d = self.query_devices(device, "input")
         if samplerate != d["default_samplerate"] or channels > d["max_input_channels"]:
             raise FakePortAudioError("invalid sample rate / channels")
@@ -158,7 +172,7 @@ def test_48k_stereo_device_is_downmixed_and_resampled_with_soxr() -> None:
     stereo = np.stack([left, left * 0.5], axis=1).astype(np.float32)  # mean = 0.375 sine
     out = []
     for i in range(0, len(stereo), 1536):
-        stream.push(stereo[i:i + 1536])
+        stream.push(stereo[i : i + 1536])
         while (block := mic.read(timeout=0.01)) is not None:
             out.append(block)
     audio = np.concatenate(out)
@@ -174,8 +188,9 @@ def test_48k_stereo_device_is_downmixed_and_resampled_with_soxr() -> None:
 def test_lost_device_is_reopened_with_backoff_and_reported() -> None:
     sd = FakeSD()
     statuses: list[SourceStatus] = []
-    mic = MicrophoneSource(sd=sd, on_status=statuses.append, backoff_s=(0.05, 0.1),
-                           stall_timeout_s=0.3)
+    mic = MicrophoneSource(
+        sd=sd, on_status=statuses.append, backoff_s=(0.05, 0.1), stall_timeout_s=0.3
+    )
     mic.start()
     sd.streams[0].push(np.ones((512, 1), dtype=np.int16))
     assert mic.read(timeout=1) is not None
@@ -183,8 +198,11 @@ def test_lost_device_is_reopened_with_backoff_and_reported() -> None:
     sd.streams[0].die()  # PortAudio ends the stream
     assert mic.read(timeout=0.5) is None  # no exception, no audio
     kinds = [s.kind for s in statuses]
-    assert kinds[:3] == [SourceStatusKind.OPENED, SourceStatusKind.LOST,
-                         SourceStatusKind.RETRYING], statuses
+    assert kinds[:3] == [
+        SourceStatusKind.OPENED,
+        SourceStatusKind.LOST,
+        SourceStatusKind.RETRYING,
+    ], statuses
     assert sd.streams[0].aborted
     sd.unplugged = False
     assert mic.read(timeout=0.5) is None  # reopened meanwhile; nothing recorded yet
@@ -216,8 +234,9 @@ def test_overflow_is_reported() -> None:
     mic.stop()
 
 
-def test_missing_portaudio_gives_a_clear_error(monkeypatch: pytest.MonkeyPatch,
-                                              tmp_path: Path) -> None:
+def test_missing_portaudio_gives_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     (tmp_path / "sounddevice.py").write_text("raise OSError('PortAudio library not found')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "sounddevice", raising=False)
@@ -262,8 +281,13 @@ def test_array_source_paced_in_real_time_with_a_fake_clock() -> None:
         sleeps.append(s)
         now[0] += s
 
-    src = ArraySource(np.zeros(16000, dtype=np.int16), realtime=True, block_samples=4000,
-                      clock=lambda: now[0], sleep=sleep)
+    src = ArraySource(
+        np.zeros(16000, dtype=np.int16),
+        realtime=True,
+        block_samples=4000,
+        clock=lambda: now[0],
+        sleep=sleep,
+    )
     src.start()
     assert src.read(timeout=0.1) is None  # the first block is 250 ms away
     got = []
@@ -284,8 +308,7 @@ def test_pipeline_thread_delivers_stamped_events_and_queued_commands() -> None:
     col = Collector()
     det = ScriptedDetector([0.0] * 40)  # no speech at all: only the key matters
     seg = Segmenter(mode=Mode.HANDS_FREE)
-    pipeline = AudioPipeline(ArraySource(audio), seg, det, col,
-                             clock=lambda: float(next(clock)))
+    pipeline = AudioPipeline(ArraySource(audio), seg, det, col, clock=lambda: float(next(clock)))
     pipeline.set_mode(Mode.PUSH_TO_TALK)
     pipeline.press()  # applied on the audio thread before the first chunk
     pipeline.start()
@@ -296,8 +319,13 @@ def test_pipeline_thread_delivers_stamped_events_and_queued_commands() -> None:
 
     det2 = ScriptedDetector([0.9] * 40)
     col2 = Collector()
-    p2 = AudioPipeline(ArraySource(np.concatenate([audio, audio[:100]])),
-                       Segmenter(), det2, col2, clock=lambda: 5.0)
+    p2 = AudioPipeline(
+        ArraySource(np.concatenate([audio, audio[:100]])),
+        Segmenter(),
+        det2,
+        col2,
+        clock=lambda: 5.0,
+    )
     p2.run()
     (u,) = col2.utterances
     assert u.started.detected_at == 5.0
@@ -312,8 +340,13 @@ def test_pipeline_reports_a_failing_consumer() -> None:
     def bad_consumer(event: object) -> None:
         raise RuntimeError("boom")
 
-    p = AudioPipeline(ArraySource(np.zeros(512 * 20, dtype=np.int16)), Segmenter(),
-                      ScriptedDetector([0.9] * 20), bad_consumer, on_error=errors.append)
+    p = AudioPipeline(
+        ArraySource(np.zeros(512 * 20, dtype=np.int16)),
+        Segmenter(),
+        ScriptedDetector([0.9] * 20),
+        bad_consumer,
+        on_error=errors.append,
+    )
     p.run()
     assert isinstance(p.error, RuntimeError) and errors == [p.error]
 

@@ -13,8 +13,9 @@ def test_durations_and_unknowns() -> None:
     t.stop_sent = 12.001
     t.first_partial = 10.4
     t.final_received = 12.151
-    t.set_audio_positions(start_sample=0, end_sample=32_000, speech_end_sample=24_000,
-                          detected_at_sample=33_000)
+    t.set_audio_positions(
+        start_sample=0, end_sample=32_000, speech_end_sample=24_000, detected_at_sample=33_000
+    )
     assert t.audio_s == 2.0
     assert t.vad_decision_s == pytest.approx(0.5625)
     assert t.end_to_stop() == pytest.approx(0.001)

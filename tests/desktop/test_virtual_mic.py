@@ -30,7 +30,8 @@ def wait_for(cond, timeout: float) -> bool:  # type: ignore[no-untyped-def]
 
 @pytest.mark.slow
 def test_virtual_mic_utterances_are_bit_exact_with_the_speech(
-        virtual_mic: VirtualMic, silero: SileroVad) -> None:
+    virtual_mic: VirtualMic, silero: SileroVad
+) -> None:
     parts, spans = [room_noise(1.0, seed=100)], []
     pos = len(parts[0])
     for k, name in enumerate(NAMES):
@@ -72,7 +73,7 @@ def test_virtual_mic_utterances_are_bit_exact_with_the_speech(
         assert u.ended is not None and u.ended.reason is EndReason.SILENCE
         # where in the fed stream did this utterance come from? exact match only
         (offset,) = find_exact(fed, u.audio)
-        np.testing.assert_array_equal(u.audio, fed[offset:offset + len(u.audio)])
+        np.testing.assert_array_equal(u.audio, fed[offset : offset + len(u.audio)])
         # exactly 480 ms of pre-roll before the first speech chunk, which is in the
         # recording
         assert u.started.pre_roll_samples == 7680
@@ -90,8 +91,7 @@ def test_virtual_mic_utterances_are_bit_exact_with_the_speech(
 @pytest.mark.slow
 def test_virtual_mic_unplugged_and_plugged_back_is_reopened(virtual_mic: VirtualMic) -> None:
     statuses: list[SourceStatus] = []
-    mic = MicrophoneSource(on_status=statuses.append, stall_timeout_s=1.0,
-                           backoff_s=(0.25, 0.5))
+    mic = MicrophoneSource(on_status=statuses.append, stall_timeout_s=1.0, backoff_s=(0.25, 0.5))
     stop = threading.Event()
     feeder = virtual_mic.feed_until(stop, value=1234)
     kinds = lambda: [s.kind for s in statuses]  # noqa: E731
@@ -108,8 +108,11 @@ def test_virtual_mic_unplugged_and_plugged_back_is_reopened(virtual_mic: Virtual
         t_end = time.monotonic() + 4.0
         while time.monotonic() < t_end and SourceStatusKind.RETRYING not in kinds():
             mic.read(timeout=0.2)  # must not raise while the device is gone
-        assert kinds()[:3] == [SourceStatusKind.OPENED, SourceStatusKind.LOST,
-                               SourceStatusKind.RETRYING], statuses
+        assert kinds()[:3] == [
+            SourceStatusKind.OPENED,
+            SourceStatusKind.LOST,
+            SourceStatusKind.RETRYING,
+        ], statuses
         virtual_mic.plug()
         after: list[np.ndarray] = []
         t_end = time.monotonic() + 6.0

@@ -116,8 +116,14 @@ async def test_cli_mic_json_prints_the_transcripts(
     await server.wait_loaded()
     env = {**subprocess_env, "XDG_RUNTIME_DIR": virtual_mic.runtime_dir}
     proc = await asyncio.create_subprocess_exec(
-        *CLI, "--mic", "--json", "--url", server.url,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        *CLI,
+        "--mic",
+        "--json",
+        "--url",
+        server.url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
     )
     assert proc.stdout is not None and proc.stderr is not None
     try:

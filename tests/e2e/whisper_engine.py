@@ -47,9 +47,27 @@ def require_whisper() -> None:
 
 
 NUMBER_WORDS = [
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
-    "eighteen", "nineteen", "twenty",
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
 ]
 #: Spelling variants Whisper writes for words of the transcripts.
 WORD_FORMS = {"mr": "mister", "mrs": "missus", **{str(n): w for n, w in enumerate(NUMBER_WORDS)}}
@@ -87,7 +105,9 @@ class WhisperGenerator(Generator):
             from faster_whisper import WhisperModel
 
             self._whisper = WhisperModel(
-                str(model_dir()), device="cpu", compute_type="int8",
+                str(model_dir()),
+                device="cpu",
+                compute_type="int8",
                 cpu_threads=self.cpu_threads,
             )
             log.info("loaded faster-whisper %s", self.model)

@@ -61,7 +61,9 @@ def test_x11_autorepeat_release_press_pairs_are_still_held() -> None:
 
 def test_bounce_within_grace_is_one_hold_and_after_grace_two() -> None:
     assert kinds(debounce(ev((P, 0.0), (R, 0.5), (P, 0.53), (R, 1.0)), CFG, 2.0)) == [
-        "press", "release"]
+        "press",
+        "release",
+    ]
     # a press after the grace starts a new hold; the first one is finished first
     out = debounce(ev((P, 0.0), (R, 0.5), (P, 0.6), (R, 1.0)), CFG, 2.0)
     assert kinds(out) == ["press", "release", "press", "release"]

@@ -30,27 +30,37 @@ class Stdin(QObject):
 def main() -> int:
     text = json.loads(sys.argv[1])
     app = QGuiApplication(sys.argv[:1])
-    typist = build_default_typist(OutputPolicy(method=OutputMethod.CLIPBOARD_PASTE),
-                                  paste_timeout_s=2.0)
+    typist = build_default_typist(
+        OutputPolicy(method=OutputMethod.CLIPBOARD_PASTE), paste_timeout_s=2.0
+    )
     assert isinstance(typist.focus, X11FocusProbe)
     paste = typist.outputs[OutputMethod.CLIPBOARD_PASTE]
     assert isinstance(paste, ClipboardPasteOutput)
 
     def run() -> None:
         r = typist.type_final(text)
-        print("RESULT " + json.dumps({
-            "method": r.method.value if r.method else None,
-            "typed": r.typed,
-            "error": r.error,
-            "seconds": r.seconds,
-            "read_observed": paste.last_read_observed,
-            "target_pid": r.target.pid if r.target else None,
-        }, ensure_ascii=False), flush=True)
+        print(
+            "RESULT "
+            + json.dumps(
+                {
+                    "method": r.method.value if r.method else None,
+                    "typed": r.typed,
+                    "error": r.error,
+                    "seconds": r.seconds,
+                    "read_observed": paste.last_read_observed,
+                    "target_pid": r.target.pid if r.target else None,
+                },
+                ensure_ascii=False,
+            ),
+            flush=True,
+        )
 
     stdin = Stdin()
     stdin.line.connect(lambda cmd: app.quit() if cmd == "quit" else None)
-    threading.Thread(target=lambda: ([stdin.line.emit(x.strip()) for x in sys.stdin],
-                                     stdin.line.emit("quit")), daemon=True).start()
+    threading.Thread(
+        target=lambda: ([stdin.line.emit(x.strip()) for x in sys.stdin], stdin.line.emit("quit")),
+        daemon=True,
+    ).start()
     QTimer.singleShot(0, run)
     return app.exec()
 

@@ -26,8 +26,9 @@ from desktop.output.typist import Typist
 
 K, C = OutputMethod.KEYSTROKES, OutputMethod.CLIPBOARD_PASTE
 EDITOR = FocusInfo(window_id=11, pid=500, app="Gedit", title="notes", instance="gedit")
-TERMINAL = FocusInfo(window_id=12, pid=501, app="Gnome-terminal", title="bash",
-                     instance="gnome-terminal-server")
+TERMINAL = FocusInfo(
+    window_id=12, pid=501, app="Gnome-terminal", title="bash", instance="gnome-terminal-server"
+)
 
 
 @dataclass
@@ -36,8 +37,9 @@ class RecordingOutput:
     log: list[tuple[str, str, str | None]]
     fail: bool = False
 
-    def type_text(self, text: str, paste_chord: str | None = None,
-                  target: OutputTarget | None = None) -> None:
+    def type_text(
+        self, text: str, paste_chord: str | None = None, target: OutputTarget | None = None
+    ) -> None:
         if self.fail:
             raise OutputError("boom")
         self.log.append((self.name, text, paste_chord))
@@ -59,15 +61,23 @@ class Clock:
         return self.t
 
 
-def make(info: FocusInfo | None = EDITOR, **policy: object) -> tuple[Typist, list, FakeFocus,
-                                                                    Clock]:
+def make(
+    info: FocusInfo | None = EDITOR, **policy: object
+) -> tuple[Typist, list, FakeFocus, Clock]:
     log: list[tuple[str, str, str | None]] = []
     focus = FakeFocus(info)
     clock = Clock()
     outputs: dict[OutputMethod, TextOutput] = {
-        K: RecordingOutput("keys", log), C: RecordingOutput("paste", log)}
-    typist = Typist(OutputPolicy(**policy), outputs, focus, own_pid=42,  # type: ignore[arg-type]
-                    clock=clock)
+        K: RecordingOutput("keys", log),
+        C: RecordingOutput("paste", log),
+    }
+    typist = Typist(
+        OutputPolicy(**policy),
+        outputs,
+        focus,
+        own_pid=42,  # type: ignore[arg-type]
+        clock=clock,
+    )
     return typist, log, focus, clock
 
 
@@ -160,8 +170,9 @@ def test_reentrant_call_is_queued_in_order() -> None:
         def __init__(self) -> None:
             self.typist: Typist | None = None
 
-        def type_text(self, text: str, paste_chord: str | None = None,
-                  target: OutputTarget | None = None) -> None:
+        def type_text(
+            self, text: str, paste_chord: str | None = None, target: OutputTarget | None = None
+        ) -> None:
             log.append(("paste", text, paste_chord))
             if text == "first" and self.typist is not None:
                 # a Qt slot running inside QtClipboard's local event loop
@@ -182,8 +193,9 @@ def test_guard_is_active_while_typing() -> None:
     class Probe:
         name = "keys"
 
-        def type_text(self, text: str, paste_chord: str | None = None,
-                  target: OutputTarget | None = None) -> None:
+        def type_text(
+            self, text: str, paste_chord: str | None = None, target: OutputTarget | None = None
+        ) -> None:
             seen.append(guard.active())
 
     typist = Typist(OutputPolicy(), {K: Probe()}, FakeFocus(EDITOR), guard=guard)
@@ -212,7 +224,8 @@ def test_injection_guard_tail() -> None:
 @dataclass
 class FakeClipboard:
     content: ClipboardSnapshot = field(
-        default_factory=lambda: ClipboardSnapshot((("text/plain", b"saved"),)))
+        default_factory=lambda: ClipboardSnapshot((("text/plain", b"saved"),))
+    )
     events: list[str] = field(default_factory=list)
     fail_set: bool = False
     confirm: bool = True  # False: the clipboard did not take our text
@@ -235,8 +248,9 @@ class FakeClipboard:
         self.events.append("restore")
         self.content = snapshot
 
-    def wait_for_paste(self, sent_at: float, timeout_s: float,
-                       reader_pid: int | None = None) -> bool:
+    def wait_for_paste(
+        self, sent_at: float, timeout_s: float, reader_pid: int | None = None
+    ) -> bool:
         self.events.append(f"wait:{timeout_s}")
         return True
 
@@ -256,8 +270,14 @@ def test_paste_sequence_restores_clipboard() -> None:
     cb = FakeClipboard()
     out = ClipboardPasteOutput(cb, FakeSender(cb.events), paste_timeout_s=0.3, settle_s=0)
     out.type_text("今天", paste_chord="Ctrl+Shift+V")
-    assert cb.events == ["snapshot", "set:今天", "confirm:True", "chord:ctrl+shift+v",
-                         "wait:0.3", "restore"]
+    assert cb.events == [
+        "snapshot",
+        "set:今天",
+        "confirm:True",
+        "chord:ctrl+shift+v",
+        "wait:0.3",
+        "restore",
+    ]
     assert cb.content.text == "saved" and out.last_read_observed is True
 
 
@@ -322,8 +342,12 @@ class FakeWin32:
 def test_windows_probe_composition() -> None:
     info = WindowsFocusProbe(FakeWin32()).current()
     assert info == FocusInfo(
-        window_id=0x1234, pid=4321, app="WindowsTerminal.exe", title="PowerShell",
-        instance="CASCADIA_HOSTING_WINDOW_CLASS")
+        window_id=0x1234,
+        pid=4321,
+        app="WindowsTerminal.exe",
+        title="PowerShell",
+        instance="CASCADIA_HOSTING_WINDOW_CLASS",
+    )
     assert OutputPolicy().paste_chord_for(info.app_names) == "ctrl+v"
     assert WindowsFocusProbe(FakeWin32(hwnd=0)).current() is None  # secure desktop
     assert WindowsFocusProbe(FakeWin32(fail=True)).current() is None

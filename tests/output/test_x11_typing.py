@@ -46,8 +46,9 @@ def make_typist(probe: X11FocusProbe, **policy: object) -> Typist:
     sender = PynputKeySender(guard)
     outputs: dict[OutputMethod, TextOutput] = {
         OutputMethod.KEYSTROKES: KeystrokeOutput(sender),
-        OutputMethod.CLIPBOARD_PASTE: ClipboardPasteOutput(XclipClipboard(), sender,
-                                                           paste_timeout_s=0.3),
+        OutputMethod.CLIPBOARD_PASTE: ClipboardPasteOutput(
+            XclipClipboard(), sender, paste_timeout_s=0.3
+        ),
     }
     return Typist(OutputPolicy(**policy), outputs, probe, guard=guard)  # type: ignore[arg-type]
 
@@ -100,9 +101,7 @@ def test_consecutive_utterances_are_joined(
     assert target.wait_text(expected) == expected
 
 
-def test_never_types_into_its_own_window(
-    target: TargetWindow, focus_probe: X11FocusProbe
-) -> None:
+def test_never_types_into_its_own_window(target: TargetWindow, focus_probe: X11FocusProbe) -> None:
     typist = make_typist(focus_probe)
     typist.own_pid = target.pid  # pretend the target is one of our windows
     result = typist.type_final(ASCII)
@@ -117,9 +116,14 @@ def test_qt_clipboard_paste_keeps_every_format(target: TargetWindow) -> None:
     assert target.command("setclip") == "OK"
     assert xclip_get() == CLIP_TEXT.encode()
     driver = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests/output/qt_typist_driver.py"),
-         json.dumps(CHINESE)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        env=child_env(), cwd=ROOT, encoding="utf-8")
+        [sys.executable, str(ROOT / "tests/output/qt_typist_driver.py"), json.dumps(CHINESE)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+        cwd=ROOT,
+        encoding="utf-8",
+    )
     try:
         assert driver.stdout is not None
         line = driver.stdout.readline()
@@ -190,15 +194,35 @@ def xterm_shell(x11: str, tmp_path: Path) -> Iterator[Path]:
     # Ctrl+Shift+V pastes CLIPBOARD, as in the terminals that have a paste key
     paste_key = "XTerm*VT100.translations: #override Shift Ctrl <Key>V: insert-selection(CLIPBOARD)"
     proc = subprocess.Popen(
-        ["xterm", "-xrm", "XTerm*allowSendEvents: true", "-xrm", paste_key, "-T", title,
-         "-e", "bash", "--noprofile", "--rcfile", str(rc), "-i"],
-        env={**child_env(), "HOME": str(tmp_path)}, cwd=tmp_path,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "xterm",
+            "-xrm",
+            "XTerm*allowSendEvents: true",
+            "-xrm",
+            paste_key,
+            "-T",
+            title,
+            "-e",
+            "bash",
+            "--noprofile",
+            "--rcfile",
+            str(rc),
+            "-i",
+        ],
+        env={**child_env(), "HOME": str(tmp_path)},
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_for(lambda: (tmp_path / "ready").exists(), 20, "bash in xterm never started")
-        out = subprocess.run(["xdotool", "search", "--sync", "--name", title],
-                             capture_output=True, text=True, timeout=20, check=True)
+        out = subprocess.run(
+            ["xdotool", "search", "--sync", "--name", title],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        )
         window = out.stdout.split()[0]
         xdotool("windowactivate", "--sync", window)
         yield tmp_path
@@ -258,7 +282,11 @@ def test_production_typist_types_a_hostile_final_into_a_terminal(
     wait_for(lambda: focused_app(focus_probe) == "xterm", 10, "xterm never got the focus")
     driver = subprocess.Popen(
         [sys.executable, str(ROOT / "tests/output/qt_typist_driver.py"), json.dumps(final)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=child_env(), cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+        cwd=ROOT,
         encoding="utf-8",
     )
     try:

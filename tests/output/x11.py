@@ -29,33 +29,41 @@ def require_virtual_x11(request: pytest.FixtureRequest) -> str:
     has_plugin = request.config.pluginmanager.hasplugin("xvfb")
     xvfb: Any = request.getfixturevalue("xvfb") if has_plugin else None
     if xvfb is None:
-        pytest.skip("needs pytest-xvfb's virtual X display (pip install pytest-xvfb, Xvfb); "
-                    "these tests inject keys and must not run on a real desktop")
+        pytest.skip(
+            "needs pytest-xvfb's virtual X display (pip install pytest-xvfb, Xvfb); "
+            "these tests inject keys and must not run on a real desktop"
+        )
     missing = [t for t in ("xdotool", "xclip", "xprop") if shutil.which(t) is None]
     if missing:
-        pytest.skip(f"missing X11 tools: {', '.join(missing)} (apt install xdotool xclip "
-                    "x11-utils)")
+        pytest.skip(
+            f"missing X11 tools: {', '.join(missing)} (apt install xdotool xclip x11-utils)"
+        )
     return os.environ["DISPLAY"]
 
 
 def child_env() -> dict[str, str]:
     """Environment for Qt child processes on the X display (xcb, not offscreen)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TINGXIE_")}
-    env.update(QT_QPA_PLATFORM="xcb", PYTHONUNBUFFERED="1",
-               PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]))
+    env.update(
+        QT_QPA_PLATFORM="xcb",
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]),
+    )
     return env
 
 
 def _wm_running() -> bool:
     """A window manager answers: the root names its check window, and that window exists
     (a window manager that died can leave the root's property behind)."""
-    out = subprocess.run(["xprop", "-root", "_NET_SUPPORTING_WM_CHECK"], capture_output=True,
-                         text=True, check=False)
+    out = subprocess.run(
+        ["xprop", "-root", "_NET_SUPPORTING_WM_CHECK"], capture_output=True, text=True, check=False
+    )
     if "window id" not in out.stdout:
         return False
     check_window = out.stdout.split("#")[-1].strip().split(",")[0]
-    alive = subprocess.run(["xprop", "-id", check_window, "_NET_WM_NAME"], capture_output=True,
-                           text=True, check=False)
+    alive = subprocess.run(
+        ["xprop", "-id", check_window, "_NET_WM_NAME"], capture_output=True, text=True, check=False
+    )
     return alive.returncode == 0
 
 
@@ -65,8 +73,9 @@ def window_manager() -> Iterator[None]:
     if _wm_running() or shutil.which("openbox") is None:
         yield
         return
-    proc = subprocess.Popen(["openbox", "--sm-disable"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["openbox", "--sm-disable"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 30  # generous: CI machines can be slow to start it
         while not _wm_running():
@@ -84,8 +93,13 @@ class TargetWindow:
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(TARGET_SCRIPT)], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, text=True, env=child_env(), encoding="utf-8")
+            [sys.executable, str(TARGET_SCRIPT)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=child_env(),
+            encoding="utf-8",
+        )
         line = self._line(timeout=15)
         tag, pid, wid = line.split()
         assert tag == "READY", line
@@ -139,13 +153,23 @@ class TargetWindow:
 
 
 def xclip_set(data: bytes, target: str = "UTF8_STRING") -> None:
-    subprocess.run(["xclip", "-selection", "clipboard", "-i", "-t", target], input=data,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=5)
+    subprocess.run(
+        ["xclip", "-selection", "clipboard", "-i", "-t", target],
+        input=data,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=True,
+        timeout=5,
+    )
 
 
 def xclip_get(target: str = "UTF8_STRING") -> bytes | None:
-    out = subprocess.run(["xclip", "-selection", "clipboard", "-o", "-t", target],
-                         capture_output=True, check=False, timeout=5)
+    out = subprocess.run(
+        ["xclip", "-selection", "clipboard", "-o", "-t", target],
+        capture_output=True,
+        check=False,
+        timeout=5,
+    )
     return out.stdout if out.returncode == 0 else None
 
 
