@@ -192,10 +192,13 @@ def build_wsl_stop_command(wsl_distro: str = "") -> list[str]:
 #: A server the app starts stays up after a failed model load, so that /healthz can say
 #: why (in a terminal it exits with code 1 and says what to do instead).
 STAY_UP_ON_LOAD_FAILURE = {"TINGXIE_KEEP_SERVING_ON_LOAD_FAILURE": "1"}
+#: A server started directly (not in WSL) stops when the stdin the app holds open ends.
+STOP_WITH_THE_APP = {"TINGXIE_STOP_ON_STDIN_EOF": "1"}
 
 
 def server_environment(token: str, launcher: str, inherited_wslenv: str = "") -> dict[str, str]:
-    """Variables for a server started from here: the token and the stay-up flag.
+    """Variables for a server started from here: the token, the stay-up flag and, for a
+    direct child, stop-on-stdin-EOF.
 
     The token travels in ``TINGXIE_TOKEN``, never on the command line (where ``ps``
     and the server log would show it). ``WSLENV`` tells wsl.exe to pass them into WSL.
@@ -203,6 +206,11 @@ def server_environment(token: str, launcher: str, inherited_wslenv: str = "") ->
     env = dict(STAY_UP_ON_LOAD_FAILURE)
     if token:
         env["TINGXIE_TOKEN"] = token
+    if launcher == "direct":
+        # The server is our child and reads the stdin we hold open: it ends with the app,
+        # even after a crash. (In WSL the serve script watches stdin instead and gives the
+        # server /dev/null, which this would read as the app gone.)
+        env.update(STOP_WITH_THE_APP)
     if launcher == "wsl":
         names = [n for n in inherited_wslenv.split(":") if n]
         names += [name for name in env if name not in names]

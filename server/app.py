@@ -16,10 +16,11 @@ import os
 import signal
 import ssl
 import sys
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -395,6 +396,16 @@ async def start_server(
     return running
 
 
+def _wait_for_end_of_input(stream: BinaryIO, on_end: Callable[[], object]) -> None:
+    """Read ``stream`` until end of file (its writer closed it or died), then ``on_end``."""
+    try:
+        while stream.read(4096):
+            pass
+    except (OSError, ValueError):  # closed under us: the same as end of file
+        pass
+    on_end()
+
+
 async def _serve_until_signal(
     config: ServerConfig, engine: Engine, tls: ssl.SSLContext | None
 ) -> int:
@@ -404,6 +415,16 @@ async def _serve_until_signal(
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # Windows: no signal handlers
             loop.add_signal_handler(signum, stop.set)
+
+    if config.stop_on_stdin_eof and sys.stdin is None:  # pythonw: nothing to watch
+        log.warning("--stop-on-stdin-eof: this process has no standard input; ignored")
+    elif config.stop_on_stdin_eof:
+        threading.Thread(
+            target=_wait_for_end_of_input,
+            args=(sys.stdin.buffer, lambda: loop.call_soon_threadsafe(stop.set)),
+            name="stdin-watch",
+            daemon=True,
+        ).start()
 
     async def end_if_load_failed() -> None:
         await running.wait_loaded()

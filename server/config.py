@@ -62,6 +62,9 @@ class ServerConfig:
     log_level: str
     #: After a failed model load: keep listening (/healthz tells why) instead of exiting.
     keep_serving_on_load_failure: bool = False
+    #: Shut down (as on SIGTERM) when stdin reaches end of file: the app that started the
+    #: server holds it open, so the server cannot outlive that app, even after a crash.
+    stop_on_stdin_eof: bool = False
     #: Partial steps the scheduler keeps in flight at once (finals are never held back).
     max_partials_in_flight: int = 64
     #: vLLM engine arguments passed through (None: vLLM's own default).
@@ -369,6 +372,13 @@ def build_parser() -> argparse.ArgumentParser:
         "what to do",
     )
     p.add_argument(
+        "--stop-on-stdin-eof",
+        action="store_true",
+        help="shut down (finishing pending finals) when standard input reaches end of file; "
+        "the tray app starts its local servers so, holding their input open, so that a "
+        "server never outlives the app",
+    )
+    p.add_argument(
         "--log-level",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         default="INFO",
@@ -548,6 +558,7 @@ def parse_config(
         shutdown_timeout_s=args.shutdown_timeout,
         log_level=args.log_level,
         keep_serving_on_load_failure=args.keep_serving_on_load_failure,
+        stop_on_stdin_eof=args.stop_on_stdin_eof,
         max_partials_in_flight=args.max_partials_in_flight,
         max_num_seqs=args.max_num_seqs,
         data_parallel_size=args.data_parallel_size,

@@ -26,11 +26,12 @@ from desktop.launcher import (
     parse_wsl_distros,
     probe_health,
     process_environment,
+    server_environment,
     wsl_serve_script,
 )
 from desktop.loopback import is_loopback_url, websocket_proxy
 from desktop.win32.wsl_distros import list_distros
-from tests.conftest import free_port, spawn_fake_server
+from tests.conftest import free_port, spawn_fake_server, wait_healthy
 
 
 def test_wsl_command_lines() -> None:
@@ -112,6 +113,26 @@ def test_starts_real_server_until_ready_and_stops_it() -> None:
     assert not launcher.running and launcher.state is LauncherState.STOPPED
     log = launcher.log_text()
     assert "listening on" in log and "stopped" in log  # clean SIGTERM shutdown
+
+
+def test_a_directly_started_server_ends_when_the_app_is_gone() -> None:
+    """The app holds the server's stdin open; when the app dies the pipe closes and the
+    server shuts down cleanly instead of keeping the port (and the GPU)."""
+    port = free_port()
+    argv = [sys.executable, "-m", "server", "--engine", "fake", "--port", str(port)]
+    lines: list[str] = []
+    handle = SubprocessRunner().start(
+        argv, lines.append, server_environment("", "direct"), keep_input=True
+    )
+    try:
+        wait_healthy(port)
+        handle.close_input()  # what the OS does for a crashed app
+        assert handle.wait(20) == 0, lines
+    finally:
+        if handle.poll() is None:
+            handle.kill()
+            handle.wait(10)
+    assert any("stopped" in line for line in lines), lines
 
 
 def test_crashed_server_is_restarted_then_given_up() -> None:

@@ -188,8 +188,13 @@ def test_unreadable_or_empty_commands_are_clear_errors() -> None:
 
 def test_token_travels_in_the_environment_and_is_hidden_in_logs() -> None:
     stay = "TINGXIE_KEEP_SERVING_ON_LOAD_FAILURE"  # the tray app reports a failed load
-    assert server_environment("", "direct") == {stay: "1"}
-    assert server_environment("s3cret", "direct") == {"TINGXIE_TOKEN": "s3cret", stay: "1"}
+    ends = "TINGXIE_STOP_ON_STDIN_EOF"  # a direct child ends with the app (not in WSL)
+    assert server_environment("", "direct") == {stay: "1", ends: "1"}
+    assert server_environment("s3cret", "direct") == {
+        "TINGXIE_TOKEN": "s3cret",
+        stay: "1",
+        ends: "1",
+    }
     env = server_environment("s3cret", "wsl", inherited_wslenv="USERPROFILE/p:TINGXIE_TOKEN")
     assert env == {
         "TINGXIE_TOKEN": "s3cret",
