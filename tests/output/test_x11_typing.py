@@ -15,7 +15,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,13 +112,13 @@ def test_never_types_into_its_own_window(target: TargetWindow, focus_probe: X11F
     assert target.text() == ""
 
 
-def test_qt_clipboard_paste_keeps_every_format(target: TargetWindow) -> None:
-    """The real app's path: QtClipboard on the Qt main thread of another process. The
-    clipboard before holds three formats (owned by the target process); all come back."""
-    assert target.command("setclip") == "OK"
-    assert xclip_get() == CLIP_TEXT.encode()
+@contextmanager
+def typist_driver(text: str) -> Iterator[dict[str, Any]]:
+    """The production typist in its own process (tests/output/qt_typist_driver.py) types
+    ``text``; yields its RESULT while the process still runs (it owns the restored
+    clipboard), then tells it to quit."""
     driver = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests/output/qt_typist_driver.py"), json.dumps(CHINESE)],
+        [sys.executable, str(ROOT / "tests/output/qt_typist_driver.py"), json.dumps(text)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -128,7 +130,21 @@ def test_qt_clipboard_paste_keeps_every_format(target: TargetWindow) -> None:
         assert driver.stdout is not None
         line = driver.stdout.readline()
         assert line.startswith("RESULT "), line
-        result = json.loads(line[7:])
+        yield json.loads(line[7:])
+    finally:
+        if driver.poll() is None:
+            assert driver.stdin is not None
+            driver.stdin.write("quit\n")
+            driver.stdin.flush()
+        driver.wait(10)
+
+
+def test_qt_clipboard_paste_keeps_every_format(target: TargetWindow) -> None:
+    """The real app's path: QtClipboard on the Qt main thread of another process. The
+    clipboard before holds three formats (owned by the target process); all come back."""
+    assert target.command("setclip") == "OK"
+    assert xclip_get() == CLIP_TEXT.encode()
+    with typist_driver(CHINESE) as result:
         assert result["error"] is None and result["method"] == "clipboard_paste"
         assert result["target_pid"] == target.pid
         # the paste was observed (lazy QMimeData read), so the restore did not wait 2 s
@@ -141,12 +157,6 @@ def test_qt_clipboard_paste_keeps_every_format(target: TargetWindow) -> None:
         assert xclip_get() == CLIP_TEXT.encode()
         assert xclip_get("text/html") == CLIP_HTML
         assert xclip_get(CLIP_PRIVATE_TYPE) == CLIP_PRIVATE
-    finally:
-        if driver.poll() is None:
-            assert driver.stdin is not None
-            driver.stdin.write("quit\n")
-            driver.stdin.flush()
-        driver.wait(10)
 
 
 # --- hostile finals (issue 12): nothing but the visible text arrives --------------------
@@ -280,29 +290,10 @@ def test_production_typist_types_a_hostile_final_into_a_terminal(
     pwned = xterm_shell / "PWNED"
     final = hostile_final(pwned)
     wait_for(lambda: focused_app(focus_probe) == "xterm", 10, "xterm never got the focus")
-    driver = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests/output/qt_typist_driver.py"), json.dumps(final)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=child_env(),
-        cwd=ROOT,
-        encoding="utf-8",
-    )
-    try:
-        assert driver.stdout is not None
-        line = driver.stdout.readline()
-        assert line.startswith("RESULT "), line
-        result = json.loads(line[7:])
+    with typist_driver(final) as result:
         # xterm has no CLIPBOARD paste key: the built-in table types there
         assert result["error"] is None and result["method"] == "keystrokes", result
         assert result["typed"] == sanitize(final).text
-    finally:
-        if driver.poll() is None:
-            assert driver.stdin is not None
-            driver.stdin.write("quit\n")
-            driver.stdin.flush()
-        driver.wait(10)
     xdotool("key", "Return")
     ran = xterm_shell / "ran"
     wait_for(ran.exists, 10, "bash never ran the line")
