@@ -29,6 +29,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QPlainTextEdit, QWidget
 from desktop.coordinator import Coordinator, HistoryEntry
 from desktop.hotkey.keys import KeySpecError, describe_key_spec, parse_key_spec
 from desktop.launcher import (
+    Launcher,
     LauncherState,
     ServerLauncher,
     SubprocessRunner,
@@ -360,7 +361,7 @@ class TingxieApp(QObject):
         except ValueError as exc:
             self.tray.notify("Cannot start the server", str(exc))
             return
-        stop_argv = build_wsl_stop_command(s.wsl_distro) if s.launcher == "wsl" else None
+        stop_argv = build_wsl_stop_command(s.wsl_distro) if s.launcher is Launcher.WSL else None
         env = server_environment(s.token, s.launcher, os.environ.get("WSLENV", ""))
         self.launcher.start(argv, s.server_url, stop_argv, env, ca_file=s.ca_file or None)
         self.tray.set_server_running(True)

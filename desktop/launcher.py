@@ -39,6 +39,13 @@ log = logging.getLogger(__name__)
 WSL_EXE = "wsl.exe"
 
 
+class Launcher(enum.Enum):
+    """Where the server command runs (the ``launcher`` setting)."""
+
+    WSL = "wsl"  # inside WSL 2, through wsl.exe (the server on Windows' GPU)
+    DIRECT = "direct"  # as a child process of the app, on this machine
+
+
 # ---------------------------------------------------------------- pure parts
 
 _SAFE_WORD = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
@@ -163,7 +170,7 @@ def wsl_serve_script(argv: Sequence[str]) -> str:
 
 
 def build_server_command(
-    launcher: str, server_command: str, wsl_distro: str = "", windows: bool | None = None
+    launcher: Launcher, server_command: str, wsl_distro: str = "", windows: bool | None = None
 ) -> list[str]:
     """The argv that starts the server.
 
@@ -174,12 +181,13 @@ def build_server_command(
     """
     if not server_command.strip():
         raise ValueError("the server command is empty")
-    if launcher == "wsl":
+    if launcher is Launcher.WSL:
         argv = split_command_line(server_command, windows=False)  # a Linux command line
         return build_wsl_exec(["bash", "-lc", wsl_serve_script(argv)], wsl_distro)
-    if launcher == "direct":
+    if launcher is Launcher.DIRECT:
         on_windows = (os.name == "nt") if windows is None else windows
         return split_command_line(server_command, windows=on_windows)
+    # an untyped caller's "wsl" must not quietly start the command here
     raise ValueError(f"unknown launcher {launcher!r}")
 
 
@@ -196,7 +204,9 @@ STAY_UP_ON_LOAD_FAILURE = {"TINGXIE_KEEP_SERVING_ON_LOAD_FAILURE": "1"}
 STOP_WITH_THE_APP = {"TINGXIE_STOP_ON_STDIN_EOF": "1"}
 
 
-def server_environment(token: str, launcher: str, inherited_wslenv: str = "") -> dict[str, str]:
+def server_environment(
+    token: str, launcher: Launcher, inherited_wslenv: str = ""
+) -> dict[str, str]:
     """Variables for a server started from here: the token, the stay-up flag and, for a
     direct child, stop-on-stdin-EOF.
 
@@ -206,12 +216,12 @@ def server_environment(token: str, launcher: str, inherited_wslenv: str = "") ->
     env = dict(STAY_UP_ON_LOAD_FAILURE)
     if token:
         env["TINGXIE_TOKEN"] = token
-    if launcher == "direct":
+    if launcher is Launcher.DIRECT:
         # The server is our child and reads the stdin we hold open: it ends with the app,
         # even after a crash. (In WSL the serve script watches stdin instead and gives the
         # server /dev/null, which this would read as the app gone.)
         env.update(STOP_WITH_THE_APP)
-    if launcher == "wsl":
+    if launcher is Launcher.WSL:
         names = [n for n in inherited_wslenv.split(":") if n]
         names += [name for name in env if name not in names]
         env["WSLENV"] = ":".join(names)

@@ -6,10 +6,12 @@ the settings; :func:`migrate` upgrades older layouts.
 
 Settings carry typed values: ``mode`` is a :class:`~desktop.audio.segmenter.Mode`,
 ``output_method`` (and each ``app_overrides`` value) an
-:class:`~desktop.output.base.OutputMethod`. Text exists only at the store boundary
-(:func:`setting_text` writes it, :func:`_coerce` reads it), in the spelling the settings
-file has always used, so old files keep loading. Each knob has one default: the VAD
-knobs' come from :class:`~desktop.audio.segmenter.SegmenterConfig`, the talk key's from
+:class:`~desktop.output.base.OutputMethod`, ``overlay_position`` an
+:class:`OverlayPosition`, ``launcher`` a :class:`~desktop.launcher.Launcher`. Text
+exists only at the store boundary (:func:`setting_text` writes it, :func:`_coerce` reads
+it), in the spelling the settings file has always used, so old files keep loading. Each
+knob has one default: the VAD knobs' come from
+:class:`~desktop.audio.segmenter.SegmenterConfig`, the talk key's from
 :mod:`desktop.hotkey.keys`.
 """
 
@@ -22,16 +24,26 @@ import logging
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from desktop.audio.segmenter import Mode, SegmenterConfig
 from desktop.hotkey.keys import DEFAULT_HOLD_KEY, KeySpecError, normalize_key_spec
+from desktop.launcher import Launcher
 from desktop.output.base import OutputMethod
 from protocol.endpoint import DEFAULT_SERVER_URL
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+
+
+class OverlayPosition(enum.Enum):
+    """Where the live-text overlay sits on the screen the mouse is on."""
+
+    BOTTOM = "bottom"  # centred above the bottom edge
+    TOP = "top"  # centred below the top edge
+    CURSOR = "cursor"  # just below the mouse pointer
+
 
 #: How each output method is written in the settings file and offered in the dialog.
 OUTPUT_METHOD_TEXT = {
@@ -41,8 +53,8 @@ OUTPUT_METHOD_TEXT = {
 }
 MODES = tuple(mode.value for mode in Mode)
 OUTPUT_METHODS = tuple(OUTPUT_METHOD_TEXT.values())
-OVERLAY_POSITIONS = ("bottom", "top", "cursor")
-LAUNCHERS = ("wsl", "direct")
+OVERLAY_POSITIONS = tuple(position.value for position in OverlayPosition)
+LAUNCHERS = tuple(launcher.value for launcher in Launcher)
 
 _SEGMENTER = SegmenterConfig()  # the VAD knobs' defaults live there
 
@@ -54,8 +66,17 @@ def setting_text(value: enum.Enum) -> str:
     return str(value.value)
 
 
+_Choice = TypeVar("_Choice", bound=enum.Enum)
+
+
+def parse_choice(kind: type[_Choice], value: _Choice | str) -> _Choice:
+    """An enum-valued setting from its stored spelling (case-insensitive); a spelling
+    that names no member raises ValueError."""
+    return value if isinstance(value, kind) else kind(str(value).strip().lower())
+
+
 def parse_mode(value: Mode | str) -> Mode:
-    return value if isinstance(value, Mode) else Mode(str(value).strip().lower())
+    return parse_choice(Mode, value)
 
 
 def parse_output_method(value: OutputMethod | str) -> OutputMethod:
@@ -91,7 +112,7 @@ class Settings:
     app_overrides: dict[str, OutputMethod] = field(default_factory=dict)  # app name → method
     sound_cues: bool = False  # a short tone when recording starts and stops
     # overlay
-    overlay_position: str = "bottom"
+    overlay_position: OverlayPosition = OverlayPosition.BOTTOM
     show_latency: bool = False
     # debugging
     log_transcripts: bool = False  # let what was said into the log (never by default)
@@ -99,7 +120,7 @@ class Settings:
     start_at_login: bool = False  # Windows: the HKCU Run value (desktop/win32/login.py)
     # server launcher
     start_server_on_launch: bool = False
-    launcher: str = "wsl"  # "wsl" (Windows → WSL2) or "direct" (run the command here)
+    launcher: Launcher = Launcher.WSL
     wsl_distro: str = ""  # "" = default distro
     server_command: str = "tingxie-server --model Qwen/Qwen3-ASR-1.7B"
 
@@ -109,6 +130,9 @@ class Settings:
         # raises ValueError.
         object.__setattr__(self, "mode", parse_mode(self.mode))
         object.__setattr__(self, "output_method", parse_output_method(self.output_method))
+        position = parse_choice(OverlayPosition, self.overlay_position)
+        object.__setattr__(self, "overlay_position", position)
+        object.__setattr__(self, "launcher", parse_choice(Launcher, self.launcher))
         overrides = {str(k): parse_output_method(v) for k, v in self.app_overrides.items()}
         object.__setattr__(self, "app_overrides", overrides)
 
@@ -116,13 +140,6 @@ class Settings:
         """A copy with out-of-range values replaced by defaults (logged)."""
         defaults = Settings()
         fixes: dict[str, Any] = {}
-        choices = {
-            "overlay_position": OVERLAY_POSITIONS,
-            "launcher": LAUNCHERS,
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                fixes[name] = getattr(defaults, name)
         if not 0.0 < self.vad_threshold <= 1.0:
             fixes["vad_threshold"] = defaults.vad_threshold
         for name in ("min_silence_ms", "pre_roll_ms", "tail_ms", "release_tail_ms"):
@@ -156,10 +173,10 @@ def with_changes(current: Settings, before: Settings, after: Settings) -> Settin
 
 def _coerce(value: Any, default: Any) -> Any:
     """QSettings (INI/registry) stores strings; convert back to the default's type."""
-    if isinstance(default, Mode):
-        return parse_mode(str(value))
     if isinstance(default, OutputMethod):
         return parse_output_method(str(value))
+    if isinstance(default, enum.Enum):  # Mode, OverlayPosition, Launcher
+        return parse_choice(type(default), str(value))
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value

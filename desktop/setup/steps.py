@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from desktop.launcher import (
+    Launcher,
     LauncherState,
     ProcessRunner,
     ServerLauncher,
@@ -220,7 +221,7 @@ def _configure(choice: SetupChoice) -> Callable[[StepContext], None]:
         ctx.outcome.settings = {
             "server_url": f"ws://127.0.0.1:{choice.port}",
             "token": choice.token,
-            "launcher": "wsl" if target.in_wsl else "direct",
+            "launcher": Launcher.WSL if target.in_wsl else Launcher.DIRECT,
             "wsl_distro": target.wsl_distro,
             "server_command": command,
             "start_server_on_launch": True,
@@ -242,7 +243,7 @@ def _start(
         target = choice.target
         assert target is not None
         settings = ctx.outcome.settings
-        kind = str(settings["launcher"])
+        kind: Launcher = settings["launcher"]
         argv = build_server_command(
             kind, ctx.outcome.server_command, target.wsl_distro, windows=target.windows
         )

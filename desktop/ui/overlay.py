@@ -15,6 +15,7 @@ from PySide6.QtGui import QColor, QCursor, QGuiApplication, QPainter, QPaintEven
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from desktop.output.text_sink import sanitize
+from desktop.settings import OverlayPosition
 
 STABLE_COLOR = "#ffffff"
 UNSTABLE_COLOR = "#a9b4c2"
@@ -44,7 +45,9 @@ def partial_html(stable: str, unstable: str) -> str:
 
 
 class Overlay(QWidget):
-    def __init__(self, position: str = "bottom", show_latency: bool = False) -> None:
+    def __init__(
+        self, position: OverlayPosition = OverlayPosition.BOTTOM, show_latency: bool = False
+    ) -> None:
         super().__init__(
             None,
             Qt.WindowType.Tool
@@ -118,9 +121,9 @@ class Overlay(QWidget):
         screen = QGuiApplication.screenAt(cursor) or QGuiApplication.primaryScreen()
         area = screen.availableGeometry()
         x = area.x() + (area.width() - self.width()) // 2
-        if self.position == "top":
+        if self.position is OverlayPosition.TOP:
             y = area.y() + 40
-        elif self.position == "cursor":
+        elif self.position is OverlayPosition.CURSOR:
             x = min(max(area.x(), cursor.x() - self.width() // 2), area.right() - self.width())
             y = min(cursor.y() + 24, area.bottom() - self.height())
         else:

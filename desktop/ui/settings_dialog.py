@@ -30,12 +30,15 @@ from PySide6.QtWidgets import (
 
 from desktop.audio.source import AudioSource
 from desktop.hotkey.keys import KeySpecError, normalize_key_spec
+from desktop.launcher import Launcher
 from desktop.settings import (
     LAUNCHERS,
     MODES,
     OUTPUT_METHODS,
     OVERLAY_POSITIONS,
+    OverlayPosition,
     Settings,
+    parse_choice,
     parse_mode,
     parse_output_method,
     setting_text,
@@ -139,7 +142,7 @@ class SettingsDialog(QDialog):
         self.start_at_login.setVisible(self._can_start_at_login)
         self.launcher = QComboBox()
         self.launcher.addItems(LAUNCHERS)
-        self.launcher.setCurrentText(s.launcher)
+        self.launcher.setCurrentText(setting_text(s.launcher))
         self.wsl_distro = QComboBox()
         self.wsl_distro.setEditable(True)
         self.wsl_distro.addItems(["", *distros])
@@ -235,7 +238,7 @@ class SettingsDialog(QDialog):
         page.setLayout(form)
         self.overlay_position = QComboBox()
         self.overlay_position.addItems(OVERLAY_POSITIONS)
-        self.overlay_position.setCurrentText(s.overlay_position)
+        self.overlay_position.setCurrentText(setting_text(s.overlay_position))
         self.show_latency = QCheckBox("Show the latency of the last sentence")
         self.show_latency.setChecked(s.show_latency)
         form.addRow("Position", self.overlay_position)
@@ -369,7 +372,7 @@ class SettingsDialog(QDialog):
             server_url,
             self.token.text().strip(),
             self.ca_file.text().strip(),
-            self.launcher.currentText(),
+            parse_choice(Launcher, self.launcher.currentText()),
             self.wsl_distro.currentText().strip(),
             self.server_command.text().strip(),
         )
@@ -390,7 +393,7 @@ class SettingsDialog(QDialog):
             token=self.token.text().strip(),
             ca_file=self.ca_file.text().strip(),
             start_server_on_launch=self.start_server.isChecked(),
-            launcher=self.launcher.currentText(),
+            launcher=parse_choice(Launcher, self.launcher.currentText()),
             wsl_distro=self.wsl_distro.currentText().strip(),
             server_command=self.server_command.text().strip(),
             microphone=self.microphone.currentText().strip(),
@@ -408,7 +411,7 @@ class SettingsDialog(QDialog):
             output_method=parse_output_method(self.output_method.currentText()),
             app_overrides=parse_overrides(self.overrides.toPlainText()),
             sound_cues=self.sound_cues.isChecked(),
-            overlay_position=self.overlay_position.currentText(),
+            overlay_position=parse_choice(OverlayPosition, self.overlay_position.currentText()),
             show_latency=self.show_latency.isChecked(),
             log_transcripts=self.log_transcripts.isChecked(),
             start_at_login=self.start_at_login.isChecked(),

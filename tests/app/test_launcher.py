@@ -13,6 +13,7 @@ import pytest
 
 from desktop.launcher import (
     ChildJob,
+    Launcher,
     LauncherState,
     ProcessHandle,
     RestartPolicy,
@@ -35,12 +36,12 @@ from tests.conftest import free_port, spawn_fake_server, wait_healthy
 
 
 def test_wsl_command_lines() -> None:
-    argv = build_server_command("wsl", "tingxie-server --model '/m x'", "Ubuntu-24.04")
+    argv = build_server_command(Launcher.WSL, "tingxie-server --model '/m x'", "Ubuntu-24.04")
     assert argv[:6] == ["wsl.exe", "-d", "Ubuntu-24.04", "--exec", "bash", "-lc"]
     script = argv[6]
     assert script == wsl_serve_script(["tingxie-server", "--model", "/m x"])
     assert "tingxie-server --model '/m x' </dev/null 3<&- &" in script  # one word each
-    assert build_server_command("wsl", "tingxie-server")[:2] == ["wsl.exe", "--exec"]
+    assert build_server_command(Launcher.WSL, "tingxie-server")[:2] == ["wsl.exe", "--exec"]
     assert build_wsl_stop_command("Debian") == [
         "wsl.exe",
         "-d",
@@ -51,7 +52,7 @@ def test_wsl_command_lines() -> None:
         'pid=$(cat "$HOME/.local/share/tingxie/server.pid" 2>/dev/null)'
         ' && grep -qa tingxie "/proc/$pid/cmdline" && kill -TERM "$pid"',
     ]
-    assert build_server_command("direct", "tingxie-server --port 9 --context 'a b'") == [
+    assert build_server_command(Launcher.DIRECT, "tingxie-server --port 9 --context 'a b'") == [
         "tingxie-server",
         "--port",
         "9",
@@ -122,7 +123,7 @@ def test_a_directly_started_server_ends_when_the_app_is_gone() -> None:
     argv = [sys.executable, "-m", "server", "--engine", "fake", "--port", str(port)]
     lines: list[str] = []
     handle = SubprocessRunner().start(
-        argv, lines.append, server_environment("", "direct"), keep_input=True
+        argv, lines.append, server_environment("", Launcher.DIRECT), keep_input=True
     )
     try:
         wait_healthy(port)
@@ -313,7 +314,7 @@ def test_the_wsl_script_stops_the_server_when_its_stdin_closes(
     stdin; the script then sends the server SIGTERM and ends with its exit code."""
     server = stand_in(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    argv = inside_wsl(build_server_command("wsl", f"{server} {tmp_path / 'signal'}"))
+    argv = inside_wsl(build_server_command(Launcher.WSL, f"{server} {tmp_path / 'signal'}"))
     lines: list[str] = []
     handle = SubprocessRunner().start(argv, lines.append, keep_input=True)
     pidfile = tmp_path / "home" / ".local" / "share" / "tingxie" / "server.pid"
@@ -340,7 +341,7 @@ def test_the_wsl_script_ends_with_the_server_and_its_exit_code(
 ) -> None:
     server = stand_in(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    argv = inside_wsl(build_server_command("wsl", f"{server} {tmp_path / 'signal'} 3"))
+    argv = inside_wsl(build_server_command(Launcher.WSL, f"{server} {tmp_path / 'signal'} 3"))
     handle = SubprocessRunner().start(argv, lambda line: None, keep_input=True)
     try:
         assert handle.wait(10) == 3  # stdin still open: the watcher does not hold it up

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import fields, replace
 from pathlib import Path
+
+import pytest
 
 from desktop.settings import SCHEMA_VERSION, Settings, SettingsStore
 
@@ -127,3 +130,67 @@ def test_the_configuration_reference_shows_each_settings_default() -> None:
             assert documented == f"`{value}`", name
         else:
             assert documented == f"`{setting_text(value)}`", name
+
+
+# ---------------------------------------------------------------- overlay position, launcher
+
+
+def test_overlay_position_and_launcher_are_enums_stored_in_the_old_spelling(
+    tmp_path: Path,
+) -> None:
+    from desktop.launcher import Launcher
+    from desktop.settings import OverlayPosition
+
+    assert Settings().overlay_position is OverlayPosition.BOTTOM
+    assert Settings().launcher is Launcher.WSL
+    # the spelling the dialog and the first-run setup hand over, any case
+    s = Settings(overlay_position=" Cursor ", launcher="direct")  # type: ignore[arg-type]
+    assert s.overlay_position is OverlayPosition.CURSOR and s.launcher is Launcher.DIRECT
+
+    changed = replace(Settings(), overlay_position=OverlayPosition.TOP, launcher=Launcher.DIRECT)
+    SettingsStore(tmp_path).save(changed)
+    text = (tmp_path / "tingxie.ini").read_text()
+    assert "overlay_position=top" in text and "launcher=direct" in text
+    assert "OverlayPosition" not in text and "Launcher" not in text
+    assert SettingsStore(tmp_path).load() == changed
+
+
+def test_a_file_written_with_text_positions_and_launchers_loads(tmp_path: Path) -> None:
+    from desktop.launcher import Launcher
+    from desktop.settings import OverlayPosition
+
+    for position in OverlayPosition:
+        for launcher in Launcher:
+            # a folder each: QSettings caches a file it has read within the same second
+            folder = tmp_path / f"{position.value}-{launcher.value}"
+            folder.mkdir()
+            (folder / "tingxie.ini").write_text(
+                f"[General]\nschema_version=1\noverlay_position={position.value}\n"
+                f"launcher={launcher.value}\n"
+            )
+            loaded = SettingsStore(folder).load()
+            assert (loaded.overlay_position, loaded.launcher) == (position, launcher)
+
+
+def test_an_unknown_position_or_launcher_in_the_file_falls_back_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "tingxie.ini").write_text(
+        "[General]\nschema_version=1\noverlay_position=sideways\nlauncher=docker\nlanguage=zh\n"
+    )
+    with caplog.at_level(logging.WARNING, logger="desktop.settings"):
+        loaded = SettingsStore(tmp_path).load()
+    defaults = Settings()
+    assert loaded.overlay_position is defaults.overlay_position
+    assert loaded.launcher is defaults.launcher
+    assert loaded.language == "zh"  # the rest of the file still counts
+    warnings = "\n".join(r.getMessage() for r in caplog.records)
+    assert "overlay_position='sideways' is invalid" in warnings
+    assert "launcher='docker' is invalid" in warnings
+
+
+def test_an_unknown_position_or_launcher_in_code_is_an_error() -> None:
+    with pytest.raises(ValueError, match="sideways"):
+        Settings(overlay_position="sideways")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="docker"):
+        Settings(launcher="docker")  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt, QTimer
 
-from desktop.launcher import LauncherState, ServerLauncher
+from desktop.launcher import Launcher, LauncherState, ServerLauncher
 from desktop.settings import Settings
 from desktop.setup.decide import PathKind
 from desktop.setup.probe import ProbeConfig
@@ -75,7 +75,7 @@ def test_recorded_wsl_gpu_machine_from_recommendation_to_done(qtbot, gpu_machine
     settings = done.args[0]
     assert isinstance(settings, Settings)
     assert settings.server_configured and settings.start_server_on_launch
-    assert settings.launcher == "wsl" and settings.wsl_distro == "Ubuntu-24.04"
+    assert settings.launcher is Launcher.WSL and settings.wsl_distro == "Ubuntu-24.04"
     assert settings.server_url == f"ws://127.0.0.1:{gpu_machine.port}"
     assert settings.token and settings.token in gpu_machine.runner.envs[-1]["TINGXIE_TOKEN"]
     assert "--max-model-len 4096" in settings.server_command

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from desktop.launcher import (
+    Launcher,
     build_server_command,
     join_command_line,
     login_shell_script,
@@ -143,7 +144,7 @@ def test_hostile_words_reach_the_server_as_one_argument_each(
     echo_program: Path, tmp_path: Path
 ) -> None:
     command = join_command_line([str(echo_program), *HOSTILE], windows=False)
-    argv = build_server_command("wsl", command, "Ubuntu 24.04; $(id)")
+    argv = build_server_command(Launcher.WSL, command, "Ubuntu 24.04; $(id)")
     assert argv[:4] == ["wsl.exe", "-d", "Ubuntu 24.04; $(id)", "--exec"]
     result = run_in_wsl_position(argv, cwd=tmp_path, home=tmp_path)
     assert result["argv"] == HOSTILE
@@ -156,7 +157,9 @@ def test_home_and_variable_prefixes_keep_their_meaning(echo_program: Path, tmp_p
     link = home / "bin"
     link.symlink_to(echo_program.parent)
     command = "CUDA_VISIBLE_DEVICES=1 ~/bin/echo-argv --model '~/my models/$(id)' ~/x"
-    result = run_in_wsl_position(build_server_command("wsl", command), cwd=tmp_path, home=home)
+    result = run_in_wsl_position(
+        build_server_command(Launcher.WSL, command), cwd=tmp_path, home=home
+    )
     # A word that starts with "~/" is in the home folder; the rest of it stays literal.
     assert result["argv"] == ["--model", f"{home}/my models/$(id)", f"{home}/x"]
     assert result["cuda"] == "1"
@@ -165,7 +168,7 @@ def test_home_and_variable_prefixes_keep_their_meaning(echo_program: Path, tmp_p
 def test_windows_command_line_round_trip() -> None:
     """What Python's Popen writes on Windows reads back as the same words."""
     argv = build_server_command(
-        "wsl", join_command_line(["/v/bin/tingxie-server", *HOSTILE], False)
+        Launcher.WSL, join_command_line(["/v/bin/tingxie-server", *HOSTILE], False)
     )
     line = subprocess.list2cmdline(argv)
     assert split_windows_command_line(line) == argv
@@ -176,32 +179,32 @@ def test_windows_command_line_round_trip() -> None:
         "8765",
     ]
     assert split_command_line(join_command_line(exe, windows=True), windows=True) == exe
-    assert build_server_command("direct", join_command_line(exe, True), windows=True) == exe
+    assert build_server_command(Launcher.DIRECT, join_command_line(exe, True), windows=True) == exe
 
 
 def test_unreadable_or_empty_commands_are_clear_errors() -> None:
     with pytest.raises(ValueError, match="cannot be read"):
-        build_server_command("wsl", "tingxie-server --model 'unclosed")
+        build_server_command(Launcher.WSL, "tingxie-server --model 'unclosed")
     with pytest.raises(ValueError, match="empty"):
-        build_server_command("direct", "   ")
+        build_server_command(Launcher.DIRECT, "   ")
 
 
 def test_token_travels_in_the_environment_and_is_hidden_in_logs() -> None:
     stay = "TINGXIE_KEEP_SERVING_ON_LOAD_FAILURE"  # the tray app reports a failed load
     ends = "TINGXIE_STOP_ON_STDIN_EOF"  # a direct child ends with the app (not in WSL)
-    assert server_environment("", "direct") == {stay: "1", ends: "1"}
-    assert server_environment("s3cret", "direct") == {
+    assert server_environment("", Launcher.DIRECT) == {stay: "1", ends: "1"}
+    assert server_environment("s3cret", Launcher.DIRECT) == {
         "TINGXIE_TOKEN": "s3cret",
         stay: "1",
         ends: "1",
     }
-    env = server_environment("s3cret", "wsl", inherited_wslenv="USERPROFILE/p:TINGXIE_TOKEN")
+    env = server_environment("s3cret", Launcher.WSL, inherited_wslenv="USERPROFILE/p:TINGXIE_TOKEN")
     assert env == {
         "TINGXIE_TOKEN": "s3cret",
         stay: "1",
         "WSLENV": f"USERPROFILE/p:TINGXIE_TOKEN:{stay}",
     }
-    assert server_environment("", "wsl")["WSLENV"] == stay
+    assert server_environment("", Launcher.WSL)["WSLENV"] == stay
     shown = redact_argv(["tingxie-server", "--token", "s3cret", "--token=abc", "--port", "1"])
     assert shown == ["tingxie-server", "--token", "***", "--token=***", "--port", "1"]
 
@@ -210,7 +213,7 @@ def test_stopping_signals_the_server_it_started_and_no_other(tmp_path: Path) -> 
     """The WSL start script notes the server's process id; the stop script sends SIGTERM to
     that process only. Both run here in a real bash, with a stand-in server that records
     the signal; a second tingxie server of the same user must keep running."""
-    from desktop.launcher import build_server_command, build_wsl_stop_command
+    from desktop.launcher import build_wsl_stop_command
 
     server = tmp_path / "bin" / "tingxie-server"
     server.parent.mkdir()
@@ -221,7 +224,7 @@ def test_stopping_signals_the_server_it_started_and_no_other(tmp_path: Path) -> 
     )
     server.chmod(0o755)
     env = {"HOME": str(tmp_path / "home"), "PATH": os.environ["PATH"]}
-    start = build_server_command("wsl", f"{server} {tmp_path / 'ours'}")
+    start = build_server_command(Launcher.WSL, f"{server} {tmp_path / 'ours'}")
     other = subprocess.Popen([str(server), str(tmp_path / "other")], env=env)
     # what runs inside WSL; its stdin stays open (the app's pipe)
     ours = subprocess.Popen(start[start.index("bash") :], env=env, stdin=subprocess.PIPE)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from desktop.launcher import LauncherState, ServerLauncher, SubprocessRunner
+from desktop.launcher import Launcher, LauncherState, ServerLauncher, SubprocessRunner
 from desktop.setup.commands import Target
 from desktop.setup.decide import MODEL_SMALL, PathKind, decide
 from desktop.setup.probe import ProbeConfig, Prober
@@ -87,7 +87,7 @@ def test_recorded_wsl_gpu_machine_is_set_up_end_to_end(
     assert settings == {
         "server_url": f"ws://127.0.0.1:{port}",
         "token": "t0ken-from-setup",
-        "launcher": "wsl",
+        "launcher": Launcher.WSL,
         "wsl_distro": "Ubuntu-24.04",
         "server_command": "/home/lin/.local/share/tingxie/venv/bin/tingxie-server "
         f"--model {model} --backend vllm --max-model-len 4096 "
@@ -223,7 +223,10 @@ def test_server_that_dies_while_starting_is_explained(tmp_path: Path) -> None:
     recorder = Recorder()
     setup = SetupRun(steps, SubprocessRunner(), recorder)
     setup.outcome.server_command = shlex.join([sys.executable, str(script)])
-    setup.outcome.settings = {"launcher": "direct", "server_url": f"ws://127.0.0.1:{choice.port}"}
+    setup.outcome.settings = {
+        "launcher": Launcher.DIRECT,
+        "server_url": f"ws://127.0.0.1:{choice.port}",
+    }
     try:
         assert setup.run(len(steps) - 1) == len(steps) - 1
     finally:
@@ -280,7 +283,7 @@ def test_local_server_is_configured_started_and_answers_with_its_token(tmp_path:
         configure = [s.key for s in steps].index("configure")
         assert SetupRun(steps, SubprocessRunner(), recorder).run(configure) is None
         settings = recorder.settings
-        assert settings is not None and settings["launcher"] == "direct"
+        assert settings is not None and settings["launcher"] is Launcher.DIRECT
         assert shlex.split(settings["server_command"])[0] == target.server_program
         assert launcher.state is LauncherState.READY
         assert check_remote(settings["server_url"], "local-token") is None
