@@ -1,5 +1,6 @@
 """What the tray shows for a combination of states (pure): which icon, which tooltip,
-and how any text becomes fit for the tray (:func:`tray_text`)."""
+and how any text becomes fit for the tray (:func:`tray_text`, and for a notification
+:func:`notification_text`)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,16 @@ def tray_text(text: str, max_chars: int) -> str:
             shown = shown[: max_chars - 1].rstrip()
         shown += ELLIPSIS
     return shown
+
+
+def notification_text(text: str, max_chars: int, markup: bool) -> str:
+    """A notification's title or message: :func:`tray_text`, and where the platform reads
+    it as markup (``markup``) ``&``, ``<`` and ``>`` escaped, so a server's ``<b>`` or
+    ``<img src=…>`` shows as the characters it is. Every notification passes here."""
+    shown = tray_text(text, max_chars)
+    # quote=False: quotes mean nothing in element text, and a daemon that strips markup
+    # without reading entities would show every apostrophe as &#x27;
+    return html.escape(shown, quote=False) if markup else shown
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,10 @@
 
 Every text the tray shows -- the tooltip (which carries the server's status and error
 messages and its name) and notifications (failure messages quoting the server) -- passes
-:func:`desktop.ui.look.tray_text` here, the one door: a server that is buggy or not ours
-cannot put control characters, bidi overrides, line breaks, markup or 100 KB into the
-shell's tooltip or balloon."""
+:func:`desktop.ui.look.tray_text` here, the one door (notifications through
+:func:`desktop.ui.look.notification_text`, which also escapes markup where it would be
+rendered): a server that is buggy or not ours cannot put control characters, bidi
+overrides, line breaks, markup or 100 KB into the shell's tooltip or balloon."""
 
 from __future__ import annotations
 
@@ -28,11 +29,21 @@ from desktop.ui.look import (
     TOOLTIP_MAX_CHARS,
     Look,
     as_plain_tooltip,
+    notification_text,
     tray_text,
 )
 
 #: Where the tray's tooltip is native plain text; elsewhere Qt may render it as markup.
 _PLAIN_TOOLTIPS = sys.platform in ("win32", "darwin")
+#: Where QSystemTrayIcon.showMessage may hand title and message to a reader of markup.
+#: Windows (shell balloon or toast) and macOS show them as plain text. On Linux, with a
+#: StatusNotifier tray, Qt passes them unchanged to the freedesktop notification daemon
+#: (org.freedesktop.Notifications.Notify), whose body may carry a subset of HTML (<b>,
+#: <i>, <a href>, <img src>) that daemons render; the summary is plain text by the
+#: specification, but not every daemon keeps to that, and our titles are fixed words, so
+#: both are escaped. (Qt's own balloon on an XEmbed tray shows plain text: a server's
+#: '<' or '&' there appears as its entity -- legible, never rendered.)
+_MARKUP_NOTIFICATIONS = not _PLAIN_TOOLTIPS
 
 
 class FallbackWindow(QWidget):
@@ -149,9 +160,14 @@ class Tray(QObject):
         self.stop_server_action.setEnabled(running)
 
     def notify(self, title: str, message: str) -> None:
-        title = tray_text(title, TITLE_MAX_CHARS)
-        message = tray_text(message, MESSAGE_MAX_CHARS)
         if self.icon is not None and QSystemTrayIcon.supportsMessages():
-            self.icon.showMessage(title, message, QSystemTrayIcon.MessageIcon.Information, 5000)
-        elif self.window is not None:
+            self.icon.showMessage(
+                notification_text(title, TITLE_MAX_CHARS, _MARKUP_NOTIFICATIONS),
+                notification_text(message, MESSAGE_MAX_CHARS, _MARKUP_NOTIFICATIONS),
+                QSystemTrayIcon.MessageIcon.Information,
+                5000,
+            )
+        elif self.window is not None:  # a plain-text label: nothing to escape
+            title = notification_text(title, TITLE_MAX_CHARS, markup=False)
+            message = notification_text(message, MESSAGE_MAX_CHARS, markup=False)
             self.window.status.setText(f"{title}: {message}")

@@ -6,6 +6,7 @@ offscreen tests of both doors (the tray icon and the fallback window)."""
 
 from __future__ import annotations
 
+import html
 import sys
 import time
 from typing import ClassVar
@@ -23,6 +24,7 @@ from desktop.ui.look import (
     TITLE_MAX_CHARS,
     TOOLTIP_MAX_CHARS,
     as_plain_tooltip,
+    notification_text,
     tray_look,
     tray_text,
 )
@@ -136,6 +138,8 @@ def test_tray_icon_tooltip_and_balloon_get_only_visible_text(qtbot, monkeypatch)
     # a title and a message that quote the server (the launcher's detail, a failure)
     tray.notify(f"Server failed {HOSTILE}", f"The server refused the token: {HUGE}")
     [(title, message)] = _RecordingTrayIcon.shown
+    if tray_module._MARKUP_NOTIFICATIONS:  # the caps count what is shown, not entities
+        title, message = html.unescape(title), html.unescape(message)
     assert forbidden(title) == [] and forbidden(message) == []
     assert len(title) <= TITLE_MAX_CHARS and len(message) <= MESSAGE_MAX_CHARS
     assert message.startswith("The server refused the token: warming up [2Jx x")
@@ -160,3 +164,65 @@ def test_tray_icon_tooltip_shows_server_markup_as_text(qtbot, monkeypatch) -> No
     doc = QTextDocument()
     doc.setHtml(tray.icon.toolTip())
     assert doc.toPlainText() == look.tooltip  # the tags are shown, not rendered
+
+
+# ---------------------------------------------------------------- notifications as markup
+
+#: An error message as a hostile server might word it: markup, an escape sequence and a
+#: line break before a command.
+MARKUP_ATTACK = "<b>x</b>\x1b[31m\nrm -rf"
+
+
+def test_notification_text_escapes_markup_where_it_would_be_rendered() -> None:
+    assert notification_text(MARKUP_ATTACK, MESSAGE_MAX_CHARS, markup=True) == (
+        "&lt;b&gt;x&lt;/b&gt;[31m rm -rf"
+    )
+    assert notification_text(MARKUP_ATTACK, MESSAGE_MAX_CHARS, markup=False) == (
+        "<b>x</b>[31m rm -rf"
+    )
+    # an entity the server wrote shows as written; quotes need no escaping in text
+    assert notification_text("a &lt; b & 'c' \"d\"", 63, markup=True) == (
+        "a &amp;lt; b &amp; 'c' \"d\""
+    )
+    assert notification_text("server ready", 63, markup=True) == "server ready"
+
+
+def test_notification_text_escapes_after_the_cut() -> None:
+    """The cap counts visible characters; escaping comes after it, so a cut never
+    leaves half an entity (``&am``) for the daemon to misread."""
+    text = "x" * (MESSAGE_MAX_CHARS - 2) + "&<" * 50
+    shown = notification_text(text, MESSAGE_MAX_CHARS, markup=True)
+    assert shown.endswith("x&amp;" + ELLIPSIS)
+    assert len(html.unescape(shown)) == MESSAGE_MAX_CHARS
+
+
+@pytest.mark.parametrize("markup", [True, False])
+def test_a_hostile_notification_reaches_show_message_as_plain_text(  # type: ignore[no-untyped-def]
+    qtbot, monkeypatch, markup: bool
+) -> None:
+    """Linux (markup read by the notification daemon) and Windows (plain balloons): what
+    showMessage gets displays as the sanitised text, tags and all, never as bold."""
+    monkeypatch.setattr(tray_module, "QSystemTrayIcon", _RecordingTrayIcon)
+    monkeypatch.setattr(tray_module, "_MARKUP_NOTIFICATIONS", markup)
+    _RecordingTrayIcon.shown = []
+    tray = Tray()
+    tray.notify(f"Server failed {MARKUP_ATTACK}", f"Recognition failed: {MARKUP_ATTACK}")
+    [(title, message)] = _RecordingTrayIcon.shown
+    assert forbidden(title) == [] and forbidden(message) == []
+    if markup:
+        assert message == "Recognition failed: &lt;b&gt;x&lt;/b&gt;[31m rm -rf"
+        assert title == "Server failed &lt;b&gt;x&lt;/b&gt;[31m rm -rf"
+        doc = QTextDocument()  # read as markup, it is the text itself
+        doc.setHtml(message)
+        assert doc.toPlainText() == "Recognition failed: <b>x</b>[31m rm -rf"
+    else:
+        assert message == "Recognition failed: <b>x</b>[31m rm -rf"
+        assert title == "Server failed <b>x</b>[31m rm -rf"
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="plain balloons there")
+def test_linux_notifications_are_escaped(qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(tray_module, "QSystemTrayIcon", _RecordingTrayIcon)
+    _RecordingTrayIcon.shown = []
+    Tray().notify("tingxie", '<img src="/etc/x.png"> down')
+    assert _RecordingTrayIcon.shown == [("tingxie", '&lt;img src="/etc/x.png"&gt; down')]
