@@ -32,11 +32,13 @@ Measured, each in one run on one GPU:
   a 5 s segment complete - arrival of its last audio; final: last text - stop.
 
 ``--generator engine`` (the default) is the server's own vLLM generator
-(``build_qwen_engine(..., "vllm")``); ``--generator direct`` drives vLLM's ``AsyncLLM`` here
-with the same prompt and priorities (finals 0, partial steps 1,
-``scheduling_policy="priority"``), with ``--inputs async`` rendering each input (tokens,
-audio features) in the renderer's worker threads first, as vLLM's own API server does,
-where the engine hands ``generate`` the prompt and vLLM processes it on the event loop.
+(``build_qwen_engine(..., "vllm")``), which renders each input (tokens, audio features) in
+vLLM's renderer worker threads before ``generate``, as vLLM's own API server does;
+``--generator direct`` drives vLLM's ``AsyncLLM`` here with the same prompt and priorities
+(finals 0, partial steps 1, ``scheduling_policy="priority"``), rendering the same way with
+``--inputs async`` or, with ``--inputs sync``, handing ``generate`` the raw prompt so that
+vLLM processes it on the event loop (what the server did before): the two side by side
+show what rendering off the loop is worth.
 """
 
 from __future__ import annotations
@@ -976,11 +978,11 @@ def render(parts: list[dict[str, Any]]) -> str:
         f"gpu_memory_utilization {plan['gpu_memory_utilization']}, CUDA graphs "
         f"{'off' if plan['enforce_eager'] else 'on'}. Production = the server's own vLLM "
         'generator (`build_qwen_engine(..., "vllm")`, `scheduling_policy="priority"`, '
-        "finals 0, partial steps 1). AsyncLLM direct = the same prompt and priorities "
-        "driven here, with each input rendered (tokens, audio features) in vLLM's renderer "
-        "threads first as vLLM's own API server does, where the production generator hands "
-        "`generate` the prompt and vLLM processes it on the event loop. Times in ms, "
-        "p50 / p95.",
+        "finals 0, partial steps 1; each input rendered, tokens and audio features, in "
+        "vLLM's renderer threads first, as vLLM's own API server does). AsyncLLM direct = "
+        "the same prompt and priorities driven here, rendered the same way or, 'processed "
+        "on the loop', handed to `generate` raw so that vLLM processes it on the event "
+        "loop. Times in ms, p50 / p95.",
         "",
         "**Alone** (one request at a time; partial = a steady partial step: the segment's "
         "audio, its committed prefix, the tokens a transcript adds; final = the whole "

@@ -7,8 +7,10 @@ the tests check structure, order, equality and determinism."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,6 +55,27 @@ async def test_requests_run_on_vllms_native_model_with_our_prompts(
     assert (n1, n2) == (8, 5)  # ignore_eos: exactly max_new_tokens
     assert ids1.count(audio_pad_id(gen)) == 26  # 2 s of audio → 26 audio embeddings
     assert "hot" in p1 and p2.endswith("assistant\nlanguage English<asr_text>")
+
+
+async def test_audio_features_are_computed_off_the_event_loop(
+    vllm_generator: VLLMGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like vLLM's API server, the generator has the renderer's worker threads tokenise the
+    prompt and turn the audio into features: on the event loop they would hold up every
+    connection's audio and messages (a 20 s window costs tens of ms of CPU)."""
+    from transformers import WhisperFeatureExtractor
+
+    threads: list[int] = []
+    original = WhisperFeatureExtractor.__call__
+
+    def recording(self: WhisperFeatureExtractor, *args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.get_ident())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(WhisperFeatureExtractor, "__call__", recording)
+    await vllm_generator.generate([GenerationRequest(audio=noise(1.5, seed=77), max_new_tokens=2)])
+    assert threads, "the audio was never turned into features"
+    assert threading.get_ident() not in threads
 
 
 async def test_16_concurrent_sessions_equal_each_session_alone(

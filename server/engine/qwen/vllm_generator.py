@@ -6,6 +6,11 @@ model class is vLLM's own ``Qwen3ASRForConditionalGeneration`` (vLLM >= 0.16 shi
 its processor turns the audio into features and expands the audio placeholder; prompts and
 output parsing are ours (:mod:`server.engine.qwen.prompt`), the tokenizer the checkpoint's.
 
+Each request is rendered (tokenised, audio turned into features) by the engine's renderer in
+its worker threads before it is handed to ``generate``, as vLLM's own API server does:
+handed a raw prompt, ``generate`` would do that work on the server's event loop, where every
+connection's audio and messages wait behind it.
+
 Scheduling inside vLLM: the engine runs with ``scheduling_policy="priority"`` and every
 request carries its :class:`~server.engine.base.Priority` (a final is 0, a partial 1; lower
 runs first), so a final waiting for a seat is admitted before waiting partial steps and,
@@ -127,6 +132,7 @@ class VLLMGenerator(Generator):
         self._engine: Any = None
         self._sampling_cls: Any = None
         self._output_kind: Any = None
+        self._parse_prompt: Any = None
         #: When a list: (prompt, prompt_token_ids, output token count) of every finished
         #: request (tests, benchmarks).
         self.trace: list[tuple[str, list[int], int]] | None = None
@@ -160,6 +166,7 @@ class VLLMGenerator(Generator):
         try:
             from vllm import SamplingParams  # type: ignore[import-not-found,import-untyped,unused-ignore]
             from vllm.engine.arg_utils import AsyncEngineArgs  # type: ignore[import-not-found,import-untyped,unused-ignore]
+            from vllm.renderers.inputs.preprocess import parse_model_prompt  # type: ignore[import-not-found,import-untyped,unused-ignore]
             from vllm.sampling_params import RequestOutputKind  # type: ignore[import-not-found,import-untyped,unused-ignore]
             from vllm.v1.engine.async_llm import AsyncLLM  # type: ignore[import-not-found,import-untyped,unused-ignore]
         except ImportError as e:
@@ -204,6 +211,7 @@ class VLLMGenerator(Generator):
             ) from e
         self._sampling_cls = SamplingParams
         self._output_kind = RequestOutputKind.FINAL_ONLY
+        self._parse_prompt = parse_model_prompt
         logger.info(
             "Qwen3-ASR on vLLM: %s loaded in %.1f s (max_model_len=%d, "
             "gpu_memory_utilization=%.2f, max_num_seqs=%s, data_parallel_size=%s)",
@@ -244,9 +252,9 @@ class VLLMGenerator(Generator):
             output_kind=self._output_kind,
         )
         request_id = f"tingxie-{next(_ids)}"
-        inputs = {"prompt": prompt, "multi_modal_data": {"audio": [request.audio]}}
         final: Any = None
         try:
+            inputs = await self._render(prompt, request.audio)
             async for out in self._engine.generate(
                 inputs, params, request_id, priority=int(request.priority)
             ):
@@ -265,6 +273,16 @@ class VLLMGenerator(Generator):
             self.trace.append((prompt, list(final.prompt_token_ids or []), len(out_ids)))
         raw = request.prefix + final.outputs[0].text
         return GenerationResult(text=raw, language=request.language or raw_language(raw))
+
+    async def _render(self, prompt: str, audio: Any) -> Any:
+        """The request's engine input: tokens and audio features, computed in the
+        renderer's worker threads (off the event loop)."""
+        parsed = self._parse_prompt(
+            self._engine.model_config,
+            {"prompt": prompt, "multi_modal_data": {"audio": [audio]}},
+        )
+        (rendered,) = await self._engine.renderer.render_cmpl_async([parsed])
+        return rendered
 
     async def _abort(self, request_id: str) -> None:
         try:
