@@ -8,7 +8,9 @@ posted; a command posted while another is being applied (from a notice handler, 
 a nested event loop) waits in the queue, so the core is never re-entered.
 
 Typing is a stage with its own queue. Finals are put in utterance order (a final waits
-for the outcome of every earlier utterance, at most ``order_wait_s``) and handed to a
+for the outcome of every earlier utterance, at most ``order_wait_s``; an earlier final
+that comes after a later text was handed to the typist is not typed, only recorded,
+so text never lands out of order) and handed to a
 :class:`TypingExecutor` **one at a time**: the next job starts only once the previous
 one's :class:`TypingDone` has come back as a command. A job starts only while the user
 holds no modifier key (a cheap probe, read before each start; a held one is re-read on
@@ -49,6 +51,7 @@ from protocol.client_timeline import UtteranceTimeline
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "WITHHELD_TEXT",
     "AudioFailed",
     "Command",
     "DictationCore",
@@ -77,6 +80,7 @@ __all__ = [
     "TypingOutcome",
     "TypingStatus",
     "UtteranceOutcome",
+    "Withheld",
     "type_text",
 ]
 
@@ -148,10 +152,36 @@ class TypingOutcome:
     notice: str | None = None  # what the typist changed in the text, for the user
 
 
+class Withheld(enum.Enum):
+    """Why a final goes to History instead of into the window that has focus."""
+
+    STALE = "stale"  # the client's verdict: too long after the speech (a long reconnect)
+    OUT_OF_ORDER = "out_of_order"  # what was said after it was handed to the typist first
+    LOCKED = "locked"  # the session is locked: typing would reach no one
+
+
+#: What History notes and what the user is told, for each reason.
+WITHHELD_TEXT: dict[Withheld, tuple[str, str]] = {
+    Withheld.STALE: (
+        "not typed: it came too late to type into the window that has focus now",
+        "A late text was not typed; it is in History.",
+    ),
+    Withheld.OUT_OF_ORDER: (
+        "not typed: it came after what you said next had been typed; it would have "
+        "landed out of order",
+        "A late text was not typed (what you said after it was typed first); it is in History.",
+    ),
+    Withheld.LOCKED: (
+        "not typed: the session was locked",
+        "The session is locked: the text was not typed; it is in History.",
+    ),
+}
+
+
 @dataclass(frozen=True)
 class TypingJob:
     """One text to type. ``utterance_id`` is None for a history "type again".
-    ``stale``: not to be typed; it is recorded when its turn comes, so history keeps
+    ``withheld``: not to be typed; it is recorded when its turn comes, so history keeps
     utterance order."""
 
     seq: int
@@ -159,7 +189,7 @@ class TypingJob:
     utterance_id: int | None = None
     speech_ended_at: float | None = None  # core clock, for the latency
     timeline: UtteranceTimeline | None = None
-    stale: bool = False
+    withheld: Withheld | None = None
     #: the modifier keys still held when the core stopped waiting: not to be typed (it
     #: would make shortcuts); the typist leaves the text on the clipboard
     modifiers_held: tuple[str, ...] = ()
@@ -410,6 +440,10 @@ class DictationCore:
         self._applying = False
         self._speech_ended_at: dict[int, float] = {}
         self._waiting: dict[int, _Waiting] = {}  # finals waiting for earlier outcomes
+        # Utterances with no outcome when a later one's text went to the typist: their
+        # text, should it come, would land after it, so it is withheld; nothing waits
+        # for them any more. Each leaves the set with its outcome.
+        self._overtaken: set[int] = set()
         self._typing_queue: deque[TypingJob] = deque()
         self._typing_now: TypingJob | None = None
         self._next_seq = 1
@@ -645,6 +679,7 @@ class DictationCore:
             self._waiting[uid] = _Waiting(outcome, self._clock())
         else:
             self._speech_ended_at.pop(uid, None)
+            self._overtaken.discard(uid)
             if isinstance(outcome, UtteranceFailed):
                 log.warning("utterance %d failed (%s)", uid, outcome.reason.value)
                 self._problem(f"Recognition failed: {outcome.message}")
@@ -662,28 +697,41 @@ class DictationCore:
         release_up_to = max(expired, default=None)
         for uid in sorted(self._waiting):
             waiting = self._waiting[uid]
-            earlier = [o for o in self.facts.outstanding if o < uid]
+            earlier = self._earlier_to_wait_for(uid)
             if earlier and (release_up_to is None or uid > release_up_to):
                 break
             if earlier:
                 log.warning(
-                    "utterance %d typed before %s: no outcome for them after %.0f s",
+                    "utterance %d released before %s: no outcome for them after %.0f s",
                     uid,
-                    sorted(earlier),
+                    earlier,
                     self.order_wait_s,
                 )
             del self._waiting[uid]
             self._accept_final(waiting.final)
 
+    def _earlier_to_wait_for(self, uid: int) -> list[int]:
+        """Earlier utterances without an outcome whose text could still be typed."""
+        return sorted(o for o in self.facts.outstanding if o < uid and o not in self._overtaken)
+
     def _accept_final(self, final: FinalText) -> None:
         uid = final.utterance_id
         ended = self._speech_ended_at.pop(uid, None)
+        overtaken = uid in self._overtaken
+        self._overtaken.discard(uid)
         text = final.text.strip()
         if not text:
             log.info("utterance %d: empty final", uid)
             return
-        job = TypingJob(self._take_seq(), text, uid, ended, final.timeline, stale=final.stale)
-        self._enqueue_typing(job)
+        withheld = None
+        if final.stale:
+            withheld = Withheld.STALE
+        elif overtaken:
+            log.warning("utterance %d: its final came after later text was typed", uid)
+            withheld = Withheld.OUT_OF_ORDER
+        self._enqueue_typing(
+            TypingJob(self._take_seq(), text, uid, ended, final.timeline, withheld=withheld)
+        )
 
     # ---------------------------------------------------------------- typing stage
 
@@ -692,31 +740,50 @@ class DictationCore:
         return seq
 
     def _enqueue_typing(self, job: TypingJob) -> None:
-        self._typing_queue.append(job)
+        """Queue ``job`` in utterance order: a final released late (its earlier
+        utterance's outcome came after a later final had been queued) goes before the
+        later finals that have not started yet."""
+        at = len(self._typing_queue)
+        if job.utterance_id is not None:
+            at = next(
+                (
+                    i
+                    for i, queued in enumerate(self._typing_queue)
+                    if queued.utterance_id is not None and queued.utterance_id > job.utterance_id
+                ),
+                at,
+            )
+        self._typing_queue.insert(at, job)
         self._pump_typing()
 
+    def _withheld(self, job: TypingJob) -> Withheld | None:
+        if job.withheld is not None:
+            return job.withheld
+        if self._locked and job.utterance_id is not None:
+            return Withheld.LOCKED  # typing into a locked session reaches no one
+        return None
+
     def _pump_typing(self) -> None:
-        """Start the next job unless one is running; stale ones are recorded on the way.
-        A job to type waits (queued, re-read on ticks) while a modifier is held."""
+        """Start the next job unless one is running; withheld ones are recorded on the
+        way. A job to type waits (queued, re-read on ticks) while a modifier is held."""
         while self._typing_now is None and self._typing_queue:
             job = self._typing_queue[0]
-            if not job.stale and not (self._locked and job.utterance_id is not None):
+            withheld = self._withheld(job)
+            if withheld is None:
                 held = self._modifiers_to_wait_for()
                 if held is None:
                     break  # still held: a tick reads them again
                 job = replace(job, modifiers_held=held)
             self._typing_queue.popleft()
-            if job.stale:
-                note = "not typed: it came too late to type into the window that has focus now"
+            if withheld is not None:
+                note, notice = WITHHELD_TEXT[withheld]
                 self._record(HistoryEntry(self._wall_clock(), job.text, None, False, note))
-                self._problem("A late text was not typed; it is in History.")
+                self._problem(notice)
                 continue
-            if self._locked and job.utterance_id is not None:
-                # typing into a locked session reaches no one (or the lock screen)
-                note = "not typed: the session was locked"
-                self._record(HistoryEntry(self._wall_clock(), job.text, None, False, note))
-                self._problem("The session is locked: the text was not typed; it is in History.")
-                continue
+            if job.utterance_id is not None:
+                # from now on this text is in the window: an earlier one typed after it
+                # would land out of order
+                self._overtaken.update(self._earlier_to_wait_for(job.utterance_id))
             self._typing_now = job
             self._executor.submit(job)
         if self._typing_now is not None or not self._typing_queue:

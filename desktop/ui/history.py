@@ -65,7 +65,10 @@ class HistoryWindow(QWidget):
             latency += " (not typed)"
         text = sanitize(entry.text, max_chars=None).text
         for column, value in enumerate((when, text, latency)):
-            self.table.setItem(row, column, QTableWidgetItem(value))
+            item = QTableWidgetItem(value)
+            if entry.note:  # why it was not typed (late, locked...), or what was changed
+                item.setToolTip(entry.note)
+            self.table.setItem(row, column, item)
 
     def selected_text(self) -> str:
         row = self.table.currentRow()

@@ -19,6 +19,7 @@ from desktop.audio.segmenter import (
     UtteranceStarted,
 )
 from desktop.dictation import (
+    WITHHELD_TEXT,
     AudioFailed,
     DictationCore,
     FinalRecorded,
@@ -40,6 +41,7 @@ from desktop.dictation import (
     TypingJob,
     TypingOutcome,
     TypingStatus,
+    Withheld,
     type_text,
 )
 from desktop.output.base import OutputMethod
@@ -304,6 +306,74 @@ def test_no_final_waits_longer_than_the_order_wait_even_behind_a_later_arrival()
     r.finish_typing()
     assert [j.text for j in r.executor.submitted] == ["three", "five"]
     assert r.core.next_deadline() is None
+
+
+OUT_OF_ORDER_NOTE = WITHHELD_TEXT[Withheld.OUT_OF_ORDER][0]
+
+
+def test_an_earlier_final_arriving_after_a_later_text_was_typed_goes_to_history() -> None:
+    """Utterance 2 is typed once it has waited for 1; 1's final comes after that. Typed,
+    it would land after 2 in the document: it goes to History, and the user is told."""
+    r = rig()
+    spoken(r, 1, 2)
+    r.core.post(final(2, "second"))
+    r.clock.now += r.core.order_wait_s
+    r.core.post(Tick())
+    r.finish_typing()
+    r.clock.now += 5
+    r.core.post(final(1, "first"))
+    assert [j.text for j in r.executor.submitted] == ["second"], "never typed after 2"
+    assert [(e.text, e.typed, e.note) for e in r.core.history] == [
+        ("second", True, ""),
+        ("first", False, OUT_OF_ORDER_NOTE),
+    ]
+    assert "out of order" in OUT_OF_ORDER_NOTE
+    assert r.problems == [WITHHELD_TEXT[Withheld.OUT_OF_ORDER][1]]
+    assert "History" in r.problems[0] and "not typed" in r.problems[0]
+    assert r.core.facts.stage is Stage.IDLE and r.core.next_deadline() is None
+
+
+def test_an_earlier_final_arriving_while_a_later_one_is_being_typed_is_not_typed() -> None:
+    r = rig()
+    spoken(r, 1, 2)
+    r.core.post(final(2, "second"))
+    r.clock.now += r.core.order_wait_s
+    r.core.post(Tick())
+    assert r.core.typing_now is not None  # "second" is with the typist
+    r.core.post(final(1, "first"))
+    r.finish_typing()
+    assert [j.text for j in r.executor.submitted] == ["second"]
+    assert [(e.text, e.typed) for e in r.core.history] == [("second", True), ("first", False)]
+
+
+def test_once_overtaken_an_utterance_holds_no_later_final_back() -> None:
+    """Its text can no longer be typed, so nothing waits for it again."""
+    r = rig()
+    spoken(r, 1, 2)
+    r.core.post(final(2, "second"))
+    r.clock.now += r.core.order_wait_s
+    r.core.post(Tick())
+    r.finish_typing()
+    spoken(r, 3)
+    r.core.post(final(3, "third"))
+    assert [j.text for j in r.executor.submitted] == ["second", "third"]
+    assert r.core.next_deadline() is None
+    r.finish_typing()
+    r.core.post(UtteranceFailed(1, "the model failed on it", FailReason.ENGINE_ERROR))
+    assert r.problems == ["Recognition failed: the model failed on it"], "still told"
+    assert r.core.facts.stage is Stage.IDLE
+
+
+def test_a_stale_final_that_was_also_overtaken_is_recorded_once() -> None:
+    r = rig()
+    spoken(r, 1, 2)
+    r.core.post(final(2, "second"))
+    r.clock.now += r.core.order_wait_s
+    r.core.post(Tick())
+    r.finish_typing()
+    r.core.post(final(1, "first", stale=True))
+    assert [(e.text, e.typed) for e in r.core.history] == [("second", True), ("first", False)]
+    assert len(r.problems) == 1
 
 
 # ---------------------------------------------------------------- outcomes are visible
@@ -639,6 +709,11 @@ def test_with_time_passing_no_final_waits_too_long_and_no_tick_is_due_in_the_pas
     check()
     recorded = sorted(e.text for e in r.core.history)
     assert recorded == sorted(f"text {p.uid}" for p in plan if p.kind == "final")
+    # never typed out of order: what went to the typist rises in utterance order, and
+    # whatever was not typed says why
+    typed_ids = [j.utterance_id for j in r.executor.submitted]
+    assert typed_ids == sorted(typed_ids)
+    assert all(e.typed or e.note == OUT_OF_ORDER_NOTE for e in r.core.history)
 
 
 # ---------------------------------------------------------------- session lock
@@ -849,6 +924,26 @@ def test_a_lock_during_the_wait_records_the_final_and_stops_the_ticks() -> None:
     assert r.executor.submitted == []
     assert [(e.text, e.note) for e in r.core.history] == [("waiting", LOCKED_NOTE)]
     assert r.core.next_deadline() is None and r.core.facts.stage is Stage.IDLE
+
+
+def test_an_earlier_final_arriving_while_the_later_one_waits_for_modifiers_goes_first() -> None:
+    """Utterance 2 was released after its wait but has not started (Ctrl is held): 1's
+    final, arriving now, still lands in order, before it."""
+    r, _ = held_rig(release_after=None)
+    spoken(r, 1, 2)
+    r.core.post(final(2, "second"))
+    r.clock.now += r.core.order_wait_s
+    r.core.post(Tick())
+    assert [j.text for j in r.core.typing_queue] == ["second"] and r.executor.submitted == []
+    r.clock.now += 0.5
+    r.core.post(final(1, "first"))
+    assert [j.text for j in r.core.typing_queue] == ["first", "second"]
+    tick_until(r, r.clock.now + 10)  # Ctrl stays held: each goes with the keys named
+    r.finish_typing()
+    tick_until(r, r.clock.now + 10)
+    r.finish_typing()
+    assert [j.text for j in r.executor.submitted] == ["first", "second"]
+    assert [e.text for e in r.core.history] == ["first", "second"]
 
 
 def test_stale_finals_are_recorded_without_reading_the_keyboard() -> None:

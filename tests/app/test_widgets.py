@@ -152,9 +152,10 @@ def test_history_lists_newest_first_and_retypes(qtbot) -> None:
     history = HistoryWindow(typed.append)
     qtbot.addWidget(history)
     history.add(HistoryEntry(1_700_000_000, "first", 420.0, True))
-    history.add(HistoryEntry(1_700_000_010, "第二句", None, False))
+    history.add(HistoryEntry(1_700_000_010, "第二句", None, False, "not typed: late"))
     assert history.table.item(0, 1).text() == "第二句"
     assert history.table.item(0, 2).text() == "— (not typed)"
+    assert history.table.item(0, 2).toolTip() == "not typed: late"  # says why
     assert history.table.item(1, 2).text() == "420 ms"
     history.table.selectRow(1)
     history.retype_selected()
