@@ -41,7 +41,8 @@ class ClientState(enum.Enum):
     VERSION_MISMATCH = "version_mismatch"  # retried slowly until reconfigured
     CLOSED = "closed"
     #: No link, on purpose: the server closed an idle link (idle timeout, or displaced
-    #: at its connection limit). Nothing is wrong; the next utterance connects.
+    #: at its connection limit). Nothing is wrong; the next utterance connects (the
+    #: state stays calm while that link opens, so the tray shows the user speaking).
     IDLE_DISCONNECTED = "idle_disconnected"
 
 

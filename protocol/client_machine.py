@@ -330,8 +330,13 @@ class ClientMachine:
     # ---------------------------------------------------------------- link inputs
 
     def connecting(self, now: float) -> None:
+        """A connection attempt starts. Out of the calm state because an utterance
+        started, the state stays calm until the link is up or fails: nothing is wrong,
+        and the tray keeps showing the user speaking rather than "connecting"."""
+        on_speech = self.state is ClientState.IDLE_DISCONNECTED and bool(self._utts)
         self.leave_calm(now)
-        self._set_state(ClientState.CONNECTING)
+        if not on_speech:
+            self._set_state(ClientState.CONNECTING)
 
     def link_failed(self, state: ClientState, detail: str, now: float) -> None:
         """A connection attempt failed; ``state`` says how (unreachable, auth...)."""

@@ -50,6 +50,36 @@ def test_an_idle_close_is_calm_until_an_utterance_starts(code: CloseCode) -> Non
     assert isinstance(final, FinalText) and final.text == "hello" and not final.stale
 
 
+def test_speaking_out_of_the_calm_state_connects_without_saying_connecting() -> None:
+    """The user speaks: the link opens meanwhile, and the state stays calm (the tray
+    shows the user speaking) until the link is up; a failed attempt is told as such."""
+    h = Harness()
+    h.up()
+    h.machine.link_down("idle", h.now, int(CloseCode.IDLE_TIMEOUT))
+    h.flush()
+    h.events.clear()
+    h.say(1, pcm(0.5), end=False)
+    h.machine.connecting(h.now)
+    h.flush()
+    assert h.machine.state is ClientState.IDLE_DISCONNECTED and states(h) == []
+    assert h.machine.wants_link(h.now) and h.machine.calm_until() is None
+    h.up()
+    assert states(h) == [ClientState.READY]
+    # the next calm spell: this time the server cannot be reached
+    h.machine.utterance_ended(1, h.now)
+    h.flush()
+    h.server(Final("hello", id=h.wire.starts[0]))
+    h.machine.link_down("idle", h.now, int(CloseCode.IDLE_TIMEOUT))
+    h.say(2, pcm(0.5), end=False)
+    h.machine.connecting(h.now)
+    h.machine.link_failed(ClientState.UNREACHABLE, "refused", h.now)
+    h.flush()
+    assert states(h)[-2:] == [ClientState.IDLE_DISCONNECTED, ClientState.UNREACHABLE]
+    h.machine.connecting(h.now)  # the retry is an ordinary one
+    h.flush()
+    assert states(h)[-1] is ClientState.CONNECTING
+
+
 def test_the_calm_state_refreshes_after_its_interval() -> None:
     h = Harness(MachineConfig(calm_refresh_s=600.0))
     h.up()
@@ -61,6 +91,7 @@ def test_the_calm_state_refreshes_after_its_interval() -> None:
     assert h.machine.wants_link(h.now)
     h.machine.connecting(h.now)
     assert h.machine.calm_until() is None
+    assert h.machine.state is ClientState.CONNECTING, "no one is speaking: it says so"
 
 
 def test_other_closes_and_closes_with_work_pending_reconnect_at_once() -> None:
