@@ -337,6 +337,7 @@ async def start_server(
         limits=config.limits,
         partial_interval_s=config.partial_interval_ms / 1000.0,
         audio_budget=budget,
+        max_connections_per_address=config.max_connections_per_address,
     )
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(quiet_exception_handler(state.log_throttle))

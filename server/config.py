@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from protocol.cli_help import DefaultsHelpFormatter
 from protocol.endpoint import DEFAULT_HOST, DEFAULT_PORT
 from protocol.limits import HARD_MAX_FRAME_BYTES, MAX_AUDIO_FRAME_BYTES, Limits
 from protocol.version import __version__
@@ -65,6 +66,8 @@ class ServerConfig:
     #: Shut down (as on SIGTERM) when stdin reaches end of file: the app that started the
     #: server holds it open, so the server cannot outlive that app, even after a crash.
     stop_on_stdin_eof: bool = False
+    #: Connections one non-loopback address may hold (0: no cap); server/slots.py.
+    max_connections_per_address: int = 0
     #: Partial steps the scheduler keeps in flight at once (finals are never held back).
     max_partials_in_flight: int = 64
     #: vLLM engine arguments passed through (None: vLLM's own default).
@@ -81,6 +84,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise ValueError(f"{value} is not >= 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"{value} is not >= 0")
     return value
 
 
@@ -145,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Streaming speech recognition server for tingxie (WebSocket, protocol v1). "
         f"Every option can also be set as an environment variable {ENV_PREFIX}<OPTION> "
         "(e.g. TINGXIE_PORT=9000); flags win over variables.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"tingxie-server {__version__}")
     net = p.add_argument_group("network")
@@ -155,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--token",
         default=None,
         help=f"bearer token clients must present; prefer {ENV_PREFIX}TOKEN, since other "
-        "local users can read a command line",
+        f"local users can read a command line (default: {ENV_PREFIX}TOKEN if set, else none)",
     )
     net.add_argument(
         "--insecure-no-auth",
@@ -166,13 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--tls-cert",
         default=None,
         metavar="PEM",
-        help="serve wss:// and https:// with this certificate (chain) file",
+        help="serve wss:// and https:// with this certificate (chain) file "
+        "(default: none: plain ws:// and http://)",
     )
     net.add_argument(
         "--tls-key",
         default=None,
         metavar="PEM",
-        help="private key of --tls-cert, unless that file holds it",
+        help="private key of --tls-cert (default: none: the --tls-cert file holds it)",
     )
     net.add_argument(
         "--allowed-origin",
@@ -183,8 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ORIGIN",
         help="web page origin (https://host[:port]) whose scripts may connect; repeatable. "
         "Requests with any other Origin header (browsers always send one) get 403; "
-        "clients that send none are not affected; none is allowed unless given. Env: "
-        f"comma-separated list {ENV_PREFIX}ALLOWED_ORIGINS",
+        "clients that send none are not affected. Env: comma-separated list "
+        f"{ENV_PREFIX}ALLOWED_ORIGINS (default: none allowed)",
     )
     eng = p.add_argument_group("engine")
     eng.add_argument("--engine", choices=["fake", "qwen"], default="qwen", help="recognizer")
@@ -289,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         metavar="NAME=VALUE,...",
         help="qwen windowed policy settings, e.g. segment_soft_sec=8,segment_max_sec=15 "
-        "(names and defaults: docs/engine.md); unnamed ones keep their defaults",
+        "(names and defaults: docs/engine.md); unnamed ones keep their defaults "
+        "(default: none: every setting at its default)",
     )
     eng.add_argument(
         "--partial-interval-ms",
@@ -324,7 +336,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=256,
         help="open WebSocket connections; at the limit a new one displaces the connection "
-        "idle longest (none open or decoding an utterance), else it gets server_busy",
+        "idle longest (none open or decoding an utterance); if all are dictating, one of "
+        "the address holding the most, when the newcomer's address holds at least two "
+        "fewer; else the newcomer gets server_busy",
+    )
+    lim.add_argument(
+        "--max-connections-per-address",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="connections one client IP address may hold; a newcomer past "
+        "it displaces that address's connection idle longest, else gets server_busy. "
+        "Loopback clients are exempt (an app and its server in WSL share 127.0.0.1); "
+        "0: no cap",
     )
     lim.add_argument(
         "--idle-timeout",
@@ -551,6 +575,7 @@ def parse_config(
             max_connections=args.max_connections,
             idle_timeout_s=args.idle_timeout,
         ),
+        max_connections_per_address=args.max_connections_per_address,
         max_buffered_audio_bytes=int(args.max_buffered_audio_mb * 1024 * 1024),
         handshake_timeout_s=args.handshake_timeout,
         max_pending_handshakes=args.max_pending_handshakes,

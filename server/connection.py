@@ -9,7 +9,8 @@ Slots: a connection with no utterance open or decoding is *idle*. An idle connec
 is closed after ``idle_timeout_s`` without a message (close code
 :attr:`CloseCode.IDLE_TIMEOUT`), and at the connection limit a newcomer displaces the
 connection idle longest (:attr:`CloseCode.DISPLACED`), so sockets that only sit there
-cannot lock users out.
+cannot lock users out; server/slots.py has the whole admission rule (one address cannot
+hold every slot, an optional cap per address).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from server.audio_buffer import AudioBudgetExceeded
 from server.engine.base import StreamOptions
 from server.log_limits import escape, log_throttled
 from server.session import Session
+from server.slots import PeerAddress, Verdict, admit, peer_address
 from server.state import CAPABILITIES, ModelState, ServerState
 
 _connection_ids = itertools.count(1)
@@ -58,6 +60,8 @@ class Connection:
         self._ws = ws
         self._state = state
         self.id = next(_connection_ids)
+        #: Where it comes from, as the admission rule counts connections.
+        self.address: PeerAddress = peer_address(ws.remote_address)
         self.log = _ConnectionLog(logging.getLogger(__name__), {"conn": self.id})
         self._sessions: dict[str, Session] = {}  # open and still decoding
         self._open: Session | None = None
@@ -110,7 +114,8 @@ class Connection:
             await self._ws.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
 
     def displace(self) -> None:
-        """Give up this idle connection's slot to a newcomer (it closes in the background)."""
+        """Give this connection's slot to a newcomer (it closes in the background; a
+        client dictating on it sends its unfinished utterances again after reconnecting)."""
         self._state.connections.discard(self)
         self._close_soon(CloseCode.DISPLACED, "displaced: server at its connection limit")
 
@@ -120,28 +125,51 @@ class Connection:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def _take_slot(self) -> bool:
-        """Join the server's connections, displacing the one idle longest at the limit."""
+    def _take_slot(self) -> Verdict:
+        """Join the server's connections if the admission rule lets it in, displacing
+        the connection the rule names."""
         state = self._state
-        if len(state.connections) >= state.limits.max_connections:
-            idle = [c for c in state.connections if c.idle]
-            if not idle:
-                return False
-            victim = min(idle, key=lambda c: c.idle_since)
+        admission = admit(
+            self.address,
+            state.connections,
+            max_connections=state.limits.max_connections,
+            max_per_address=state.max_connections_per_address,
+        )
+        victim = admission.victim
+        if victim is not None:
+            now = self._loop.time()
             log_throttled(
                 self.log,
                 state.log_throttle,
                 "displaced",
-                self._loop.time(),
+                now,
                 logging.INFO,
-                "at the limit of %d connections: displacing conn %d (idle %.0f s)",
-                state.limits.max_connections,
+                "%s: displacing conn %d of %s (%s, silent %.0f s)",
+                self._why_displaced(admission.verdict),
                 victim.id,
-                self._loop.time() - victim.idle_since,
+                victim.address.key,
+                "dictating" if admission.verdict is Verdict.DISPLACE_BUSY else "idle",
+                now - victim.idle_since,
             )
             victim.displace()
-        state.connections.add(self)
-        return True
+        if not admission.verdict.refused:
+            state.connections.add(self)
+        return admission.verdict
+
+    def _why_displaced(self, verdict: Verdict) -> str:
+        """The log's words for a displacement."""
+        if verdict is Verdict.DISPLACE_OWN_IDLE:
+            return (
+                f"{self.address.key} holds its limit of "
+                f"{self._state.max_connections_per_address} connections"
+            )
+        limit = self._state.limits.max_connections
+        if verdict is Verdict.DISPLACE_BUSY:
+            return (
+                f"at the limit of {limit} connections, all dictating: "
+                "the address holding the most gives one up"
+            )
+        return f"at the limit of {limit} connections"
 
     # ---------------------------------------------------------------- main loop
 
@@ -158,13 +186,9 @@ class Connection:
             peer,
         )
         try:
-            if not self._take_slot():
-                await self._error(
-                    ErrorCode.SERVER_BUSY,
-                    f"server is at its limit of {state.limits.max_connections} connections, "
-                    "all of them dictating",
-                    fatal=True,
-                )
+            verdict = self._take_slot()
+            if verdict.refused:
+                await self._error(ErrorCode.SERVER_BUSY, self._refusal(verdict), fatal=True)
                 await self._ws.close(1013, "server busy")
                 return
             watch = asyncio.create_task(self._watch_idle(), name=f"idle-{self.id}")
@@ -191,6 +215,18 @@ class Connection:
                 self._ws.close_code,
                 f", {self._closing_reason}" if self._closing_reason else "",
             )
+
+    def _refusal(self, verdict: Verdict) -> str:
+        """Why a newcomer gets no slot, for its ``server_busy`` error."""
+        if verdict is Verdict.REFUSE_ADDRESS:
+            return (
+                f"your address already holds {self._state.max_connections_per_address} "
+                "connections (the server's limit per address), all of them dictating"
+            )
+        return (
+            f"server is at its limit of {self._state.limits.max_connections} connections, "
+            "all of them dictating"
+        )
 
     async def _abandon(self) -> None:
         """The client is gone: stop all work done for it."""

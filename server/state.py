@@ -44,6 +44,8 @@ class ServerState:
     model_error: str = ""
     shutting_down: bool = False
     connections: set[Connection] = field(default_factory=set)
+    #: Connections one non-loopback address may hold (0: no cap); server/slots.py.
+    max_connections_per_address: int = 0
     utterances_total: int = 0
     finals_total: int = 0
     errors_total: int = 0

@@ -20,6 +20,7 @@ TYPED = [
     "server/engine/full_decode.py",
     "server/audio_buffer.py",
     "server/scheduler.py",
+    "server/slots.py",
     "server/config.py",
     "server/access.py",
     "server/log_limits.py",
