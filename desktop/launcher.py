@@ -33,17 +33,11 @@ from urllib.parse import urlsplit
 
 from desktop.client import TlsError, client_tls_context
 from desktop.loopback import opener_for
+from desktop.settings import Launcher
 
 log = logging.getLogger(__name__)
 
 WSL_EXE = "wsl.exe"
-
-
-class Launcher(enum.Enum):
-    """Where the server command runs (the ``launcher`` setting)."""
-
-    WSL = "wsl"  # inside WSL 2, through wsl.exe (the server on Windows' GPU)
-    DIRECT = "direct"  # as a child process of the app, on this machine
 
 
 # ---------------------------------------------------------------- pure parts

@@ -7,7 +7,7 @@ the settings; :func:`migrate` upgrades older layouts.
 Settings carry typed values: ``mode`` is a :class:`~desktop.audio.segmenter.Mode`,
 ``output_method`` (and each ``app_overrides`` value) an
 :class:`~desktop.output.base.OutputMethod`, ``overlay_position`` an
-:class:`OverlayPosition`, ``launcher`` a :class:`~desktop.launcher.Launcher`. Text
+:class:`OverlayPosition`, ``launcher`` a :class:`Launcher`. Text
 exists only at the store boundary (:func:`setting_text` writes it, :func:`_coerce` reads
 it), in the spelling the settings file has always used, so old files keep loading. Each
 knob has one default: the VAD knobs' come from
@@ -28,13 +28,19 @@ from typing import Any, TypeVar
 
 from desktop.audio.segmenter import Mode, SegmenterConfig
 from desktop.hotkey.keys import DEFAULT_HOLD_KEY, KeySpecError, normalize_key_spec
-from desktop.launcher import Launcher
 from desktop.output.base import OutputMethod
 from protocol.endpoint import DEFAULT_SERVER_URL
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+
+
+class Launcher(enum.Enum):
+    """Where the server command runs (the ``launcher`` setting)."""
+
+    WSL = "wsl"  # inside WSL 2, through wsl.exe (the server on Windows' GPU)
+    DIRECT = "direct"  # as a child process of the app, on this machine
 
 
 class OverlayPosition(enum.Enum):

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from desktop.launcher import (
-    Launcher,
     LauncherState,
     ProcessRunner,
     ServerLauncher,
@@ -30,6 +29,7 @@ from desktop.launcher import (
     build_wsl_stop_command,
     server_environment,
 )
+from desktop.settings import Launcher
 from desktop.setup import commands, problems, progress
 from desktop.setup.commands import Target
 from desktop.setup.decide import MachineFacts, ModelChoice, Option, PathKind, utilization_for

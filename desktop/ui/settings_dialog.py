@@ -30,12 +30,12 @@ from PySide6.QtWidgets import (
 
 from desktop.audio.source import AudioSource
 from desktop.hotkey.keys import KeySpecError, normalize_key_spec
-from desktop.launcher import Launcher
 from desktop.settings import (
     LAUNCHERS,
     MODES,
     OUTPUT_METHODS,
     OVERLAY_POSITIONS,
+    Launcher,
     OverlayPosition,
     Settings,
     parse_choice,

@@ -138,8 +138,7 @@ def test_the_configuration_reference_shows_each_settings_default() -> None:
 def test_overlay_position_and_launcher_are_enums_stored_in_the_old_spelling(
     tmp_path: Path,
 ) -> None:
-    from desktop.launcher import Launcher
-    from desktop.settings import OverlayPosition
+    from desktop.settings import Launcher, OverlayPosition
 
     assert Settings().overlay_position is OverlayPosition.BOTTOM
     assert Settings().launcher is Launcher.WSL
@@ -156,8 +155,7 @@ def test_overlay_position_and_launcher_are_enums_stored_in_the_old_spelling(
 
 
 def test_a_file_written_with_text_positions_and_launchers_loads(tmp_path: Path) -> None:
-    from desktop.launcher import Launcher
-    from desktop.settings import OverlayPosition
+    from desktop.settings import Launcher, OverlayPosition
 
     for position in OverlayPosition:
         for launcher in Launcher:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from desktop.launcher import Launcher
-from desktop.settings import OverlayPosition, Settings
+from desktop.settings import Launcher, OverlayPosition, Settings
 from desktop.ui.overlay import Overlay
 from desktop.ui.settings_dialog import SettingsDialog
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt, QTimer
 
-from desktop.launcher import Launcher, LauncherState, ServerLauncher
-from desktop.settings import Settings
+from desktop.launcher import LauncherState, ServerLauncher
+from desktop.settings import Launcher, Settings
 from desktop.setup.decide import PathKind
 from desktop.setup.probe import ProbeConfig
 from desktop.ui.first_run import FirstRunDialog

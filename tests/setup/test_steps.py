@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from desktop.launcher import Launcher, LauncherState, ServerLauncher, SubprocessRunner
+from desktop.launcher import LauncherState, ServerLauncher, SubprocessRunner
+from desktop.settings import Launcher
 from desktop.setup.commands import Target
 from desktop.setup.decide import MODEL_SMALL, PathKind, decide
 from desktop.setup.probe import ProbeConfig, Prober
