@@ -311,14 +311,17 @@ def test_no_final_waits_longer_than_the_order_wait_even_behind_a_later_arrival()
 OUT_OF_ORDER_NOTE = WITHHELD_TEXT[Withheld.OUT_OF_ORDER][0]
 
 
+def second_handed_to_typist_before_first() -> Rig:
+    """Utterances 1 and 2 spoken; 2's final arrives, waits ``order_wait_s`` for 1's and
+    goes to the typist (still typing: ``finish_typing`` not called)."""
+    r = second_handed_to_typist_before_first()
+    return r
+
+
 def test_an_earlier_final_arriving_after_a_later_text_was_typed_goes_to_history() -> None:
     """Utterance 2 is typed once it has waited for 1; 1's final comes after that. Typed,
     it would land after 2 in the document: it goes to History, and the user is told."""
-    r = rig()
-    spoken(r, 1, 2)
-    r.core.post(final(2, "second"))
-    r.clock.now += r.core.order_wait_s
-    r.core.post(Tick())
+    r = second_handed_to_typist_before_first()
     r.finish_typing()
     r.clock.now += 5
     r.core.post(final(1, "first"))
@@ -334,11 +337,7 @@ def test_an_earlier_final_arriving_after_a_later_text_was_typed_goes_to_history(
 
 
 def test_an_earlier_final_arriving_while_a_later_one_is_being_typed_is_not_typed() -> None:
-    r = rig()
-    spoken(r, 1, 2)
-    r.core.post(final(2, "second"))
-    r.clock.now += r.core.order_wait_s
-    r.core.post(Tick())
+    r = second_handed_to_typist_before_first()
     assert r.core.typing_now is not None  # "second" is with the typist
     r.core.post(final(1, "first"))
     r.finish_typing()
@@ -348,11 +347,7 @@ def test_an_earlier_final_arriving_while_a_later_one_is_being_typed_is_not_typed
 
 def test_once_overtaken_an_utterance_holds_no_later_final_back() -> None:
     """Its text can no longer be typed, so nothing waits for it again."""
-    r = rig()
-    spoken(r, 1, 2)
-    r.core.post(final(2, "second"))
-    r.clock.now += r.core.order_wait_s
-    r.core.post(Tick())
+    r = second_handed_to_typist_before_first()
     r.finish_typing()
     spoken(r, 3)
     r.core.post(final(3, "third"))
@@ -365,11 +360,7 @@ def test_once_overtaken_an_utterance_holds_no_later_final_back() -> None:
 
 
 def test_a_stale_final_that_was_also_overtaken_is_recorded_once() -> None:
-    r = rig()
-    spoken(r, 1, 2)
-    r.core.post(final(2, "second"))
-    r.clock.now += r.core.order_wait_s
-    r.core.post(Tick())
+    r = second_handed_to_typist_before_first()
     r.finish_typing()
     r.core.post(final(1, "first", stale=True))
     assert [(e.text, e.typed) for e in r.core.history] == [("second", True), ("first", False)]
