@@ -314,7 +314,11 @@ OUT_OF_ORDER_NOTE = WITHHELD_TEXT[Withheld.OUT_OF_ORDER][0]
 def second_handed_to_typist_before_first() -> Rig:
     """Utterances 1 and 2 spoken; 2's final arrives, waits ``order_wait_s`` for 1's and
     goes to the typist (still typing: ``finish_typing`` not called)."""
-    r = second_handed_to_typist_before_first()
+    r = rig()
+    spoken(r, 1, 2)
+    r.core.post(final(2, "second"))
+    r.clock.now += r.core.order_wait_s
+    r.core.post(Tick())
     return r
 
 
