@@ -135,6 +135,9 @@ class Plan:
     generator: str = "engine"
     realtime: bool = False
     dry_run: bool = False
+    #: Further vLLM engine arguments (``--engine-arg renderer_num_workers=4``), e.g. to
+    #: compare frontend settings in the same run.
+    engine_extra: tuple[tuple[str, Any], ...] = ()
 
 
 def tokens_for(audio_s: float) -> int:
@@ -211,6 +214,7 @@ def engine_args(plan: Plan, model_dir: Path, realtime: bool = False) -> dict[str
         "disable_log_stats": True,
         "enforce_eager": plan.enforce_eager,
     }
+    args.update(dict(plan.engine_extra))
     if realtime:
         args["hf_overrides"] = {"architectures": ["Qwen3ASRRealtimeGeneration"]}
         args.pop("scheduling_policy")  # the realtime endpoint runs vLLM's default (FCFS)
@@ -955,7 +959,10 @@ def path_of(part: dict[str, Any]) -> str:
             else ("inputs processed on the loop")
         )
         return f"AsyncLLM direct, {how}"
-    return "stand-in model (dry run)" if gen == "FakeModel" else "production"
+    if gen == "FakeModel":
+        return "stand-in model (dry run)"
+    extra = part["plan"].get("engine_extra") or []
+    return "production" + (f" ({', '.join(f'{k}={v}' for k, v in extra)})" if extra else "")
 
 
 def stream_rows(part: dict[str, Any]) -> dict[str, Any]:
@@ -1134,6 +1141,16 @@ def side_by_side(parts: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def engine_arg(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise SystemExit(f"--engine-arg wants KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="1.7b")
@@ -1154,6 +1171,13 @@ def main() -> None:
         choices=("async", "sync"),
         default="async",
         help="direct generator: render inputs in vLLM's threads first, or in generate()",
+    )
+    parser.add_argument(
+        "--engine-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a further vLLM engine argument (VALUE read as JSON if it parses)",
     )
     parser.add_argument("--time-limit", type=float, default=0.0, help="seconds (0: none)")
     parser.add_argument("--dry-run", action="store_true", help="a stand-in model (harness)")
@@ -1195,6 +1219,7 @@ def main() -> None:
             dtype=args.dtype,
             render=args.render_inputs,
             time_limit_s=args.time_limit,
+            engine_extra=tuple(engine_arg(a) for a in args.engine_arg),
         ),
         **{k: v for k, v in overrides.items() if v is not None},
     )
