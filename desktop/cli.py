@@ -35,7 +35,7 @@ from desktop.client import (
 )
 from desktop.output.text_sink import escape_for_terminal
 from protocol.audio import BYTES_PER_SECOND, CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
-from protocol.cli_help import DefaultsHelpFormatter
+from protocol.cli_help import own_default
 from protocol.client_events import (
     ClientEvent,
     ClientState,
@@ -571,7 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tingxie-cli",
         description="Stream WAV files to a tingxie server and print partial and final text.",
-        formatter_class=DefaultsHelpFormatter,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"tingxie-cli {__version__}")
     p.add_argument(
@@ -580,7 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="WAV",
         help="one utterance per file (or, with --vad, cut by the VAD) "
-        "(default: none; give files or --mic)",
+        + own_default("none; give files or --mic"),
     )
     live = p.add_argument_group(
         "live dictation (Silero VAD cuts utterances; needs the desktop extra)"
@@ -589,7 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument(
         "--device",
         default=None,
-        help="microphone: name substring or index (default: system default)",
+        help="microphone: name substring or index " + own_default("system default"),
     )
     live.add_argument(
         "--vad",
@@ -602,20 +602,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("TINGXIE_URL", DEFAULT_SERVER_URL),
         # The variables' values are not shown: a URL may carry ?token=.
         help="server URL, ws://host:port or wss://host:port "
-        f"(default: TINGXIE_URL if set, else {DEFAULT_SERVER_URL})",
+        + own_default(f"TINGXIE_URL if set, else {DEFAULT_SERVER_URL}"),
     )
     p.add_argument(
         "--token",
         default=os.environ.get("TINGXIE_TOKEN"),
         help="bearer token, sent in the Authorization header "
-        "(default: TINGXIE_TOKEN if set, else none)",
+        + own_default("TINGXIE_TOKEN if set, else none"),
     )
     p.add_argument(
         "--ca-file",
         default=os.environ.get("TINGXIE_CA_FILE"),
         metavar="PEM",
         help="wss://: trust this CA certificate (or self-signed server certificate) "
-        "instead of the system's CAs (default: TINGXIE_CA_FILE if set, else the system's CAs)",
+        "instead of the system's CAs "
+        + own_default("TINGXIE_CA_FILE if set, else the system's CAs"),
     )
     pace = p.add_mutually_exclusive_group()
     pace.add_argument(
@@ -633,8 +634,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="send audio as fast as possible",
     )
     p.add_argument("--chunk-ms", type=int, default=100, help="audio per frame")
-    p.add_argument("--language", default=None, help="e.g. en, zh (default: detect)")
-    p.add_argument("--context", default="", help="hotwords / context text (default: none)")
+    p.add_argument("--language", default=None, help="e.g. en, zh " + own_default("detect"))
+    p.add_argument("--context", default="", help="hotwords / context text " + own_default("none"))
     p.add_argument("--json", action="store_true", help="one JSON event per line")
     p.add_argument("--final-timeout", type=float, default=60.0, help="seconds to wait for a final")
     p.add_argument(

@@ -1,26 +1,21 @@
 """``--help`` for tingxie-server and tingxie-cli: every option with a true default.
 
-argparse's :class:`~argparse.ArgumentDefaultsHelpFormatter` prints "(default: None)"
-for an option whose default is decided elsewhere (the engine's own, vLLM's own, an
-environment variable) and prints an environment variable's value as the default, a
-token included. With this formatter such an option states its default in its own help
-("(default: vLLM's own)"), which is then printed as written.
+Both parsers use argparse's :class:`~argparse.ArgumentDefaultsHelpFormatter`, which adds
+"(default: %(default)s)" to every help that does not mention ``%(default)`` itself. For an
+option whose default is decided elsewhere (the engine's own, vLLM's own, an environment
+variable) that would print "(default: None)", or an environment variable's value, a token
+included. Such an option states its default in words with :func:`own_default`, whose
+``%(default).0s`` formats to nothing: the formatter sees the mention and adds nothing.
 """
 
 from __future__ import annotations
 
-import argparse
+__all__ = ["own_default"]
 
-__all__ = ["OWN_DEFAULT", "DefaultsHelpFormatter"]
-
-#: A help that contains this states its default itself.
-OWN_DEFAULT = "(default:"
+#: A ``%(default)`` mention that prints nothing (a zero-width string conversion).
+_SILENT_DEFAULT = "%(default).0s"
 
 
-class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Adds "(default: VALUE)" to each option's help unless the help says it already."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.help is not None and OWN_DEFAULT in action.help:
-            return action.help
-        return super()._get_help_string(action)
+def own_default(words: str) -> str:
+    """``(default: WORDS)`` for an option's help, in place of argparse's own."""
+    return f"(default: {words}){_SILENT_DEFAULT}"

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from protocol.cli_help import DefaultsHelpFormatter
+from protocol.cli_help import own_default
 from protocol.endpoint import DEFAULT_HOST, DEFAULT_PORT
 from protocol.limits import HARD_MAX_FRAME_BYTES, MAX_AUDIO_FRAME_BYTES, Limits
 from protocol.version import __version__
@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Streaming speech recognition server for tingxie (WebSocket, protocol v1). "
         f"Every option can also be set as an environment variable {ENV_PREFIX}<OPTION> "
         "(e.g. TINGXIE_PORT=9000); flags win over variables.",
-        formatter_class=DefaultsHelpFormatter,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"tingxie-server {__version__}")
     net = p.add_argument_group("network")
@@ -165,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--token",
         default=None,
         help=f"bearer token clients must present; prefer {ENV_PREFIX}TOKEN, since other "
-        f"local users can read a command line (default: {ENV_PREFIX}TOKEN if set, else none)",
+        f"local users can read a command line "
+        + own_default(f"{ENV_PREFIX}TOKEN if set, else none"),
     )
     net.add_argument(
         "--insecure-no-auth",
@@ -177,13 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="PEM",
         help="serve wss:// and https:// with this certificate (chain) file "
-        "(default: none: plain ws:// and http://)",
+        + own_default("none: plain ws:// and http://"),
     )
     net.add_argument(
         "--tls-key",
         default=None,
         metavar="PEM",
-        help="private key of --tls-cert (default: none: the --tls-cert file holds it)",
+        help="private key of --tls-cert " + own_default("none: the --tls-cert file holds it"),
     )
     net.add_argument(
         "--allowed-origin",
@@ -195,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="web page origin (https://host[:port]) whose scripts may connect; repeatable. "
         "Requests with any other Origin header (browsers always send one) get 403; "
         "clients that send none are not affected. Env: comma-separated list "
-        f"{ENV_PREFIX}ALLOWED_ORIGINS (default: none allowed)",
+        f"{ENV_PREFIX}ALLOWED_ORIGINS " + own_default("none allowed"),
     )
     eng = p.add_argument_group("engine")
     eng.add_argument("--engine", choices=["fake", "qwen"], default="qwen", help="recognizer")
@@ -256,9 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=None,
         help="requests per model call (transformers and fake engines; refused with vLLM, "
-        "which batches continuously: see --max-num-seqs) (default: the engine's own: "
-        f"transformers {GPU_MAX_BATCH_SIZE} on a GPU, {CPU_MAX_BATCH_SIZE} on CPU; "
-        f"fake {fake.DEFAULT_MAX_BATCH_SIZE})",
+        "which batches continuously: see --max-num-seqs) "
+        + own_default(
+            f"the engine's own: transformers {GPU_MAX_BATCH_SIZE} on a GPU, "
+            f"{CPU_MAX_BATCH_SIZE} on CPU; fake {fake.DEFAULT_MAX_BATCH_SIZE}"
+        ),
     )
     eng.add_argument(
         "--partials-with-final",
@@ -280,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-num-seqs",
         type=_positive_int,
         default=None,
-        help="qwen/vLLM: most requests vLLM runs at once per GPU (default: vLLM's own)",
+        help="qwen/vLLM: most requests vLLM runs at once per GPU " + own_default("vLLM's own"),
     )
     eng.add_argument(
         "--data-parallel-size",
@@ -301,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE,...",
         help="qwen windowed policy settings, e.g. segment_soft_sec=8,segment_max_sec=15 "
         "(names and defaults: docs/engine.md); unnamed ones keep their defaults "
-        "(default: none: every setting at its default)",
+        + own_default("none: every setting at its default"),
     )
     eng.add_argument(
         "--partial-interval-ms",
