@@ -88,12 +88,14 @@ def build_engine(config: ServerConfig) -> Engine:
 
 
 def vllm_engine_kwargs(config: ServerConfig) -> dict[str, object]:
-    """vLLM engine arguments the configuration passes through (only those it sets)."""
+    """vLLM engine arguments the configuration passes through (those it sets, and the
+    renderer threads, whose default is ours)."""
     kwargs: dict[str, object] = {}
     if config.max_num_seqs is not None:
         kwargs["max_num_seqs"] = config.max_num_seqs
     if config.data_parallel_size > 1:
         kwargs["data_parallel_size"] = config.data_parallel_size
+    kwargs["renderer_num_workers"] = config.renderer_threads
     if config.enforce_eager:
         kwargs["enforce_eager"] = True
     return kwargs

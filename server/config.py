@@ -18,6 +18,7 @@ from server.engine.qwen import (
     CPU_MAX_BATCH_SIZE,
     DEFAULT_GPU_MEMORY_UTILIZATION,
     DEFAULT_MAX_MODEL_LEN,
+    DEFAULT_RENDERER_THREADS,
     GPU_MAX_BATCH_SIZE,
 )
 from server.engine.qwen.policy import WindowedConfig, windowed_config_from_spec
@@ -73,6 +74,7 @@ class ServerConfig:
     #: vLLM engine arguments passed through (None: vLLM's own default).
     max_num_seqs: int | None = None
     data_parallel_size: int = 1
+    renderer_threads: int = DEFAULT_RENDERER_THREADS
     enforce_eager: bool = False
     #: The windowed streaming policy's settings (--windowed).
     windowed: WindowedConfig = field(default_factory=WindowedConfig)
@@ -291,6 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="qwen/vLLM: GPUs of this host that each run a copy of the model "
         "(vLLM data parallel; docs/engine.md)",
+    )
+    eng.add_argument(
+        "--renderer-threads",
+        type=_positive_int,
+        default=DEFAULT_RENDERER_THREADS,
+        help="qwen/vLLM: threads that tokenise requests and compute their audio features "
+        "before the GPU (about 2 renders per second per stream; docs/engine.md)",
     )
     eng.add_argument(
         "--enforce-eager",
@@ -590,6 +599,7 @@ def parse_config(
         max_partials_in_flight=args.max_partials_in_flight,
         max_num_seqs=args.max_num_seqs,
         data_parallel_size=args.data_parallel_size,
+        renderer_threads=args.renderer_threads,
         enforce_eager=args.enforce_eager,
         windowed=args.windowed,
         transformers_only=frozenset(

@@ -127,7 +127,12 @@ def test_vllm_options_reach_the_engine_arguments() -> None:
         ["--max-num-seqs", "48", "--data-parallel-size", "2", "--enforce-eager"], env={}
     )
     kwargs = vllm_engine_kwargs(config)
-    assert kwargs == {"max_num_seqs": 48, "data_parallel_size": 2, "enforce_eager": True}
+    assert kwargs == {
+        "max_num_seqs": 48,
+        "data_parallel_size": 2,
+        "renderer_num_workers": 2,
+        "enforce_eager": True,
+    }
     args = VLLMGenerator("/m", engine_kwargs=kwargs).engine_args()
     assert args["scheduling_policy"] == "priority"
     assert (args["max_num_seqs"], args["data_parallel_size"], args["enforce_eager"]) == (
@@ -135,11 +140,17 @@ def test_vllm_options_reach_the_engine_arguments() -> None:
         2,
         True,
     )
-    assert vllm_engine_kwargs(parse_config([], env={})) == {}  # vLLM's own defaults
+    assert vllm_engine_kwargs(parse_config([], env={})) == {"renderer_num_workers": 2}
+    assert (args["renderer_num_workers"], args["mm_processor_cache_gb"]) == (2, 0)
+    assert VLLMGenerator("/m").engine_args()["renderer_num_workers"] == 2
+    threads = vllm_engine_kwargs(parse_config(["--renderer-threads", "6"], env={}))
+    assert threads == {"renderer_num_workers": 6}
+    assert VLLMGenerator("/m", engine_kwargs=threads).engine_args()["renderer_num_workers"] == 6
     env = {"TINGXIE_MAX_NUM_SEQS": "8", "TINGXIE_DATA_PARALLEL_SIZE": "4"}
     assert vllm_engine_kwargs(parse_config([], env=env)) == {
         "max_num_seqs": 8,
         "data_parallel_size": 4,
+        "renderer_num_workers": 2,
     }
 
 

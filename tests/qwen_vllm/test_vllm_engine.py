@@ -231,6 +231,10 @@ async def test_data_parallel_and_engine_arguments_reach_vllm(tiny_model_dir: Pat
     assert str(config.scheduler_config.policy) == "priority"
     assert config.model_config.enforce_eager
     assert engine.generator.max_concurrent_batches == 2 * 8 * 2
+    # two renderer threads, which vLLM allows only with its processor cache off
+    assert config.model_config.renderer_num_workers == 2
+    mm = config.model_config.multimodal_config
+    assert mm is not None and mm.mm_processor_cache_gb == 0
 
 
 async def test_cancelled_request_is_aborted_in_vllm(vllm_generator: VLLMGenerator) -> None:

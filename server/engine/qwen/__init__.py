@@ -46,6 +46,11 @@ BACKENDS = ("auto", "vllm", "transformers")
 DEFAULT_MAX_MODEL_LEN = 4096
 #: Share of GPU memory vLLM may take unless ``--gpu-memory-utilization`` says otherwise.
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.8
+#: vLLM renderer threads (tokenising, audio features) unless ``--renderer-threads`` says
+#: otherwise: vLLM's own is 1; a second raised renders per second 1.2x on a 2-core machine
+#: (docs/benchmarks.md), and at ~2 renders per second per stream that bounds the streams
+#: one server can feed.
+DEFAULT_RENDERER_THREADS = 2
 #: Requests per call of the transformers backend, by device, unless ``--max-batch-size``
 #: says otherwise.
 GPU_MAX_BATCH_SIZE = 16

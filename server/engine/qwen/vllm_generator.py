@@ -37,7 +37,11 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from server.engine.base import GenerationRequest, GenerationResult, Generator
-from server.engine.qwen import DEFAULT_GPU_MEMORY_UTILIZATION, DEFAULT_MAX_MODEL_LEN
+from server.engine.qwen import (
+    DEFAULT_GPU_MEMORY_UTILIZATION,
+    DEFAULT_MAX_MODEL_LEN,
+    DEFAULT_RENDERER_THREADS,
+)
 from server.engine.qwen.errors import (
     GenerationError,
     KVCacheError,
@@ -148,6 +152,10 @@ class VLLMGenerator(Generator):
             "disable_log_stats": True,
             # finals (priority 0) before partial steps (1) inside vLLM
             "scheduling_policy": "priority",
+            "renderer_num_workers": DEFAULT_RENDERER_THREADS,
+            # audio never repeats, so vLLM's processor cache could only cost hashing and
+            # memory; vLLM also refuses more than one renderer thread with it on
+            "mm_processor_cache_gb": 0,
         }
         kwargs.update(self.engine_kwargs)
         if on_cpu and "enforce_eager" not in self.engine_kwargs:
