@@ -82,47 +82,65 @@ class ServerConfig:
     transformers_only: frozenset[str] = frozenset()
 
 
+# Option types: a bad value is refused with what was wrong ("argument --port: 'x' is not
+# a whole number"), not argparse's "invalid _positive_int value" naming our function.
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _real(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _whole(text)
     if value < 1:
-        raise ValueError(f"{value} is not >= 1")
+        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
     return value
 
 
 def _non_negative_int(text: str) -> int:
-    value = int(text)
+    value = _whole(text)
     if value < 0:
-        raise ValueError(f"{value} is not >= 0")
+        raise argparse.ArgumentTypeError(f"{value} is not >= 0")
     return value
 
 
 def _partials_with_final(text: str) -> int | None:
     if text.strip().lower() == "fill":
         return None
-    value = int(text)
+    value = _whole(text)
     if value < 0:
-        raise ValueError(f"{value} is not >= 0 (or 'fill')")
+        raise argparse.ArgumentTypeError(f"{value} is not >= 0 (or 'fill')")
     return value
 
 
 def _non_negative_float(text: str) -> float:
-    value = float(text)
+    value = _real(text)
     if not value >= 0:  # also rejects NaN
-        raise ValueError(f"{value} is not >= 0")
+        raise argparse.ArgumentTypeError(f"{value} is not >= 0")
     return value
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
+    value = _real(text)
     if not value > 0 or value == float("inf"):  # also rejects NaN
-        raise ValueError(f"{value} is not > 0")
+        raise argparse.ArgumentTypeError(f"{value} is not > 0")
     return value
 
 
 def _fraction(text: str) -> float:
-    value = float(text)
+    value = _real(text)
     if not 0 < value <= 1:
-        raise ValueError(f"{value} is not in (0, 1]")
+        raise argparse.ArgumentTypeError(f"{value} is not in (0, 1]")
     return value
 
 
@@ -162,7 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"tingxie-server {__version__}")
     net = p.add_argument_group("network")
     net.add_argument("--host", default=DEFAULT_HOST, help="address to bind")
-    net.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port (0: any free port)")
+    net.add_argument(
+        "--port", type=_whole, default=DEFAULT_PORT, help="TCP port (0: any free port)"
+    )
     net.add_argument(
         "--token",
         default=None,
@@ -455,12 +475,12 @@ def _apply_environment(
             try:
                 convert = action.type if callable(action.type) else str
                 lists[action.dest] = [convert(item) for item in raw.split(",") if item.strip()]
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
                 raise ConfigError(f"{name}={raw!r}: {exc}") from None
             continue
         try:
             value = action.type(raw) if callable(action.type) else raw
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
             raise ConfigError(f"{name}={raw!r}: {exc}") from None
         if action.choices is not None and value not in action.choices:
             raise ConfigError(f"{name}={raw!r}: choose from {', '.join(map(str, action.choices))}")

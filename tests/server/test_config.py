@@ -42,6 +42,31 @@ def test_bad_environment_values_name_the_variable(env: dict[str, str], message: 
         parse_config([], env=env)
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--port", "abc"], "argument --port: 'abc' is not a whole number"),
+        (["--max-num-seqs", "0"], "argument --max-num-seqs: 0 is not >= 1"),
+        (["--partial-interval-ms", "x"], "argument --partial-interval-ms: 'x' is not a number"),
+        (["--gpu-memory-utilization", "2"], "2.0 is not in (0, 1]"),
+        (["--renderer-threads", "two"], "argument --renderer-threads: 'two' is not a whole"),
+    ],
+)
+def test_bad_flag_values_say_what_is_wrong(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not argparse's "invalid _positive_int value", which names our function."""
+    with pytest.raises(SystemExit):
+        parse_config(argv, env={})
+    err = capsys.readouterr().err
+    assert message in err and "invalid" not in err
+
+
+def test_bad_range_in_a_variable_is_a_config_error_not_a_traceback() -> None:
+    with pytest.raises(ConfigError, match="TINGXIE_RENDERER_THREADS='0': 0 is not >= 1"):
+        parse_config([], env={"TINGXIE_RENDERER_THREADS": "0"})
+
+
 def test_public_host_needs_token_or_explicit_insecure() -> None:
     with pytest.raises(ConfigError, match="--token"):
         parse_config(["--host", "0.0.0.0"], env={})
