@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -184,6 +185,24 @@ class PastingTyper:
             self.depth -= 1
 
 
+def offline_coordinator(
+    typer: object,
+    audio: np.ndarray | None = None,
+    **kwargs: Any,
+) -> Coordinator:
+    """A hands-free coordinator whose server is unreachable and whose microphone plays
+    ``audio`` (a little silence by default) to a detector that hears no speech: finals
+    and lifecycle events are posted by the test."""
+    samples = np.zeros(512, np.int16) if audio is None else audio
+    return Coordinator(
+        replace(Settings(), server_url="ws://127.0.0.1:9", mode=Mode.HANDS_FREE),
+        typer,
+        lambda s: ArraySource(samples),
+        lambda: ScriptedDetector([]),
+        **kwargs,
+    )
+
+
 def final_text(uid: int, text: str) -> FinalText:
     return FinalText(uid, text, None, UtteranceTimeline(uid))
 
@@ -201,12 +220,7 @@ def test_a_final_delivered_by_the_typists_nested_event_loop_waits_its_turn(qtbot
         thread.join()
 
     typer = PastingTyper(second_final_from_the_client_thread)
-    coordinator = Coordinator(
-        replace(Settings(), server_url="ws://127.0.0.1:9", mode=Mode.HANDS_FREE),
-        typer,
-        lambda s: ArraySource(silence),
-        lambda: ScriptedDetector([]),
-    )
+    coordinator = offline_coordinator(typer, silence)
     stages: list[Stage] = []
     finals: list[HistoryEntry] = []
     coordinator.stage_changed.connect(stages.append)
@@ -226,12 +240,7 @@ def test_typing_errors_and_deferrals_are_results_not_exceptions(qtbot) -> None:
                 raise OutputError("no display")
             return TypingResult(text, deferred=True)
 
-    coordinator = Coordinator(
-        replace(Settings(), server_url="ws://127.0.0.1:9", mode=Mode.HANDS_FREE),
-        Refusing(),
-        lambda s: ArraySource(np.zeros(512, np.int16)),
-        lambda: ScriptedDetector([]),
-    )
+    coordinator = offline_coordinator(Refusing())
     problems: list[str] = []
     finals: list[HistoryEntry] = []
     coordinator.problem.connect(problems.append)
@@ -319,12 +328,7 @@ def test_a_final_waiting_for_an_earlier_utterance_is_typed_by_the_qt_tick(qtbot)
     """The core's order-wait deadline becomes a Qt timer: utterance 1 never answers, and
     utterance 2's final is typed once it has waited order_wait_s."""
     typer = RecordingTyper()
-    coordinator = Coordinator(
-        replace(Settings(), server_url="ws://127.0.0.1:9", mode=Mode.HANDS_FREE),
-        typer,
-        lambda s: ArraySource(np.zeros(512, np.int16)),
-        lambda: ScriptedDetector([]),
-    )
+    coordinator = offline_coordinator(typer)
     coordinator.core.order_wait_s = 0.3
     for uid in (1, 2):  # as the audio thread's lifecycle events would
         coordinator.core.post(UtteranceStarted(uid, 0, 0, Mode.HANDS_FREE))
@@ -351,13 +355,7 @@ def test_typing_waits_for_held_modifiers_on_qt_ticks_without_blocking(qtbot) -> 
             self.calls.append((text, modifiers_held))
 
     typer = Typer()
-    coordinator = Coordinator(
-        replace(Settings(), server_url="ws://127.0.0.1:9", mode=Mode.HANDS_FREE),
-        typer,
-        lambda s: ArraySource(np.zeros(512, np.int16)),
-        lambda: ScriptedDetector([]),
-        held_modifiers=lambda: held[0],
-    )
+    coordinator = offline_coordinator(typer, held_modifiers=lambda: held[0])
     for uid in (1, 2):
         coordinator.core.post(UtteranceStarted(uid, 0, 0, Mode.HANDS_FREE))
         coordinator.core.post(UtteranceEnded(uid, EndReason.SILENCE, 0, 1, 1, 1))
