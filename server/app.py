@@ -44,6 +44,7 @@ from server.engine.full_decode import FullDecodeEngine
 from server.log_limits import FailureBackoff, LogThrottle, log_throttled
 from server.memory import trim_after_bursts
 from server.scheduler import Scheduler
+from server.slots import peer_address
 from server.state import ModelState, ServerState
 from server.tls import server_tls_context
 
@@ -101,11 +102,6 @@ def vllm_engine_kwargs(config: ServerConfig) -> dict[str, object]:
     return kwargs
 
 
-def _peer_host(connection: ServerConnection) -> str:
-    address = connection.remote_address
-    return str(address[0]) if isinstance(address, tuple) and address else str(address)
-
-
 def make_request_handler(
     state: ServerState,
     token: str | None,
@@ -149,7 +145,7 @@ def make_request_handler(
             response.headers["Content-Type"] = "application/json"
             return response
         if token is not None:
-            peer = _peer_host(connection)
+            peer = peer_address(connection.remote_address).key
             if backoff is not None and (wait := backoff.blocked_for(peer, now)) > 0:
                 response = connection.respond(429, "too many wrong tokens; wait\n")
                 response.headers["Retry-After"] = str(int(wait) + 1)
