@@ -106,6 +106,17 @@ def _closed_during_hello(shown: str, exc: ConnectionClosed) -> ServerUnreachable
     return ServerUnreachable(f"{shown} closed the connection during hello: {exc}")
 
 
+#: A closing handshake is waited for at most this long: a live server answers a close
+#: at once, a dead link never does.
+MAX_CLOSE_WAIT_S = 2.0
+
+
+def close_wait_s(ping_timeout_s: float) -> float:
+    """How long a link given up (no pong, or closed by us) waits for the server's close
+    before the socket is dropped: never longer than the pong timeout itself."""
+    return min(MAX_CLOSE_WAIT_S, ping_timeout_s)
+
+
 class ServerLink:
     """A connected, greeted server. Use :meth:`open`, then ``async with``."""
 
@@ -150,7 +161,7 @@ class ServerLink:
                 # live server answers a close at once, a dead link never does.
                 ping_interval=ping_interval_s,
                 ping_timeout=ping_timeout_s,
-                close_timeout=min(2.0, ping_timeout_s),
+                close_timeout=close_wait_s(ping_timeout_s),
                 logger=WireLogRedactor(
                     logging.getLogger("websockets.client"), log_content=log_content
                 ),

@@ -30,7 +30,14 @@ from desktop.audio.segmenter import (
     UtteranceEnded,
     UtteranceStarted,
 )
-from desktop.client import AuthFailed, ServerLink, ServerUnreachable, TlsError, VersionMismatch
+from desktop.client import (
+    AuthFailed,
+    ServerLink,
+    ServerUnreachable,
+    TlsError,
+    VersionMismatch,
+    close_wait_s,
+)
 from protocol.client_events import (
     ClientEvent,
     ClientState,
@@ -92,6 +99,12 @@ class Keepalive:
 
     interval_s: float = 5.0
     timeout_s: float = 10.0
+
+    @property
+    def gives_up_within_s(self) -> float:
+        """The longest a silent link is kept: the next ping, no pong, then the close
+        handshake that a dead link never answers."""
+        return self.interval_s + self.timeout_s + close_wait_s(self.timeout_s)
 
 
 #: Opening a link: connect, then the server's ``ready`` within this many seconds.

@@ -157,7 +157,9 @@ async def test_an_honest_article_client_gets_through_hostile_sockets(start) -> N
             final = await until_type(ws, "final", timeout=5)
         took = time.monotonic() - began
         assert final["type"] == "final" and "text" in final
-        assert took < 1.0, f"honest client needed {took:.2f} s"
+        # Not queued behind them: they would hold their slots for the handshake timeout
+        # (10 s) or the idle timeout (300 s); well under 1 s unloaded.
+        assert took < 2.0, f"honest client needed {took:.2f} s"
         assert len(server.state.connections) <= 64
     finally:
         for item in hostile:
