@@ -22,10 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from desktop.audio.segmenter import Event, Mode, Segmenter, SegmenterState, stamp
+from desktop.audio.segmenter import Event, Mode, Segmenter, stamp
 from desktop.audio.source import AudioSource, EndOfStream, Int16Array
 from desktop.audio.vad import VAD_CHUNK_SAMPLES, SpeechDetector
-from desktop.hotkey.debounce import CommandKind, HoldOutcome, hold_outcome
 
 log = logging.getLogger(__name__)
 
@@ -112,22 +111,15 @@ class AudioPipeline:
 
     def tap(self) -> None:
         """The key was released after a press too short to be a hold: keep what it
-        recorded if the VAD heard speech in it (judged on the audio thread, on every chunk
-        processed by the time the tap arrives), otherwise drop it."""
-        self._commands.put(self._tap)
+        recorded if the VAD heard speech in it, otherwise drop it. The segmenter judges it
+        at the end of the release tail, so blocks the device captured during the press but
+        this thread had not read yet when the tap arrived still count."""
+        self._commands.put(self.segmenter.tap)
 
     def set_mode(self, mode: Mode) -> None:
         self._commands.put(lambda: self.segmenter.set_mode(mode))
 
     # ---- the loop (audio thread) --------------------------------------------------------
-
-    def _tap(self) -> list[Event]:
-        # In the talk modes a candidate is confirmed by its first speech chunk after the
-        # press: ACTIVE means the VAD heard speech during it.
-        heard = self.segmenter.state is SegmenterState.ACTIVE
-        if hold_outcome(CommandKind.TAP, heard) is HoldOutcome.KEEP:
-            return self.segmenter.release()
-        return self.segmenter.cancel()
 
     def run(self) -> None:
         """Blocking loop: until ``stop()`` or the end of the source."""

@@ -18,6 +18,11 @@ Contract for consumers:
   to the end of the previous one.
 * ``UtteranceDropped`` is never preceded by ``UtteranceStarted`` for the same id.
 
+A push-to-talk key that goes up ends the utterance after a release tail, whether the press
+was a hold (``release()``) or a tap (``tap()``, kept only if the VAD heard speech). A tap
+is judged when its tail is complete, not at the key-up: the key reaches the segmenter
+before audio the device captured during the press has been fed.
+
 Sample positions are absolute indices into the stream fed so far (the first fed sample is
 0). Clock times are not the segmenter's business: the pipeline stamps them.
 """
@@ -33,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from desktop.audio.vad import SpeechDetector
+from desktop.hotkey.debounce import CommandKind, HoldOutcome, hold_outcome
 from protocol.audio import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -59,7 +65,7 @@ class Mode(enum.Enum):
     """Who opens and closes utterances."""
 
     HANDS_FREE = "hands_free"  # the VAD opens and closes
-    PUSH_TO_TALK = "push_to_talk"  # press() opens, release() closes (after a tail)
+    PUSH_TO_TALK = "push_to_talk"  # press() opens, release() or tap() closes (after a tail)
     TOGGLE = "toggle"  # toggle() alternates press and release; a latched push-to-talk
 
 
@@ -251,6 +257,7 @@ class _Candidate:
     speech_end: int = 0  # end of the last chunk >= threshold
     silence_since: int | None = None  # start of the current run of silence
     released_at: int | None = None
+    released_by: CommandKind | None = None  # RELEASE or TAP: decides the fate (hold_outcome)
     continuation: bool = False  # follows a split: one speech chunk confirms it
 
 
@@ -363,12 +370,24 @@ class Segmenter:
 
     def release(self) -> list[Event]:
         """Key up (manual modes): the utterance ends after ``release_tail_ms`` more audio."""
+        return self._key_up(CommandKind.RELEASE)
+
+    def tap(self) -> list[Event]:
+        """Key up after a press too short to be a hold: recorded like ``release()``, tail
+        included, then judged by :func:`hold_outcome` once the tail is complete (or the
+        utterance ends earlier: a new press, a mode change, the end of the stream). Speech
+        heard anywhere from the press to then keeps it (ended as a release would end it);
+        none drops it as ``cancel()`` would have at the key-up."""
+        return self._key_up(CommandKind.TAP)
+
+    def _key_up(self, kind: CommandKind) -> list[Event]:
         if not self._pressed:
             return []
         self._pressed = False
         events: list[Event] = []
         if self._utt is not None:
             self._utt.released_at = self.position
+            self._utt.released_by = kind
             self._advance(self._utt, events)
         self._trim()
         return events
@@ -383,10 +402,7 @@ class Segmenter:
         if utt is None:
             return []
         events: list[Event] = []
-        if utt.confirmed:
-            self._end(utt, EndReason.CANCELLED, utt.emitted, events)
-        else:
-            self._drop(utt, DropReason.CANCELLED, events)
+        self._discard(utt, events)
         self._floor = max(self._floor, self.position)
         return events
 
@@ -466,6 +482,7 @@ class Segmenter:
         cut = self.position if utt.manual else self._utt_emit_target(utt)
         cut = min(cut, utt.start + self._hard_max)  # chunks need not divide the limit
         released_at = utt.released_at
+        released_by = utt.released_by
         manual = utt.manual
         in_pause = utt.silence_since is not None
         if utt.confirmed:
@@ -482,16 +499,37 @@ class Segmenter:
         # a sentence is not dropped as "too short".
         nxt = self._new_candidate(trigger=cut, manual=manual)
         nxt.released_at = released_at
+        nxt.released_by = released_by
         nxt.continuation = True
         if in_pause:
             nxt.silence_since = cut
         self._utt = nxt
 
     def _finish(self, utt: _Candidate, reason: EndReason, end_at: int, events: list[Event]) -> None:
+        if self._outcome(utt) is HoldOutcome.DISCARD:
+            self._discard(utt, events)
+            # As a cancel at the key-up would have: the pressed audio is no one's pre-roll.
+            if utt.released_at is not None:
+                self._floor = max(self._floor, utt.released_at)
+            return
         if utt.confirmed:
             self._end(utt, reason, end_at, events)
         else:
             self._drop(utt, self._drop_reason(utt), events)
+
+    def _outcome(self, utt: _Candidate) -> HoldOutcome:
+        """The fate of an ending utterance: a key-up is judged on every chunk fed since the
+        press, release tail included; anything else is kept."""
+        if utt.released_by is None:
+            return HoldOutcome.KEEP
+        return hold_outcome(utt.released_by, speech_heard=utt.speech_samples > 0)
+
+    def _discard(self, utt: _Candidate, events: list[Event]) -> None:
+        """End ``utt`` sending nothing more: the consumer cancels what was sent."""
+        if utt.confirmed:
+            self._end(utt, EndReason.CANCELLED, utt.emitted, events)
+        else:
+            self._drop(utt, DropReason.CANCELLED, events)
 
     def _drop_reason(self, utt: _Candidate) -> DropReason:
         return DropReason.TOO_SHORT if utt.speech_samples else DropReason.NO_SPEECH

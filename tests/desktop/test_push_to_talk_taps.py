@@ -1,5 +1,7 @@
 """Push-to-talk keeps short words: a press shorter than the debouncer's minimum hold (a
-TAP) is sent when the VAD heard speech in it, and dropped when it heard none.
+TAP) is sent when the VAD heard speech in it, and dropped when it heard none. The tap is
+judged at the end of its release tail, on all the audio it recorded: the key reaches the
+audio thread before blocks the device captured during the press have been processed.
 
 The pipeline runs on the test's own thread (``run()``, no sleeps): the key commands are
 queued by the source at exact positions in the audio, as the hotkey thread would queue
@@ -60,17 +62,33 @@ def test_a_150_ms_yes_is_sent() -> None:
     assert collector.dropped == []
 
 
-def test_a_tap_without_speech_is_dropped() -> None:
+def test_a_yes_not_yet_processed_when_the_tap_arrives_is_sent() -> None:
+    """The tap reaches the audio thread when only the first 32 ms block of the press has
+    been processed; the word is in the blocks still waiting (a device buffer, a loaded
+    machine). It is judged with them, and sent."""
+    yes = [0.9] * 4
+    collector = run_press([0.02] + yes + [0.02] * 60, release_after_chunks=1, tap=True)
+    (utterance,) = collector.utterances
+    assert utterance.ended is not None and utterance.ended.reason is EndReason.RELEASED
+    assert utterance.started.trigger_sample == 0
+    # from the press to the end of the release tail (320 ms after the tap)
+    assert utterance.ended.end_sample == (1 + 10) * VAD_CHUNK_SAMPLES
+    assert collector.dropped == []
+
+
+def test_a_tap_without_speech_is_dropped_at_the_end_of_its_tail() -> None:
     collector = run_press([0.02] * 60, release_after_chunks=5, tap=True)
     assert collector.utterances == []
     (dropped,) = collector.dropped
     assert dropped.reason is DropReason.CANCELLED
+    assert dropped.end_sample == (5 + 10) * VAD_CHUNK_SAMPLES
 
 
-def test_speech_only_after_a_tap_does_not_revive_it() -> None:
-    """The user brushed the key, then spoke to someone: the speech after the key went up
-    is not the press's, and nothing is sent."""
-    collector = run_press([0.02] * 5 + [0.9] * 20 + [0.02] * 40, release_after_chunks=5, tap=True)
+def test_speech_only_after_the_tail_of_a_tap_does_not_revive_it() -> None:
+    """The user brushed the key, then spoke to someone once the release tail was over:
+    that speech is not the press's, and nothing is sent."""
+    probabilities = [0.02] * (5 + 10) + [0.9] * 20 + [0.02] * 40
+    collector = run_press(probabilities, release_after_chunks=5, tap=True)
     assert collector.utterances == []
     assert [d.reason for d in collector.dropped] == [DropReason.CANCELLED]
 

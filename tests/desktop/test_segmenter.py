@@ -43,8 +43,8 @@ def run(
     actions: dict[int, str] | None = None,
     flush: bool = True,
 ) -> tuple[Collector, np.ndarray]:
-    """Feed one chunk per probability; ``actions[i]`` ('press', 'release', 'toggle',
-    'cancel') runs before chunk i."""
+    """Feed one chunk per probability; ``actions[i]`` ('press', 'release', 'tap',
+    'toggle', 'cancel') runs before chunk i."""
     if audio is None:
         audio = signal(len(probs) * C)
     col = Collector()
@@ -276,6 +276,117 @@ def test_push_to_talk_repress_during_tail_closes_first_at_the_press() -> None:
     np.testing.assert_array_equal(joined, audio[0 : 35 * C])
 
 
+def test_push_to_talk_tap_keeps_speech_fed_after_it_within_the_tail() -> None:
+    """The key-up reaches the segmenter before the audio of the word: judged at the end
+    of the tail, the tap keeps it, from its pre-roll to the end of the tail."""
+    seg = Segmenter(mode=Mode.PUSH_TO_TALK)
+    probs = [0.0] * 22 + [0.9] * 4 + [0.0] * 20  # tap at chunk 22, tail to chunk 32
+    col, audio = run(seg, probs, actions={20: "press", 22: "tap"})
+    (u,) = col.utterances
+    assert u.started.trigger_sample == 20 * C
+    assert u.ended is not None and u.ended.reason is EndReason.RELEASED
+    assert u.ended.end_sample == 32 * C
+    np.testing.assert_array_equal(u.audio, audio[20 * C - 7680 : 32 * C])
+    assert col.dropped == []
+
+
+def test_push_to_talk_tap_with_only_silence_through_the_tail_is_cancelled() -> None:
+    seg = Segmenter(mode=Mode.PUSH_TO_TALK)
+    audio = signal(40 * C)
+    col = Collector()
+    for i in range(40):
+        if i == 20:
+            col.extend(seg.press())
+        if i == 22:
+            assert seg.tap() == []  # not judged yet: the tail is still to come
+        events = seg.feed(audio[i * C : (i + 1) * C], 0.2)
+        assert events == [] or i == 31, i
+        col.extend(events)
+    assert col.utterances == []
+    (d,) = col.dropped
+    assert d.reason is DropReason.CANCELLED  # what a cancel at the key-up gave
+    assert (d.start_sample, d.end_sample, d.speech_samples) == (5 * C, 32 * C, 0)
+    assert seg.state is SegmenterState.IDLE and not seg.pressed
+
+
+def test_push_to_talk_speech_only_after_the_tail_of_a_tap_opens_nothing() -> None:
+    seg = Segmenter(mode=Mode.PUSH_TO_TALK)
+    probs = [0.0] * 32 + [0.9] * 10 + [0.0] * 10
+    col, _ = run(seg, probs, actions={20: "press", 22: "tap"})
+    assert col.utterances == []
+    assert [d.reason for d in col.dropped] == [DropReason.CANCELLED]
+
+
+def test_push_to_talk_tap_and_release_share_one_rule() -> None:
+    """With speech the two key-ups give the same events; without, the tap is cancelled
+    where the release is dropped as having no speech."""
+    for probs in ([0.0] * 22 + [0.9] * 4 + [0.0] * 20, [0.0] * 46):
+        by_tap, _ = run(Segmenter(mode=Mode.PUSH_TO_TALK), probs, actions={20: "press", 22: "tap"})
+        by_release, _ = run(
+            Segmenter(mode=Mode.PUSH_TO_TALK), probs, actions={20: "press", 22: "release"}
+        )
+        if by_release.utterances:
+            assert by_tap.events == by_release.events
+        else:
+            assert [d.reason for d in by_release.dropped] == [DropReason.NO_SPEECH]
+            assert [d.reason for d in by_tap.dropped] == [DropReason.CANCELLED]
+
+
+@pytest.mark.parametrize("speech", [False, True])
+def test_push_to_talk_press_again_during_a_taps_tail(speech: bool) -> None:
+    """The tap is judged at the new press on what was fed so far; the new press keeps its
+    pre-roll back to the tap's key-up, but not the cancelled press's audio."""
+    seg = Segmenter(mode=Mode.PUSH_TO_TALK)
+    probs = [0.0] * 23 + [0.9 if speech else 0.0] + [0.0] * 2 + [0.9] * 5 + [0.0] * 20
+    col, audio = run(seg, probs, actions={20: "press", 22: "tap", 26: "press", 31: "release"})
+    if speech:
+        first, second = col.utterances
+        assert first.ended is not None and first.ended.reason is EndReason.RELEASED
+        assert first.ended.end_sample == 26 * C
+        assert second.started.start_sample == 26 * C
+    else:
+        (second,) = col.utterances
+        (d,) = col.dropped
+        assert d.reason is DropReason.CANCELLED and d.end_sample == 26 * C
+        assert second.started.start_sample == 22 * C  # the floor a cancel at the tap set
+    assert second.ended is not None and second.ended.end_sample == 41 * C
+    np.testing.assert_array_equal(second.audio, audio[second.started.start_sample : 41 * C])
+
+
+@pytest.mark.parametrize(
+    ("close", "speech", "expected"),
+    [
+        ("cancel", True, EndReason.CANCELLED),
+        ("cancel", False, DropReason.CANCELLED),
+        ("set_mode", True, EndReason.MODE_CHANGED),
+        ("set_mode", False, DropReason.CANCELLED),
+        ("flush", True, EndReason.STREAM_END),
+        ("flush", False, DropReason.CANCELLED),
+    ],
+)
+def test_push_to_talk_tap_closed_during_its_tail(
+    close: str, speech: bool, expected: EndReason | DropReason
+) -> None:
+    """A cancel, a mode change or the end of the stream before the tail is complete: the
+    tap is judged on what was fed until then."""
+    seg = Segmenter(mode=Mode.PUSH_TO_TALK)
+    probs = [0.0] * 23 + [0.9 if speech else 0.0] + [0.0] * 2  # the tail is not over
+    col, _ = run(seg, probs, actions={20: "press", 22: "tap"}, flush=False)
+    if close == "set_mode":
+        col.extend(seg.set_mode(Mode.HANDS_FREE))
+    else:
+        col.extend(getattr(seg, close)())
+    assert seg.state is SegmenterState.IDLE
+    if isinstance(expected, EndReason):
+        (u,) = col.utterances
+        assert u.ended is not None and u.ended.reason is expected
+        assert col.dropped == []
+    else:
+        assert col.utterances == []
+        assert [d.reason for d in col.dropped] == [expected]
+        assert not any(isinstance(e, (UtteranceStarted, AudioChunk)) for e in col.events)
+
+
 def test_push_to_talk_long_hold_without_speech_keeps_listening() -> None:
     cfg = SegmenterConfig(soft_max_ms=ms(50), max_utterance_ms=ms(50))
     seg = Segmenter(cfg, mode=Mode.PUSH_TO_TALK)
@@ -407,7 +518,9 @@ def test_random_scripts_keep_the_contract(seed: int) -> None:
         probs += [rng.choice([0.0, 0.2, 0.4, 0.6, 0.95])] * rng.randint(1, 30)
     probs = probs[:n]
     actions = {
-        i: rng.choice(["press", "release", "toggle"]) for i in range(n) if rng.random() < 0.05
+        i: rng.choice(["press", "release", "tap", "toggle"])
+        for i in range(n)
+        if rng.random() < 0.05
     }
     if rng.random() < 0.2:
         actions[rng.randrange(n)] = "cancel"
