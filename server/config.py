@@ -7,6 +7,7 @@ import ipaddress
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from urllib.parse import urlsplit
 
 from protocol.cli_help import own_default
@@ -169,7 +170,372 @@ def normalize_origin(text: str) -> str:
     return f"{scheme}://{host}:{port}"
 
 
-def build_parser() -> argparse.ArgumentParser:
+class OptionKind(Enum):
+    """How an option is given on the command line and as a ``TINGXIE_*`` variable."""
+
+    #: A switch (``--insecure-no-auth``); the variable is 1/0, true/false or yes/no.
+    FLAG = "flag"
+    #: One value (``--port 9000``); the variable holds it.
+    VALUE = "value"
+    #: Given once per value (``--allowed-origin``); the variable is a comma-separated list.
+    REPEATABLE = "repeatable"
+
+
+class OptionGroup(Enum):
+    """The ``--help`` section an option is listed in; the value is its title."""
+
+    GENERAL = "options"  # the parser's own section, listed first
+    NETWORK = "network"
+    ENGINE = "engine"
+    LIMITS = "limits"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One server option: its flag, its ``TINGXIE_*`` variable and how to read both."""
+
+    flag: str
+    help: str
+    group: OptionGroup
+    kind: OptionKind = OptionKind.VALUE
+    #: Turns the text of a flag or variable into the value, or says what is wrong.
+    type: Callable[[str], object] = str
+    default: object = None
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+    #: The setting's name (and its variable's); by default the flag's words.
+    dest: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.dest:
+            object.__setattr__(self, "dest", self.flag.removeprefix("--").replace("-", "_"))
+
+    @property
+    def variable(self) -> str:
+        return ENV_PREFIX + self.dest.upper()
+
+
+#: Every option of ``tingxie-server`` (``--help`` lists them in this order, by group).
+OPTIONS: tuple[Option, ...] = (
+    Option("--host", "address to bind", OptionGroup.NETWORK, default=DEFAULT_HOST),
+    Option(
+        "--port",
+        "TCP port (0: any free port)",
+        OptionGroup.NETWORK,
+        type=_whole,
+        default=DEFAULT_PORT,
+    ),
+    Option(
+        "--token",
+        f"bearer token clients must present; prefer {ENV_PREFIX}TOKEN, since other "
+        f"local users can read a command line "
+        + own_default(f"{ENV_PREFIX}TOKEN if set, else none"),
+        OptionGroup.NETWORK,
+    ),
+    Option(
+        "--insecure-no-auth",
+        "allow a non-loopback --host without --token (anyone on the network can use it)",
+        OptionGroup.NETWORK,
+        OptionKind.FLAG,
+    ),
+    Option(
+        "--tls-cert",
+        "serve wss:// and https:// with this certificate (chain) file "
+        + own_default("none: plain ws:// and http://"),
+        OptionGroup.NETWORK,
+        metavar="PEM",
+    ),
+    Option(
+        "--tls-key",
+        "private key of --tls-cert " + own_default("none: the --tls-cert file holds it"),
+        OptionGroup.NETWORK,
+        metavar="PEM",
+    ),
+    Option(
+        "--allowed-origin",
+        "web page origin (https://host[:port]) whose scripts may connect; repeatable. "
+        "Requests with any other Origin header (browsers always send one) get 403; "
+        "clients that send none are not affected. Env: comma-separated list "
+        f"{ENV_PREFIX}ALLOWED_ORIGINS " + own_default("none allowed"),
+        OptionGroup.NETWORK,
+        OptionKind.REPEATABLE,
+        type=normalize_origin,
+        metavar="ORIGIN",
+        dest="allowed_origins",
+    ),
+    Option("--engine", "recognizer", OptionGroup.ENGINE, default="qwen", choices=("fake", "qwen")),
+    Option(
+        "--model",
+        "qwen: hub model id or local directory",
+        OptionGroup.ENGINE,
+        default="Qwen/Qwen3-ASR-1.7B",
+    ),
+    Option(
+        "--backend",
+        "qwen: vLLM (GPU) or transformers (CPU/any); auto picks vLLM when usable",
+        OptionGroup.ENGINE,
+        default="auto",
+        choices=("auto", "vllm", "transformers"),
+    ),
+    Option(
+        "--policy",
+        "qwen: streaming policy (article = qwen-asr's own streaming, for comparison; "
+        "transformers backend only)",
+        OptionGroup.ENGINE,
+        default="windowed",
+        choices=("windowed", "article"),
+    ),
+    Option(
+        "--max-model-len",
+        "qwen/vLLM",
+        OptionGroup.ENGINE,
+        type=_positive_int,
+        default=DEFAULT_MAX_MODEL_LEN,
+    ),
+    Option(
+        "--gpu-memory-utilization",
+        "qwen/vLLM: VRAM fraction",
+        OptionGroup.ENGINE,
+        type=_fraction,
+        default=DEFAULT_GPU_MEMORY_UTILIZATION,
+    ),
+    Option(
+        "--fake-per-batch-ms",
+        "fake: cost per batch",
+        OptionGroup.ENGINE,
+        type=_non_negative_float,
+        default=0.0,
+    ),
+    Option(
+        "--fake-per-request-ms",
+        "fake: extra cost per request in a batch",
+        OptionGroup.ENGINE,
+        type=_non_negative_float,
+        default=0.0,
+    ),
+    Option(
+        "--fake-block-seconds",
+        "fake: seconds of audio per fake word",
+        OptionGroup.ENGINE,
+        type=_non_negative_float,
+        default=1.0,
+    ),
+    Option(
+        "--fake-concurrent-batches",
+        "fake: model calls at once (>1 behaves like a continuous-batching backend)",
+        OptionGroup.ENGINE,
+        type=_positive_int,
+        default=1,
+    ),
+    Option(
+        "--fake-faults",
+        "fake: fail utterances whose context is 'fault:raise', hang on 'fault:hang' "
+        "(fault-handling tests)",
+        OptionGroup.ENGINE,
+        OptionKind.FLAG,
+    ),
+    Option(
+        "--max-batch-size",
+        "requests per model call (transformers and fake engines; refused with vLLM, "
+        "which batches continuously: see --max-num-seqs) "
+        + own_default(
+            f"the engine's own: transformers {GPU_MAX_BATCH_SIZE} on a GPU, "
+            f"{CPU_MAX_BATCH_SIZE} on CPU; fake {fake.DEFAULT_MAX_BATCH_SIZE}"
+        ),
+        OptionGroup.ENGINE,
+        type=_positive_int,
+    ),
+    Option(
+        "--partials-with-final",
+        "most partial steps that may share a model call with finals, or 'fill'; "
+        "small values keep finals fast when the model is busy (docs/benchmarks.md); "
+        "transformers and fake engines only, refused with vLLM (see --max-partials-in-flight)",
+        OptionGroup.ENGINE,
+        type=_partials_with_final,
+        default=2,
+    ),
+    Option(
+        "--max-partials-in-flight",
+        "partial steps sent to the model at once, all sessions together; more wait "
+        "(and then run on newer audio), so a burst of partials cannot take the seats "
+        "finals need (keep it below vLLM's --max-num-seqs)",
+        OptionGroup.ENGINE,
+        type=_positive_int,
+        default=64,
+    ),
+    Option(
+        "--max-num-seqs",
+        "qwen/vLLM: most requests vLLM runs at once per GPU " + own_default("vLLM's own"),
+        OptionGroup.ENGINE,
+        type=_positive_int,
+    ),
+    Option(
+        "--data-parallel-size",
+        "qwen/vLLM: GPUs of this host that each run a copy of the model "
+        "(vLLM data parallel; docs/engine.md)",
+        OptionGroup.ENGINE,
+        type=_positive_int,
+        default=1,
+    ),
+    Option(
+        "--renderer-threads",
+        "qwen/vLLM: threads that tokenise requests and compute their audio features "
+        "before the GPU (about 2 renders per second per stream; docs/engine.md)",
+        OptionGroup.ENGINE,
+        type=_positive_int,
+        default=DEFAULT_RENDERER_THREADS,
+    ),
+    Option(
+        "--enforce-eager",
+        "qwen/vLLM: no CUDA graphs (starts faster, runs slower)",
+        OptionGroup.ENGINE,
+        OptionKind.FLAG,
+    ),
+    Option(
+        "--windowed",
+        "qwen windowed policy settings, e.g. segment_soft_sec=8,segment_max_sec=15 "
+        "(names and defaults: docs/engine.md); unnamed ones keep their defaults "
+        + own_default("none: every setting at its default"),
+        OptionGroup.ENGINE,
+        type=windowed_config_from_spec,
+        default="",  # a text default goes through the type: every setting at its default
+        metavar="NAME=VALUE,...",
+    ),
+    Option(
+        "--partial-interval-ms",
+        "new audio between partial steps (0: no partials)",
+        OptionGroup.ENGINE,
+        type=_non_negative_float,
+        default=500.0,
+    ),
+    Option(
+        "--request-timeout",
+        "seconds a model call may take; past it the utterance gets engine_error (0: no limit)",
+        OptionGroup.ENGINE,
+        type=_non_negative_float,
+        default=60.0,
+    ),
+    Option(
+        "--max-frame-bytes",
+        f"largest audio frame (at most {HARD_MAX_FRAME_BYTES})",
+        OptionGroup.LIMITS,
+        type=_positive_int,
+        default=MAX_AUDIO_FRAME_BYTES,
+    ),
+    Option(
+        "--max-utterance-seconds",
+        "per utterance",
+        OptionGroup.LIMITS,
+        type=_non_negative_float,
+        default=120.0,
+    ),
+    Option(
+        "--max-sessions-per-connection",
+        "open plus still-decoding utterances per connection",
+        OptionGroup.LIMITS,
+        type=_positive_int,
+        default=4,
+    ),
+    Option(
+        "--max-connections",
+        "open WebSocket connections; at the limit a new one displaces the connection "
+        "idle longest (none open or decoding an utterance); if all are dictating, one of "
+        "the address holding the most, when the newcomer's address holds at least two "
+        "fewer; else the newcomer gets server_busy",
+        OptionGroup.LIMITS,
+        type=_positive_int,
+        default=256,
+    ),
+    Option(
+        "--max-connections-per-address",
+        "connections one client IP address may hold; a newcomer past "
+        "it displaces that address's connection idle longest, else gets server_busy. "
+        "Loopback clients are exempt (an app and its server in WSL share 127.0.0.1); "
+        "0: no cap",
+        OptionGroup.LIMITS,
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+    ),
+    Option(
+        "--idle-timeout",
+        "seconds a connection with no utterance open or decoding may stay silent "
+        "before it is closed (0: never); sent to clients in ready",
+        OptionGroup.LIMITS,
+        type=_non_negative_float,
+        default=300.0,
+    ),
+    Option(
+        "--max-buffered-audio-mb",
+        "MiB of audio all utterances together may hold (2 bytes a sample; 1 MiB is "
+        "33 s); past it an utterance is finished early with a server_busy error",
+        OptionGroup.LIMITS,
+        type=_positive_float,
+        default=256.0,
+    ),
+    Option(
+        "--handshake-timeout",
+        "seconds from TCP connect to a finished WebSocket (or TLS) handshake",
+        OptionGroup.LIMITS,
+        type=_positive_float,
+        default=10.0,
+    ),
+    Option(
+        "--max-pending-handshakes",
+        "connections still in their handshake; past it the oldest is dropped",
+        OptionGroup.LIMITS,
+        type=_positive_int,
+        default=128,
+    ),
+    Option(
+        "--listen-backlog",
+        "TCP connections the kernel queues before the server accepts them",
+        OptionGroup.LIMITS,
+        type=_positive_int,
+        default=1024,
+    ),
+    Option(
+        "--shutdown-timeout",
+        "seconds to finish pending finals on SIGINT/SIGTERM",
+        OptionGroup.GENERAL,
+        type=_non_negative_float,
+        default=30.0,
+    ),
+    Option(
+        "--keep-serving-on-load-failure",
+        "when the model fails to load, keep listening so /healthz reports why (the "
+        "tray app starts its server so); without it the server exits with code 1 and says "
+        "what to do",
+        OptionGroup.GENERAL,
+        OptionKind.FLAG,
+    ),
+    Option(
+        "--stop-on-stdin-eof",
+        "shut down (finishing pending finals) when standard input reaches end of file; "
+        "the tray app starts its local servers so, holding their input open, so that a "
+        "server never outlives the app",
+        OptionGroup.GENERAL,
+        OptionKind.FLAG,
+    ),
+    Option(
+        "--log-level",
+        "how much the server logs (WARNING: only what needs attention)",
+        OptionGroup.GENERAL,
+        default="INFO",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+    ),
+    Option(
+        "--log-transcripts",
+        "let transcripts, hotwords and audio bytes into the log (with --log-level DEBUG); "
+        "for debugging only: without it the log never holds what was said",
+        OptionGroup.GENERAL,
+        OptionKind.FLAG,
+    ),
+)
+
+
+def _parser(*, with_defaults: bool) -> argparse.ArgumentParser:
+    """The parser of :data:`OPTIONS`; without defaults it sets only what is given."""
     p = argparse.ArgumentParser(
         prog="tingxie-server",
         description="Streaming speech recognition server for tingxie (WebSocket, protocol v1). "
@@ -178,275 +544,41 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"tingxie-server {__version__}")
-    net = p.add_argument_group("network")
-    net.add_argument("--host", default=DEFAULT_HOST, help="address to bind")
-    net.add_argument(
-        "--port", type=_whole, default=DEFAULT_PORT, help="TCP port (0: any free port)"
-    )
-    net.add_argument(
-        "--token",
-        default=None,
-        help=f"bearer token clients must present; prefer {ENV_PREFIX}TOKEN, since other "
-        f"local users can read a command line "
-        + own_default(f"{ENV_PREFIX}TOKEN if set, else none"),
-    )
-    net.add_argument(
-        "--insecure-no-auth",
-        action="store_true",
-        help="allow a non-loopback --host without --token (anyone on the network can use it)",
-    )
-    net.add_argument(
-        "--tls-cert",
-        default=None,
-        metavar="PEM",
-        help="serve wss:// and https:// with this certificate (chain) file "
-        + own_default("none: plain ws:// and http://"),
-    )
-    net.add_argument(
-        "--tls-key",
-        default=None,
-        metavar="PEM",
-        help="private key of --tls-cert " + own_default("none: the --tls-cert file holds it"),
-    )
-    net.add_argument(
-        "--allowed-origin",
-        dest="allowed_origins",
-        action="append",
-        type=normalize_origin,
-        default=None,
-        metavar="ORIGIN",
-        help="web page origin (https://host[:port]) whose scripts may connect; repeatable. "
-        "Requests with any other Origin header (browsers always send one) get 403; "
-        "clients that send none are not affected. Env: comma-separated list "
-        f"{ENV_PREFIX}ALLOWED_ORIGINS " + own_default("none allowed"),
-    )
-    eng = p.add_argument_group("engine")
-    eng.add_argument("--engine", choices=["fake", "qwen"], default="qwen", help="recognizer")
-    eng.add_argument(
-        "--model", default="Qwen/Qwen3-ASR-1.7B", help="qwen: hub model id or local directory"
-    )
-    eng.add_argument(
-        "--backend",
-        choices=["auto", "vllm", "transformers"],
-        default="auto",
-        help="qwen: vLLM (GPU) or transformers (CPU/any); auto picks vLLM when usable",
-    )
-    eng.add_argument(
-        "--policy",
-        choices=["windowed", "article"],
-        default="windowed",
-        help="qwen: streaming policy (article = qwen-asr's own streaming, for comparison; "
-        "transformers backend only)",
-    )
-    eng.add_argument(
-        "--max-model-len", type=_positive_int, default=DEFAULT_MAX_MODEL_LEN, help="qwen/vLLM"
-    )
-    eng.add_argument(
-        "--gpu-memory-utilization",
-        type=_fraction,
-        default=DEFAULT_GPU_MEMORY_UTILIZATION,
-        help="qwen/vLLM: VRAM fraction",
-    )
-    eng.add_argument(
-        "--fake-per-batch-ms", type=_non_negative_float, default=0.0, help="fake: cost per batch"
-    )
-    eng.add_argument(
-        "--fake-per-request-ms",
-        type=_non_negative_float,
-        default=0.0,
-        help="fake: extra cost per request in a batch",
-    )
-    eng.add_argument(
-        "--fake-block-seconds",
-        type=_non_negative_float,
-        default=1.0,
-        help="fake: seconds of audio per fake word",
-    )
-    eng.add_argument(
-        "--fake-concurrent-batches",
-        type=_positive_int,
-        default=1,
-        help="fake: model calls at once (>1 behaves like a continuous-batching backend)",
-    )
-    eng.add_argument(
-        "--fake-faults",
-        action="store_true",
-        help="fake: fail utterances whose context is 'fault:raise', hang on 'fault:hang' "
-        "(fault-handling tests)",
-    )
-    eng.add_argument(
-        "--max-batch-size",
-        type=_positive_int,
-        default=None,
-        help="requests per model call (transformers and fake engines; refused with vLLM, "
-        "which batches continuously: see --max-num-seqs) "
-        + own_default(
-            f"the engine's own: transformers {GPU_MAX_BATCH_SIZE} on a GPU, "
-            f"{CPU_MAX_BATCH_SIZE} on CPU; fake {fake.DEFAULT_MAX_BATCH_SIZE}"
-        ),
-    )
-    eng.add_argument(
-        "--partials-with-final",
-        type=_partials_with_final,
-        default=2,
-        help="most partial steps that may share a model call with finals, or 'fill'; "
-        "small values keep finals fast when the model is busy (docs/benchmarks.md); "
-        "transformers and fake engines only, refused with vLLM (see --max-partials-in-flight)",
-    )
-    eng.add_argument(
-        "--max-partials-in-flight",
-        type=_positive_int,
-        default=64,
-        help="partial steps sent to the model at once, all sessions together; more wait "
-        "(and then run on newer audio), so a burst of partials cannot take the seats "
-        "finals need (keep it below vLLM's --max-num-seqs)",
-    )
-    eng.add_argument(
-        "--max-num-seqs",
-        type=_positive_int,
-        default=None,
-        help="qwen/vLLM: most requests vLLM runs at once per GPU " + own_default("vLLM's own"),
-    )
-    eng.add_argument(
-        "--data-parallel-size",
-        type=_positive_int,
-        default=1,
-        help="qwen/vLLM: GPUs of this host that each run a copy of the model "
-        "(vLLM data parallel; docs/engine.md)",
-    )
-    eng.add_argument(
-        "--renderer-threads",
-        type=_positive_int,
-        default=DEFAULT_RENDERER_THREADS,
-        help="qwen/vLLM: threads that tokenise requests and compute their audio features "
-        "before the GPU (about 2 renders per second per stream; docs/engine.md)",
-    )
-    eng.add_argument(
-        "--enforce-eager",
-        action="store_true",
-        help="qwen/vLLM: no CUDA graphs (starts faster, runs slower)",
-    )
-    eng.add_argument(
-        "--windowed",
-        type=windowed_config_from_spec,
-        default="",
-        metavar="NAME=VALUE,...",
-        help="qwen windowed policy settings, e.g. segment_soft_sec=8,segment_max_sec=15 "
-        "(names and defaults: docs/engine.md); unnamed ones keep their defaults "
-        + own_default("none: every setting at its default"),
-    )
-    eng.add_argument(
-        "--partial-interval-ms",
-        type=_non_negative_float,
-        default=500.0,
-        help="new audio between partial steps (0: no partials)",
-    )
-    eng.add_argument(
-        "--request-timeout",
-        type=_non_negative_float,
-        default=60.0,
-        help="seconds a model call may take; past it the utterance gets engine_error (0: no limit)",
-    )
-    lim = p.add_argument_group("limits")
-    lim.add_argument(
-        "--max-frame-bytes",
-        type=_positive_int,
-        default=MAX_AUDIO_FRAME_BYTES,
-        help=f"largest audio frame (at most {HARD_MAX_FRAME_BYTES})",
-    )
-    lim.add_argument(
-        "--max-utterance-seconds", type=_non_negative_float, default=120.0, help="per utterance"
-    )
-    lim.add_argument(
-        "--max-sessions-per-connection",
-        type=_positive_int,
-        default=4,
-        help="open plus still-decoding utterances per connection",
-    )
-    lim.add_argument(
-        "--max-connections",
-        type=_positive_int,
-        default=256,
-        help="open WebSocket connections; at the limit a new one displaces the connection "
-        "idle longest (none open or decoding an utterance); if all are dictating, one of "
-        "the address holding the most, when the newcomer's address holds at least two "
-        "fewer; else the newcomer gets server_busy",
-    )
-    lim.add_argument(
-        "--max-connections-per-address",
-        type=_non_negative_int,
-        default=0,
-        metavar="N",
-        help="connections one client IP address may hold; a newcomer past "
-        "it displaces that address's connection idle longest, else gets server_busy. "
-        "Loopback clients are exempt (an app and its server in WSL share 127.0.0.1); "
-        "0: no cap",
-    )
-    lim.add_argument(
-        "--idle-timeout",
-        type=_non_negative_float,
-        default=300.0,
-        help="seconds a connection with no utterance open or decoding may stay silent "
-        "before it is closed (0: never); sent to clients in ready",
-    )
-    lim.add_argument(
-        "--max-buffered-audio-mb",
-        type=_positive_float,
-        default=256.0,
-        help="MiB of audio all utterances together may hold (2 bytes a sample; 1 MiB is "
-        "33 s); past it an utterance is finished early with a server_busy error",
-    )
-    lim.add_argument(
-        "--handshake-timeout",
-        type=_positive_float,
-        default=10.0,
-        help="seconds from TCP connect to a finished WebSocket (or TLS) handshake",
-    )
-    lim.add_argument(
-        "--max-pending-handshakes",
-        type=_positive_int,
-        default=128,
-        help="connections still in their handshake; past it the oldest is dropped",
-    )
-    lim.add_argument(
-        "--listen-backlog",
-        type=_positive_int,
-        default=1024,
-        help="TCP connections the kernel queues before the server accepts them",
-    )
-    p.add_argument(
-        "--shutdown-timeout",
-        type=_non_negative_float,
-        default=30.0,
-        help="seconds to finish pending finals on SIGINT/SIGTERM",
-    )
-    p.add_argument(
-        "--keep-serving-on-load-failure",
-        action="store_true",
-        help="when the model fails to load, keep listening so /healthz reports why (the "
-        "tray app starts its server so); without it the server exits with code 1 and says "
-        "what to do",
-    )
-    p.add_argument(
-        "--stop-on-stdin-eof",
-        action="store_true",
-        help="shut down (finishing pending finals) when standard input reaches end of file; "
-        "the tray app starts its local servers so, holding their input open, so that a "
-        "server never outlives the app",
-    )
-    p.add_argument(
-        "--log-level",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        default="INFO",
-        help="how much the server logs (WARNING: only what needs attention)",
-    )
-    p.add_argument(
-        "--log-transcripts",
-        action="store_true",
-        help="let transcripts, hotwords and audio bytes into the log (with --log-level DEBUG); "
-        "for debugging only: without it the log never holds what was said",
-    )
+    # Sections in enum order: the parser's own first, as argparse lists it anyway.
+    sections = {
+        group: p if group is OptionGroup.GENERAL else p.add_argument_group(group.value)
+        for group in OptionGroup
+    }
+    for option in OPTIONS:
+        if not with_defaults:
+            default: object = argparse.SUPPRESS
+        else:
+            default = False if option.kind is OptionKind.FLAG else option.default
+        section = sections[option.group]
+        if option.kind is OptionKind.FLAG:
+            section.add_argument(
+                option.flag,
+                action="store_true",
+                dest=option.dest,
+                default=default,
+                help=option.help,
+            )
+            continue
+        section.add_argument(
+            option.flag,
+            action="append" if option.kind is OptionKind.REPEATABLE else "store",
+            dest=option.dest,
+            type=option.type,
+            default=default,
+            choices=option.choices,
+            metavar=option.metavar,
+            help=option.help,
+        )
     return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return _parser(with_defaults=True)
 
 
 def _apply_environment(
@@ -459,32 +591,27 @@ def _apply_environment(
     """
     defaults: dict[str, object] = {}
     lists: dict[str, list[object]] = {}
-    for action in parser._actions:  # argparse has no public iterator over actions
-        if not action.option_strings or action.dest in {"help", "version"}:
-            continue
-        name = ENV_PREFIX + action.dest.upper()
+    for option in OPTIONS:
+        name = option.variable
         if name not in env:
             continue
         raw = env[name]
-        if isinstance(action, argparse._StoreTrueAction):
+        if option.kind is OptionKind.FLAG:
             if raw.lower() not in {"1", "true", "yes", "0", "false", "no", ""}:
                 raise ConfigError(f"{name}={raw!r}: expected 1/0, true/false or yes/no")
-            defaults[action.dest] = raw.lower() in {"1", "true", "yes"}
+            defaults[option.dest] = raw.lower() in {"1", "true", "yes"}
             continue
-        if isinstance(action, argparse._AppendAction):
-            try:
-                convert = action.type if callable(action.type) else str
-                lists[action.dest] = [convert(item) for item in raw.split(",") if item.strip()]
-            except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
-                raise ConfigError(f"{name}={raw!r}: {exc}") from None
-            continue
+        convert = option.type
         try:
-            value = action.type(raw) if callable(action.type) else raw
+            if option.kind is OptionKind.REPEATABLE:
+                lists[option.dest] = [convert(item) for item in raw.split(",") if item.strip()]
+                continue
+            value = convert(raw)
         except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
             raise ConfigError(f"{name}={raw!r}: {exc}") from None
-        if action.choices is not None and value not in action.choices:
-            raise ConfigError(f"{name}={raw!r}: choose from {', '.join(map(str, action.choices))}")
-        defaults[action.dest] = value
+        if option.choices is not None and value not in option.choices:
+            raise ConfigError(f"{name}={raw!r}: choose from {', '.join(option.choices)}")
+        defaults[option.dest] = value
     parser.set_defaults(**defaults)
     return lists
 
@@ -495,13 +622,9 @@ TRANSFORMERS_ONLY = ("max_batch_size", "partials_with_final")
 
 def _given(argv: Sequence[str] | None, env: Mapping[str, str]) -> set[str]:
     """Destinations set by a flag or a ``TINGXIE_*`` variable (not left at the default)."""
-    parser = build_parser()
-    for action in parser._actions:  # argparse has no public iterator over actions
-        action.default = argparse.SUPPRESS
-    given = set(vars(parser.parse_args(argv)))
-    given.update(
-        action.dest for action in parser._actions if ENV_PREFIX + action.dest.upper() in env
-    )
+    # Options left out of argv stay out of the namespace: their default is SUPPRESS.
+    given = set(vars(_parser(with_defaults=False).parse_args(argv)))
+    given.update(option.dest for option in OPTIONS if option.variable in env)
     return given
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -56,6 +57,27 @@ TYPED = [
     "desktop/dictation.py",
     "tests/hardening/fuzz.py",
 ]
+
+
+#: argparse's private names: its module's underscored classes and a parser's internals.
+PRIVATE_ARGPARSE = re.compile(
+    r"argparse\._\w|from argparse import[^\n]*\b_\w"
+    r"|\._(?:actions|option_string_actions|action_groups|mutually_exclusive_groups"
+    r"|group_actions|registries)\b"
+)
+
+
+def test_no_private_argparse_names() -> None:
+    """Parsers are read through public calls only (the server's options: its own table)."""
+    hits = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for folder in ("desktop", "protocol", "server", "tests")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if path.resolve() != Path(__file__).resolve()  # this test names what it looks for
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if PRIVATE_ARGPARSE.search(line)
+    ]
+    assert hits == [], "private argparse names:\n" + "\n".join(hits)
 
 
 def test_ruff_is_clean() -> None:

@@ -51,7 +51,7 @@ from protocol.limits import (
     MAX_TEXT_FRAME_BYTES,
 )
 from server.audio_buffer import AudioBuffer
-from server.config import ENV_PREFIX, ConfigError, build_parser, parse_config
+from server.config import ENV_PREFIX, OPTIONS, ConfigError, parse_config
 from tests.hardening.conftest import tried
 
 #: The only codes a decoder may give: everything else is about state, not the frame.
@@ -375,11 +375,7 @@ def test_audio_frames_cut_anywhere_give_the_whole_streams_samples(
 
 
 def _env_options() -> list[str]:
-    return [
-        ENV_PREFIX + action.dest.upper()
-        for action in build_parser()._actions  # argparse has no public iterator
-        if action.option_strings and action.dest not in {"help", "version"}
-    ]
+    return [option.variable for option in OPTIONS]
 
 
 #: Hosts that need no name service: odd text, addresses, and names the system knows.

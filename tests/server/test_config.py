@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from server.config import ConfigError, parse_config
+from server.config import (
+    ENV_PREFIX,
+    OPTIONS,
+    ConfigError,
+    Option,
+    OptionKind,
+    parse_config,
+)
 
 
 def test_defaults_are_loopback_and_safe() -> None:
@@ -81,3 +88,40 @@ def test_partials_with_final() -> None:
     assert parse_config([], env={"TINGXIE_PARTIALS_WITH_FINAL": "0"}).partials_with_final == 0
     with pytest.raises(SystemExit):
         parse_config(["--partials-with-final", "-1"], env={})
+
+
+def test_every_option_has_its_variable() -> None:
+    assert len({option.variable for option in OPTIONS}) == len(OPTIONS)
+    for option in OPTIONS:
+        assert option.variable == ENV_PREFIX + option.dest.upper()
+        assert option.flag.startswith("--") and option.flag.islower()
+    assert {o.variable for o in OPTIONS if o.kind is OptionKind.REPEATABLE} == {
+        "TINGXIE_ALLOWED_ORIGINS"
+    }
+
+
+@pytest.mark.parametrize(
+    "option", [o for o in OPTIONS if o.kind is OptionKind.FLAG], ids=lambda o: o.flag
+)
+def test_every_switch_is_off_by_default_and_on_by_flag_or_variable(option: Option) -> None:
+    assert getattr(parse_config([], env={}), option.dest) is False
+    assert getattr(parse_config([option.flag], env={}), option.dest) is True
+    assert getattr(parse_config([], env={option.variable: "Yes"}), option.dest) is True
+    assert getattr(parse_config([], env={option.variable: "0"}), option.dest) is False
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "given"),
+    [
+        ([], {}, set()),
+        (["--max-batch=4"], {}, {"--max-batch-size"}),  # abbreviated, with '='
+        (["--partials-with-final", "2"], {}, {"--partials-with-final"}),  # the default, given
+        ([], {"TINGXIE_PARTIALS_WITH_FINAL": "2"}, {"--partials-with-final"}),
+        (["--port", "9000"], {"TINGXIE_MAX_BATCH_SIZE": "8"}, {"--max-batch-size"}),
+    ],
+)
+def test_options_given_are_told_from_defaults(
+    argv: list[str], env: dict[str, str], given: set[str]
+) -> None:
+    """Given, even at the default value: vLLM refuses what was asked for, not what differs."""
+    assert parse_config(argv, env=env).transformers_only == given
