@@ -45,7 +45,7 @@ from server.log_limits import FailureBackoff, LogThrottle, log_throttled
 from server.memory import trim_after_bursts
 from server.scheduler import Scheduler
 from server.slots import peer_address
-from server.state import ModelState, ServerState
+from server.state import ModelState, ServerState, displaced_drain_s
 from server.tls import server_tls_context
 
 log = logging.getLogger(__name__)
@@ -336,6 +336,7 @@ async def start_server(
         partial_interval_s=config.partial_interval_ms / 1000.0,
         audio_budget=budget,
         max_connections_per_address=config.max_connections_per_address,
+        displaced_drain_s=displaced_drain_s(config.request_timeout_s),
     )
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(quiet_exception_handler(state.log_throttle))

@@ -10,7 +10,9 @@ is closed after ``idle_timeout_s`` without a message (close code
 :attr:`CloseCode.IDLE_TIMEOUT`), and at the connection limit a newcomer displaces the
 connection idle longest (:attr:`CloseCode.DISPLACED`), so sockets that only sit there
 cannot lock users out; server/slots.py has the whole admission rule (one address cannot
-hold every slot, an optional cap per address).
+hold every slot, an optional cap per address). A displaced connection that is dictating
+gives its slot up at once but first sends the finals of the utterances it had already
+stopped (within ``ServerState.displaced_drain_s``): its client replays only the open one.
 """
 
 from __future__ import annotations
@@ -114,16 +116,49 @@ class Connection:
             await self._ws.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
 
     def displace(self) -> None:
-        """Give this connection's slot to a newcomer (it closes in the background; a
-        client dictating on it sends its unfinished utterances again after reconnecting)."""
-        self._state.connections.discard(self)
-        self._close_soon(CloseCode.DISPLACED, "displaced: server at its connection limit")
-
-    def _close_soon(self, code: CloseCode, reason: str) -> None:
-        self._closing_reason = reason
-        task = asyncio.create_task(self._ws.close(code, reason))
+        """Give this connection's slot to a newcomer, now. It takes no new work: the open
+        utterance is dropped (its client sends it again after reconnecting) and later
+        messages are ignored. Utterances already stopped are decoding: their finals
+        are sent (decoding them again elsewhere would spend the model twice), within
+        the drain deadline; then it closes with 4001."""
+        state = self._state
+        state.connections.discard(self)
+        self._closing_reason = "displaced: server at its connection limit"
+        dropped = self._drop_open()
+        if dropped is not None:
+            self.log.debug("displaced: open utterance %s dropped", escape(dropped.id))
+        task = asyncio.create_task(self._leave_displaced(dropped), name=f"displaced-{self.id}")
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _leave_displaced(self, dropped: Session | None) -> None:
+        if dropped is not None:
+            await dropped.cancel()
+        await self._close_after_finals(
+            CloseCode.DISPLACED, self._closing_reason, self._state.displaced_drain_s
+        )
+
+    def _drop_open(self) -> Session | None:
+        """Forget the open utterance (the caller cancels it); it gets no final."""
+        session, self._open = self._open, None
+        if session is not None:
+            self._sessions.pop(session.id, None)
+        return session
+
+    async def _close_after_finals(self, code: int, reason: str, timeout_s: float | None) -> None:
+        """Let the utterances already stopped send their finals (for at most
+        ``timeout_s``), then close; the close cancels what is left."""
+        finishing = set(self._finishing.values())
+        if finishing:
+            _, late = await asyncio.wait(finishing, timeout=timeout_s)
+            if late:
+                self.log.warning(
+                    "%d final(s) not ready within %g s; closing (%s)",
+                    len(late),
+                    timeout_s,
+                    reason,
+                )
+        await self._ws.close(code, reason)
 
     def _take_slot(self) -> Verdict:
         """Join the server's connections if the admission rule lets it in, displacing
@@ -195,6 +230,8 @@ class Connection:
             self._background.add(watch)
             watch.add_done_callback(self._background.discard)
             async for message in self._ws:
+                if self._closing_reason:
+                    continue  # displaced or timed out: no new work, only the close
                 self.idle_since = self._loop.time()
                 if isinstance(message, bytes):
                     await self._on_audio(message)
@@ -240,18 +277,16 @@ class Connection:
 
     async def drain(self) -> None:
         """Server shutdown: finish decoding stopped utterances, abandon the open one."""
-        if self._open is not None:
-            session = self._open
+        session = self._drop_open()
+        if session is not None:
             await self._error(
                 ErrorCode.SHUTTING_DOWN,
                 "server is shutting down; utterance not finished, send it again",
                 session.id,
             )
             await session.cancel()
-            self._sessions.pop(session.id, None)
-            self._open = None
-        await asyncio.gather(*self._finishing.values(), return_exceptions=True)
-        await self._ws.close(1001, "server shutting down")
+        # The caller bounds the wait (--shutdown-timeout).
+        await self._close_after_finals(1001, "server shutting down", None)
 
     # ---------------------------------------------------------------- sending
 
@@ -422,6 +457,8 @@ class Connection:
 
     def _close_open(self, session: Session) -> None:
         """Stop receiving audio for ``session`` and decode it; finals go out in stop order."""
+        if session is not self._open:
+            return  # dropped while its caller awaited (the connection was displaced)
         self._open = None
         previous = self._last_finish
         task = asyncio.create_task(self._finish(session, previous), name=f"final-{session.id}")

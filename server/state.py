@@ -33,6 +33,18 @@ CAPABILITIES = (
     "start-ack",  # started answers an accepted start (clients that said hello)
 )
 
+#: Longest a displaced connection stays to send the finals of the utterances it had
+#: already stopped, on a server without a request timeout (with one: that timeout,
+#: about as long as a decode under way may take). Past it the connection closes and its
+#: client sends them again.
+DISPLACED_DRAIN_S = 10.0
+
+
+def displaced_drain_s(request_timeout_s: float | None) -> float:
+    """The drain deadline of a displaced connection on a server with this request
+    timeout (None: none)."""
+    return request_timeout_s if request_timeout_s else DISPLACED_DRAIN_S
+
 
 @dataclass
 class ServerState:
@@ -46,6 +58,8 @@ class ServerState:
     connections: set[Connection] = field(default_factory=set)
     #: Connections one non-loopback address may hold (0: no cap); server/slots.py.
     max_connections_per_address: int = 0
+    #: How long a displaced connection may still send finals (server/connection.py).
+    displaced_drain_s: float = DISPLACED_DRAIN_S
     utterances_total: int = 0
     finals_total: int = 0
     errors_total: int = 0
