@@ -252,7 +252,8 @@ class Microphone(Protocol):
     def release(self) -> None: ...
 
     def tap(self) -> None:
-        """A press too short to be a hold: kept if the VAD heard speech in it."""
+        """A press too short to be a hold: kept if the VAD heard speech in it or in the
+        release tail after it."""
         ...
 
     def cancel(self) -> None: ...

@@ -57,9 +57,10 @@ class HoldOutcome(enum.Enum):
 def hold_outcome(kind: CommandKind, speech_heard: bool) -> HoldOutcome:
     """The fate of a hold that ended with ``kind`` (RELEASE, TAP or CANCEL).
 
-    ``speech_heard``: the VAD heard speech between the press and now. A RELEASE keeps
-    the recording (the segmenter still drops one without speech); a CANCEL (the key was
-    part of a shortcut) discards it; a TAP is discarded only when no speech was heard,
+    ``speech_heard``: the VAD heard speech between the press and the end of the release
+    tail (the segmenter judges a tap there). A RELEASE keeps the recording (the
+    segmenter still drops one without speech); a CANCEL (the key was part of a
+    shortcut) discards it; a TAP is discarded only when no speech was heard,
     so a word shorter than ``min_hold_s`` still reaches the server.
     """
     if kind is CommandKind.RELEASE:
