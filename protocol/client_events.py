@@ -83,7 +83,12 @@ class ErrorOutcome(enum.Enum):
     RETRY = "retry"  # send the utterance again on this link (bounded)
     WAIT_FOR_MODEL = "wait_for_model"  # again once the server says the model is ready (bounded)
     WAIT_FOR_SLOT = "wait_for_slot"  # again once an earlier utterance got its final (bounded)
-    REPLAY_ELSEWHERE = "replay_elsewhere"  # the server stops: send again after reconnecting
+    #: The server is closing the link: nothing new goes on it, the finals still due on it
+    #: are awaited, then the utterance is sent again after reconnecting.
+    REPLAY_ELSEWHERE = "replay_elsewhere"
+    #: The server ended the utterance early and decodes what it got: its final covers
+    #: the audio up to the cut (``timings.audio_ms``), the rest follows as a new part.
+    FINISHED_EARLY = "finished_early"
     RECONNECT = "reconnect"  # client and server disagree about the link: start a new one
     IGNORE = "ignore"  # about nothing that is pending (logged)
 
@@ -100,7 +105,7 @@ ERROR_OUTCOMES: dict[ErrorCode, ErrorOutcome] = {
     ErrorCode.FRAME_TOO_LARGE: ErrorOutcome.RETRY,  # with frames half as large
     ErrorCode.UTTERANCE_TOO_LONG: ErrorOutcome.RETRY,  # in parts half as long
     ErrorCode.TOO_MANY_SESSIONS: ErrorOutcome.WAIT_FOR_SLOT,
-    ErrorCode.SERVER_BUSY: ErrorOutcome.REPLAY_ELSEWHERE,
+    ErrorCode.SERVER_BUSY: ErrorOutcome.FINISHED_EARLY,  # audio budget; fatal (no slot) names none
     ErrorCode.NOT_READY: ErrorOutcome.WAIT_FOR_MODEL,
     ErrorCode.ENGINE_ERROR: ErrorOutcome.FAIL,
     ErrorCode.SHUTTING_DOWN: ErrorOutcome.REPLAY_ELSEWHERE,

@@ -88,6 +88,8 @@ _SERVER_FORGETS = frozenset(
 )
 
 _MIN_FRAME_BYTES = 640  # 20 ms: the smallest audio frame we send
+#: A final's ``timings.audio_ms`` comes rounded to 0.1 ms (3.2 bytes); frames are longer.
+_CUT_TOLERANCE_BYTES = 4
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ class MachineConfig:
 
     #: After the end of speech an utterance has ``final_base_s`` plus
     #: ``final_per_audio_s`` per second of its audio to get its final; then it fails.
+    #: A link the server is closing (``shutting_down``) is kept for the finals still
+    #: due on it for at most ``final_base_s`` too, then closed by the client.
     final_base_s: float = 60.0
     final_per_audio_s: float = 2.0
     #: An utterance the segmenter never ends fails this long after it started.
@@ -110,9 +114,11 @@ class MachineConfig:
     #: After the server closed an idle link (close codes 4000/4001) the client stays
     #: unconnected until an utterance starts, or this long to refresh what it shows.
     calm_refresh_s: float = 900.0
-    #: ``too_many_sessions`` while this client holds no slot (others hold them): the
-    #: start is tried again after this wait, doubling up to the maximum, until the
-    #: utterance's deadline (such refusals do not count against ``max_retries``).
+    #: ``too_many_sessions`` while this client holds no slot (others hold them), or a
+    #: ``server_busy`` cut that kept none of the audio (the server's audio budget is
+    #: full): the start is tried again after this wait, doubling up to the maximum,
+    #: until the utterance's deadline (such refusals do not count against
+    #: ``max_retries``).
     busy_retry_first_s: float = 0.25
     busy_retry_max_s: float = 5.0
 
@@ -131,6 +137,15 @@ class _Session:
     timings: Timings | None = None
     retired: bool = False  # no longer counted for the utterance; occupies a slot until answered
     accepted: bool = True  # the server said "started" (or does not say it): audio may follow
+    #: The server ended it before our stop (``server_busy``); ``end`` is an upper bound
+    #: until its final says how much of the audio it covers.
+    cut: bool = False
+    frame_ends: list[int] = field(default_factory=list)  # where each audio frame sent ended
+
+    @property
+    def unsettled(self) -> bool:
+        """Cut by the server, its final not in: where the next part starts is unknown."""
+        return self.cut and self.text is None
 
 
 @dataclass
@@ -199,6 +214,7 @@ class ClientMachine:
         # the current link
         self._link_up = False
         self._draining = False  # the server is going away: send nothing more
+        self._drain_until = 0.0  # then close the draining link, finals due or not
         self._want_reconnect = False
         self._model = ModelState.LOADING
         self._sessions: dict[str, _Session] = {}  # wire id → session holding a server slot
@@ -210,6 +226,7 @@ class ClientMachine:
         self._unknown_ids = 0
         self._calm_since: float | None = None  # unconnected on purpose since then
         self._busy_refusals = 0  # too_many_sessions in a row while holding no slot
+        self._budget_refusals = 0  # server_busy cuts in a row that kept no audio
         self._busy_until = 0.0  # no new start before this (0: none pending)
 
     # ---------------------------------------------------------------- outputs
@@ -224,9 +241,21 @@ class ClientMachine:
 
     @property
     def wants_reconnect(self) -> bool:
-        """The link is no use any more (desynchronised, server leaving): close it; the
-        next link replays what is unfinished."""
-        return self._want_reconnect and self._link_up
+        """The link is no use any more (desynchronised, server gone): close it; the next
+        link replays what is unfinished. A link the server is closing is kept until no
+        final is due on it (or its drain deadline): those finals are not decoded twice."""
+        if not self._link_up:
+            return False
+        return self._want_reconnect or (self._draining and not self._finals_due())
+
+    @property
+    def draining(self) -> bool:
+        """The server is closing this link: nothing new is sent on it."""
+        return self._link_up and self._draining
+
+    def _finals_due(self) -> bool:
+        """A final someone waits for is still to come on this link."""
+        return any(s.end is not None and not s.retired for s in self._sessions.values())
 
     @property
     def pending(self) -> int:
@@ -252,6 +281,8 @@ class ClientMachine:
         due = min((self._deadline(u) for u in self._utts.values()), default=None)
         if self._busy_until and due is not None:
             due = min(due, self._busy_until)  # a refused start is tried again then
+        if self.draining and not self._want_reconnect:
+            due = self._drain_until if due is None else min(due, self._drain_until)
         return due
 
     def wants_link(self, now: float) -> bool:
@@ -375,7 +406,7 @@ class ClientMachine:
 
     def _drop_link(self) -> None:
         self._link_up = self._draining = self._want_reconnect = False
-        self._busy_refusals, self._busy_until = 0, 0.0
+        self._busy_refusals, self._budget_refusals, self._busy_until = 0, 0, 0.0
         self._sessions.clear()
         self._open = None
         for u in self._utts.values():
@@ -418,7 +449,16 @@ class ClientMachine:
         self._busy_refusals = 0
         if s.retired:
             return
-        s.text, s.language, s.timings = final.text, final.language, final.timings
+        text = final.text
+        if s.cut:
+            s.end = self._cut_end(s, final)
+            if s.end > s.start:
+                self._budget_refusals = 0
+            else:  # none of the audio got in (or the final cannot be placed): all again
+                text = ""
+                self._budget_refusals += 1
+                self._back_off(self._budget_refusals, now)
+        s.text, s.language, s.timings = text, final.language, final.timings
         u = self._utts[s.local_id]
         while u.inflight and u.inflight[0].text is not None:  # finals of a prefix, in order
             done = u.inflight.pop(0)
@@ -449,15 +489,32 @@ class ClientMachine:
         stable = join_segments([prefix, partial.stable]) if prefix else partial.stable
         self._events.append(PartialText(u.local_id, stable, partial.unstable))
 
+    def _cut_end(self, s: _Session, final: Final) -> int:
+        """Where the server ended a cut session: it keeps whole frames, up to the one that
+        did not fit, and its final says how much audio it decoded. Without timings
+        nothing can be placed: as if it kept nothing."""
+        if final.timings is None:
+            return s.start
+        covered = s.start + final.timings.audio_ms * BYTES_PER_SECOND / 1000.0
+        kept = [end for end in s.frame_ends if end <= covered + _CUT_TOLERANCE_BYTES]
+        return kept[-1] if kept else s.start
+
     def _on_error(self, error: Error, now: float) -> None:
         outcome = ERROR_OUTCOMES[error.code]
         s = self._sessions.get(error.id) if error.id else None
-        if error.fatal or (s is None and outcome is ErrorOutcome.REPLAY_ELSEWHERE):
+        if error.fatal:
             self._draining = self._want_reconnect = True  # the server closes this link
+        elif outcome is ErrorOutcome.REPLAY_ELSEWHERE:
+            self._start_draining(now)
         if s is None:
             if outcome is ErrorOutcome.RECONNECT:
                 self._want_reconnect = True
             log.info("server error %s: %s", error.code.value, error.message)
+            return
+        if s.cut and error.code is ErrorCode.NO_UTTERANCE:
+            return  # our stop crossed the server's cut: its final still comes
+        if outcome is ErrorOutcome.FINISHED_EARLY:
+            self._cut(s, error)
             return
         if error.code is ErrorCode.UTTERANCE_TOO_LONG:
             if s is self._open:  # the server closed it and decodes it: a final follows
@@ -481,8 +538,6 @@ class ClientMachine:
             return
         if outcome is ErrorOutcome.RECONNECT:
             self._want_reconnect = True
-        elif outcome is ErrorOutcome.REPLAY_ELSEWHERE:
-            self._draining = self._want_reconnect = True
         elif outcome is ErrorOutcome.WAIT_FOR_MODEL:
             self._model = ModelState.LOADING
             self._set_state(ClientState.MODEL_LOADING, error.message)
@@ -490,9 +545,7 @@ class ClientMachine:
             self._slot_cap = max(1, min(self._slot_cap, len(self._sessions)))
             if not self._sessions:  # no final of ours will free a slot: try again later
                 self._busy_refusals += 1
-                c = self.config
-                delay = c.busy_retry_first_s * 2.0 ** (self._busy_refusals - 1)
-                self._busy_until = now + min(c.busy_retry_max_s, delay)
+                self._back_off(self._busy_refusals, now)
                 self._retire(u, from_session=s)
                 u.replayed = True
                 return  # bounded by its deadline, not by max_retries
@@ -514,6 +567,35 @@ class ClientMachine:
             message = f"the server refused it {u.retries} times (last: {u.last_error})"
             self._fail(u, reason, message)
 
+    def _cut(self, s: _Session, error: Error) -> None:
+        """``server_busy`` (its audio budget is full): the server ended ``s`` early and
+        decodes what it kept. Its final counts for that much; the rest of the audio is
+        sent as a new part once the final says where the cut was."""
+        if s is self._open:
+            self._open = None
+        if s.end is None:
+            s.end = s.sent_to  # no stop follows: the server closed it
+        s.cut = True
+        if not s.retired:
+            u = self._utts[s.local_id]
+            u.last_error = error.message or error.code.value
+            log.info(
+                "utterance %d: server error %s; the rest follows", u.local_id, error.code.value
+            )
+
+    def _start_draining(self, now: float) -> None:
+        """The server is closing this link: nothing new on it; the finals due on it are
+        awaited (bounded), then the client closes it and replays the rest elsewhere."""
+        if not self._draining:
+            self._draining = True
+            self._drain_until = now + self.config.final_base_s
+
+    def _back_off(self, refusals: int, now: float) -> None:
+        """No new start for a while: the first wait, doubling per refusal up to the most."""
+        c = self.config
+        delay = c.busy_retry_first_s * 2.0 ** min(refusals - 1, 30)
+        self._busy_until = now + min(c.busy_retry_max_s, delay)
+
     def _set_model(self, model: ModelState, detail: str, now: float) -> None:
         self._model = model
         if model is ModelState.READY:
@@ -529,6 +611,12 @@ class ClientMachine:
     def tick(self, now: float) -> None:
         if self._busy_until and now >= self._busy_until:
             self._busy_until = 0.0
+        if self.draining and not self._want_reconnect and now >= self._drain_until:
+            log.warning(
+                "finals not in %g s after the server began closing; closing",
+                self.config.final_base_s,
+            )
+            self._want_reconnect = True  # what is still due is sent again on the next link
         self._fail_overdue(now)
         self._pump(now)
 
@@ -544,6 +632,8 @@ class ClientMachine:
                 message = "the server's model was still loading; not transcribed"
             elif self._link_up and self._busy_refusals and not u.inflight:
                 message = "the server had no free session for it (too_many_sessions) in time"
+            elif self._link_up and self._budget_refusals and not u.inflight:
+                message = "the server had no room for its audio (server_busy) in time"
             elif self._link_up:
                 message = f"no result from the server within {now - (u.ended_at or now):.0f} s"
                 self._want_reconnect = True  # its slot may be stuck: a new link frees it
@@ -649,6 +739,8 @@ class ClientMachine:
     def _next_to_start(self) -> _Utterance | None:
         for local_id in sorted(self._utts):
             u = self._utts[local_id]
+            if u.inflight and u.inflight[-1].unsettled:
+                return None  # its rest starts where its final says the server cut it
             offset = u.next_offset()
             if offset < len(u.audio) or not u.ended:
                 return u
@@ -669,6 +761,7 @@ class ClientMachine:
             n = min(self._frame_cap, available - s.sent_to)
             self._out.append(bytes(u.audio[s.sent_to : s.sent_to + n]))
             s.sent_to += n
+            s.frame_ends.append(s.sent_to)
         full = s.sent_to >= cap_end and (len(u.audio) > cap_end or not u.ended)
         last = u.ended and s.sent_to >= len(u.audio)
         if not (full or last):

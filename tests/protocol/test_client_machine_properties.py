@@ -32,13 +32,17 @@ from protocol.messages import (
     Started,
     Status,
     Stop,
+    Timings,
 )
 
 CONFIG = MachineConfig(final_base_s=20.0, final_per_audio_s=1.0, max_open_s=120.0, max_retries=3)
+#: Errors that end the open utterance early; it is decoded, a final follows.
+CUTS = {ErrorCode.UTTERANCE_TOO_LONG, ErrorCode.SERVER_BUSY}
 #: Errors after which the server holds no slot for the id (our server's behaviour).
-FORGETS = set(ErrorCode) - {ErrorCode.FRAME_TOO_LARGE, ErrorCode.UTTERANCE_TOO_LONG}
+FORGETS = set(ErrorCode) - {ErrorCode.FRAME_TOO_LARGE, *CUTS}
 
-REPLIES = ["final", "partial", "duplicate", "unknown", "started", "started twice"]
+#: "final timed": with timings, saying it covers all the audio the server got for it.
+REPLIES = ["final", "final timed", "partial", "duplicate", "unknown", "started", "started twice"]
 
 link_limits = st.tuples(
     st.sampled_from([640, 2048, 32_000]),
@@ -83,6 +87,7 @@ class World:
     ack: bool = False  # this link's server says "started"
     open: str | None = None  # the wire utterance audio goes to
     accepted: set[str] = field(default_factory=set)  # wire ids the server said started for
+    received: dict[str, int] = field(default_factory=dict)  # audio bytes per wire id
 
     def flush(self) -> None:
         frames: list[Frame] = self.machine.data_to_send()
@@ -104,6 +109,8 @@ class World:
                     assert self.open in self.accepted, "audio or stop before its started"
                 if isinstance(frame, bytes):
                     assert 0 < len(frame) <= self.limits.max_audio_frame_bytes
+                    if self.open is not None:
+                        self.received[self.open] = self.received.get(self.open, 0) + len(frame)
                 else:
                     assert isinstance(frame, Stop)
                     self.open = None
@@ -181,6 +188,10 @@ class World:
             self.unanswered.discard(wire_id)
             for _ in range(2 if what == "duplicate" else 1):
                 m.receive(Final("text", id=wire_id), self.now)
+        elif what == "final timed":
+            self.unanswered.discard(wire_id)
+            audio_ms = self.received.get(wire_id, 0) / 32.0
+            m.receive(Final("text", id=wire_id, timings=Timings(audio_ms=audio_ms)), self.now)
         elif what == "partial":
             m.receive(Partial("te", id=wire_id, stable="t", unstable="e"), self.now)
         elif what == "unknown":
@@ -193,7 +204,7 @@ class World:
             assert isinstance(what, ErrorCode)
             if what in FORGETS:
                 self.unanswered.discard(wire_id)
-            closes = what in FORGETS or what is ErrorCode.UTTERANCE_TOO_LONG
+            closes = what in FORGETS or what in CUTS
             if closes and wire_id == self.open:  # the server closed or forgot it
                 self.open = None
             m.receive(Error(what, "scripted", id=wire_id, fatal=fatal), self.now)
