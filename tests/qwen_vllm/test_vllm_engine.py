@@ -147,13 +147,17 @@ async def test_a_final_after_a_burst_of_partials_is_served_first(
         )
         done.append(name)
 
-    # Seats free one per decoding step (staggered lengths); 8 partials wait for seats.
-    running = [asyncio.create_task(one(f"run{i}", Priority.PARTIAL, 12 + i)) for i in range(seats)]
+    # Seats free one per decoding step (staggered lengths); 8 partials wait for seats. The
+    # running requests decode for 48+ steps so that all 40 are queued before the first seat
+    # frees: the renderer prepares them one at a time (vLLM 0.32 turns audio into features in
+    # one thread whatever renderer_num_workers says); 12 steps were sometimes too few.
+    running = [asyncio.create_task(one(f"run{i}", Priority.PARTIAL, 48 + i)) for i in range(seats)]
     waiting = [asyncio.create_task(one(f"wait{i}", Priority.PARTIAL, 12)) for i in range(8)]
     engine = gen._engine
 
     async def queued() -> None:
         while engine.output_processor.get_num_unfinished_requests() < seats + 8:
+            assert not done, f"{done} finished before all {seats + 8} requests were queued"
             await asyncio.sleep(0.01)
 
     await asyncio.wait_for(queued(), 60)
