@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 import wave
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
@@ -690,7 +690,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.mic or args.vad:
         return run_live(args, printer)
     try:
-        return asyncio.run(
+        return _run_stoppable(
             stream_files(
                 args.url,
                 args.token,
@@ -734,8 +734,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConnectionClosed, OSError) as exc:  # the link died mid-send
         print(f"tingxie-cli: error: connection lost: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl+C, SIGTERM
         return EXIT_INTERRUPTED
+
+
+def _run_stoppable(work: Coroutine[Any, Any, int]) -> int:
+    """``asyncio.run(work)``, with SIGTERM cancelling it as asyncio.run does for Ctrl+C
+    (CancelledError out of here). An exception raised by a signal handler could land
+    anywhere inside the event loop and leave its shutdown waiting for ever; a
+    cancellation unwinds ``work`` through its own ``finally`` blocks."""
+
+    async def main() -> int:
+        task = asyncio.current_task()
+        assert task is not None
+        with contextlib.suppress(NotImplementedError):  # Windows: _stop_on_sigterm's stays
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        return await work
+
+    return asyncio.run(main())
 
 
 def run_live(args: argparse.Namespace, printer: Printer) -> int:

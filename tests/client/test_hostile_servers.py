@@ -205,7 +205,12 @@ async def run_cli(
         proc.send_signal(signal.SIGTERM)
     else:
         first = b""
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    except asyncio.TimeoutError:  # show where it hung rather than leave a process behind
+        proc.kill()
+        _, err = await proc.communicate()
+        pytest.fail(f"tingxie-cli did not exit within 60 s; stderr:\n{err.decode()}")
     events = [json.loads(line) for line in (first + out).decode().splitlines()]
     assert proc.returncode is not None
     return proc.returncode, events, err.decode()
