@@ -67,6 +67,7 @@ from desktop.win32.instance import acquire_single_instance
 from desktop.win32.login import StartAtLogin, start_at_login
 from desktop.win32.shell import windows_key_backend
 from desktop.win32.wsl_distros import DistroLister
+from protocol.log_level import DEFAULT_LOG_LEVEL, LogLevel
 from protocol.version import __version__
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep settings and logs in this folder (tests, portable use)",
     )
     parser.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+        "--log-level",
+        default=DEFAULT_LOG_LEVEL.value,
+        choices=[level.value for level in LogLevel],
     )
     parser.add_argument(
         "--no-tray", action="store_true", help="use the small window even where a tray exists"
@@ -114,7 +117,7 @@ def log_directory(settings_dir: Path | None) -> Path:
     return Path(platformdirs.user_log_dir("tingxie", appauthor=False))
 
 
-def configure_logging(directory: Path, level: str) -> Path:
+def configure_logging(directory: Path, level: LogLevel) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     # The log names servers and files, and holds what was said when the user turns that
     # on for debugging: its folder is for its owner only (POSIX; per-user on Windows).
@@ -127,7 +130,7 @@ def configure_logging(directory: Path, level: str) -> Path:
     console = logging.StreamHandler()
     console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
-    root.setLevel(level)
+    root.setLevel(level.value)
     root.addHandler(handler)
     root.addHandler(console)
     return path
@@ -483,7 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("tingxie is already running; showed the running one", file=sys.stderr)
         return 0
     log_dir = log_directory(args.settings_dir)
-    log_path.append(configure_logging(log_dir, args.log_level))
+    log_path.append(configure_logging(log_dir, LogLevel(args.log_level)))
     log.info("native crashes are written to %s", enable_faulthandler(log_dir))
     log.info("tingxie %s starting (settings dir: %s)", __version__, args.settings_dir or "default")
     qt_app = QApplication([sys.argv[0]])

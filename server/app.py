@@ -27,10 +27,11 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from protocol.limits import HARD_MAX_FRAME_BYTES
+from protocol.log_level import LogLevel
 from protocol.log_redaction import WireLogRedactor
 from server.access import offered_token, origin_allowed, token_matches
 from server.audio_buffer import AudioBudget
-from server.config import ConfigError, ServerConfig, is_loopback_host, parse_config
+from server.config import ConfigError, EngineKind, ServerConfig, is_loopback_host, parse_config
 from server.connection import Connection
 from server.download import (
     cached_locally,
@@ -57,7 +58,7 @@ MIN_TOKEN_CHARS = 16
 
 def build_engine(config: ServerConfig) -> Engine:
     """The engine named by the configuration (nothing is loaded yet)."""
-    if config.engine == "fake":
+    if config.engine is EngineKind.FAKE:
         generator = FakeGenerator(
             per_batch_ms=config.fake_per_batch_ms,
             per_request_ms=config.fake_per_request_ms,
@@ -454,14 +455,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tingxie-server: error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(
-        level=config.log_level,
+        level=config.log_level.value,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if config.log_level == "INFO":
+    if config.log_level is LogLevel.INFO:
         # websockets writes a line per connection opened and closed; the server's own
         # (throttled) lines say the same without letting a crowd of sockets flood the log.
         logging.getLogger("websockets").setLevel(logging.WARNING)
-    if config.engine == "qwen":
+    if config.engine is EngineKind.QWEN:
         summarise_hub_retries()  # one line per retry of the model hub, printed once
         unreachable = offline_if_hub_unreachable(config.model, os.environ)  # the cache only
         if (

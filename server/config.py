@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from protocol.cli_help import own_default
 from protocol.endpoint import DEFAULT_HOST, DEFAULT_PORT
 from protocol.limits import HARD_MAX_FRAME_BYTES, MAX_AUDIO_FRAME_BYTES, Limits
+from protocol.log_level import DEFAULT_LOG_LEVEL, LogLevel
 from protocol.version import __version__
 from server.engine import fake
 from server.engine.qwen import (
@@ -21,6 +22,8 @@ from server.engine.qwen import (
     DEFAULT_MAX_MODEL_LEN,
     DEFAULT_RENDERER_THREADS,
     GPU_MAX_BATCH_SIZE,
+    Backend,
+    Policy,
 )
 from server.engine.qwen.policy import WindowedConfig, windowed_config_from_spec
 
@@ -29,6 +32,15 @@ ENV_PREFIX = "TINGXIE_"
 
 class ConfigError(ValueError):
     """A setting is invalid; the message names the flag and the variable."""
+
+
+class EngineKind(str, Enum):
+    """The recognizer ``--engine`` names."""
+
+    #: Deterministic stand-in with no model (server/engine/fake.py).
+    FAKE = "fake"
+    #: Qwen3-ASR (server/engine/qwen/).
+    QWEN = "qwen"
 
 
 @dataclass(frozen=True)
@@ -41,10 +53,10 @@ class ServerConfig:
     tls_key: str | None
     allowed_origins: frozenset[str]
     log_transcripts: bool
-    engine: str
+    engine: EngineKind
     model: str
-    backend: str
-    policy: str
+    backend: Backend
+    policy: Policy
     max_model_len: int
     gpu_memory_utilization: float
     fake_per_batch_ms: float
@@ -62,7 +74,7 @@ class ServerConfig:
     max_pending_handshakes: int
     listen_backlog: int
     shutdown_timeout_s: float
-    log_level: str
+    log_level: LogLevel
     #: After a failed model load: keep listening (/healthz tells why) instead of exiting.
     keep_serving_on_load_failure: bool = False
     #: Shut down (as on SIGTERM) when stdin reaches end of file: the app that started the
@@ -215,6 +227,11 @@ class Option:
         return ENV_PREFIX + self.dest.upper()
 
 
+def _values(kind: type[Enum]) -> tuple[str, ...]:
+    """An enum's values, in order: the choices of the option that names its members."""
+    return tuple(str(member.value) for member in kind)
+
+
 #: Every option of ``tingxie-server`` (``--help`` lists them in this order, by group).
 OPTIONS: tuple[Option, ...] = (
     Option("--host", "address to bind", OptionGroup.NETWORK, default=DEFAULT_HOST),
@@ -263,7 +280,13 @@ OPTIONS: tuple[Option, ...] = (
         metavar="ORIGIN",
         dest="allowed_origins",
     ),
-    Option("--engine", "recognizer", OptionGroup.ENGINE, default="qwen", choices=("fake", "qwen")),
+    Option(
+        "--engine",
+        "recognizer",
+        OptionGroup.ENGINE,
+        default=EngineKind.QWEN.value,
+        choices=_values(EngineKind),
+    ),
     Option(
         "--model",
         "qwen: hub model id or local directory",
@@ -274,16 +297,16 @@ OPTIONS: tuple[Option, ...] = (
         "--backend",
         "qwen: vLLM (GPU) or transformers (CPU/any); auto picks vLLM when usable",
         OptionGroup.ENGINE,
-        default="auto",
-        choices=("auto", "vllm", "transformers"),
+        default=Backend.AUTO.value,
+        choices=_values(Backend),
     ),
     Option(
         "--policy",
         "qwen: streaming policy (article = qwen-asr's own streaming, for comparison; "
         "transformers backend only)",
         OptionGroup.ENGINE,
-        default="windowed",
-        choices=("windowed", "article"),
+        default=Policy.WINDOWED.value,
+        choices=_values(Policy),
     ),
     Option(
         "--max-model-len",
@@ -521,8 +544,8 @@ OPTIONS: tuple[Option, ...] = (
         "--log-level",
         "how much the server logs (WARNING: only what needs attention)",
         OptionGroup.GENERAL,
-        default="INFO",
-        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        default=DEFAULT_LOG_LEVEL.value,
+        choices=_values(LogLevel),
     ),
     Option(
         "--log-transcripts",
@@ -708,10 +731,11 @@ def parse_config(
         tls_key=args.tls_key or None,
         allowed_origins=frozenset(args.allowed_origins or ()),
         log_transcripts=args.log_transcripts,
-        engine=args.engine,
+        # Choices arrive as text (argparse checked them): members from here on.
+        engine=EngineKind(args.engine),
         model=args.model,
-        backend=args.backend,
-        policy=args.policy,
+        backend=Backend(args.backend),
+        policy=Policy(args.policy),
         max_model_len=args.max_model_len,
         gpu_memory_utilization=args.gpu_memory_utilization,
         fake_per_batch_ms=args.fake_per_batch_ms,
@@ -736,7 +760,7 @@ def parse_config(
         max_pending_handshakes=args.max_pending_handshakes,
         listen_backlog=args.listen_backlog,
         shutdown_timeout_s=args.shutdown_timeout,
-        log_level=args.log_level,
+        log_level=LogLevel(args.log_level),
         keep_serving_on_load_failure=args.keep_serving_on_load_failure,
         stop_on_stdin_eof=args.stop_on_stdin_eof,
         max_partials_in_flight=args.max_partials_in_flight,

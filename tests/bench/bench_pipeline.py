@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -140,9 +140,8 @@ class ServerThread:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        config = replace(
-            parse_config(["--engine", "fake", "--port", "0"], env={}), log_level="WARNING"
-        )
+        argv = ["--engine", "fake", "--port", "0", "--log-level", "WARNING"]
+        config = parse_config(argv, env={})
         self.server: RunningServer = self._call(start_server(config, engine))
         self._call(self.server.wait_loaded())
 

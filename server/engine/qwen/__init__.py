@@ -8,10 +8,11 @@ generator loads, and :func:`build_qwen_engine` only resolves paths and picks a b
 from __future__ import annotations
 
 import dataclasses
+import enum
 import importlib.util
 import logging
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from server.engine.base import Engine, Generator
 from server.engine.qwen.errors import (
@@ -28,10 +29,12 @@ from server.engine.qwen.policy import WindowedConfig
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "Backend",
     "GenerationError",
     "KVCacheError",
     "ModelLoadError",
     "ModelNotFoundError",
+    "Policy",
     "QwenEngineError",
     "UnsupportedOptionError",
     "WindowedConfig",
@@ -40,7 +43,39 @@ __all__ = [
     "resolve_model_path",
 ]
 
-BACKENDS = ("auto", "vllm", "transformers")
+
+class Backend(str, enum.Enum):
+    """Which library runs the model (``--backend``)."""
+
+    #: vLLM when it is installed and a GPU is there, else transformers.
+    AUTO = "auto"
+    #: vLLM's native model: continuous batching, the production backend (GPU).
+    VLLM = "vllm"
+    #: qwen-asr's model class on transformers: CPU or any GPU, micro-batches.
+    TRANSFORMERS = "transformers"
+
+
+class Policy(str, enum.Enum):
+    """How an utterance is streamed (``--policy``)."""
+
+    #: Ours: partials over a sliding audio window, a full-utterance final.
+    WINDOWED = "windowed"
+    #: qwen-asr's own streaming, for comparison (transformers only).
+    ARTICLE = "article"
+
+
+_Choice = TypeVar("_Choice", Backend, Policy)
+
+
+def _choice(kind: type[_Choice], value: _Choice | str, what: str) -> _Choice:
+    """``value`` as a member of ``kind`` (callers such as benchmarks pass plain text)."""
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(member.value for member in kind)
+        raise ValueError(f"unknown {what} {value!r}; choose one of {choices}") from None
+
+
 #: vLLM's context length unless ``--max-model-len`` says otherwise (Qwen3-ASR's own is far
 #: longer and makes vLLM reserve more KV cache than most GPUs have).
 DEFAULT_MAX_MODEL_LEN = 4096
@@ -55,7 +90,6 @@ DEFAULT_RENDERER_THREADS = 2
 #: says otherwise.
 GPU_MAX_BATCH_SIZE = 16
 CPU_MAX_BATCH_SIZE = 8
-POLICIES = ("windowed", "article")
 
 
 def _vllm_installed() -> bool:
@@ -70,12 +104,11 @@ def _gpu_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def choose_backend(backend: str, device: str | None = None) -> str:
+def choose_backend(backend: Backend | str, device: str | None = None) -> Backend:
     """``auto``: vLLM when it is installed and a GPU is there, else transformers."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend != "auto":
-        if backend == "vllm" and not _vllm_installed():
+    backend = _choice(Backend, backend, "backend")
+    if backend is not Backend.AUTO:
+        if backend is Backend.VLLM and not _vllm_installed():
             raise ModelLoadError(
                 "backend 'vllm' requested but vllm is not installed: "
                 "pip install 'tingxie[vllm]' (Linux/WSL2 with a GPU), "
@@ -83,25 +116,25 @@ def choose_backend(backend: str, device: str | None = None) -> str:
             )
         return backend
     if device is not None and device.startswith("cpu"):
-        chosen, why = "transformers", f"device={device}"
+        why = f"device={device}"
     elif not _vllm_installed():
-        chosen, why = "transformers", "vllm is not installed"
+        why = "vllm is not installed"
     elif not _gpu_available():
-        chosen, why = "transformers", "no CUDA GPU is available"
+        why = "no CUDA GPU is available"
     else:
-        return "vllm"
+        return Backend.VLLM
     logger.warning(
         "backend auto: using transformers because %s; it is slower than vLLM "
         "(no continuous batching)",
         why,
     )
-    return chosen
+    return Backend.TRANSFORMERS
 
 
 def build_qwen_engine(
     model: str,
-    backend: str = "auto",
-    policy: str = "windowed",
+    backend: Backend | str = Backend.AUTO,
+    policy: Policy | str = Policy.WINDOWED,
     *,
     max_model_len: int = DEFAULT_MAX_MODEL_LEN,
     gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
@@ -117,7 +150,7 @@ def build_qwen_engine(
     """A Qwen3-ASR engine, not yet loaded: the server awaits ``engine.generator.load()``.
 
     model: local model directory (made absolute and checked here) or a hub id.
-    backend: "auto" | "vllm" | "transformers". policy: "windowed" | "article".
+    backend, policy: members, or their values as text (``"vllm"``).
     max_model_len / gpu_memory_utilization: vLLM's; the windowed policy also keeps every
     request within max_model_len. device/dtype/max_batch_size: transformers (device, dtype)
     and both (batch). windowed: the windowed policy's settings. article: keyword arguments
@@ -129,23 +162,22 @@ def build_qwen_engine(
     honours (e.g. ``--max-batch-size``); when the backend is vLLM they are refused with
     :class:`UnsupportedOptionError` rather than silently ignored.
     """
-    if policy not in POLICIES:
-        raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    policy = _choice(Policy, policy, "policy")
     path = resolve_model_path(model)
     chosen = choose_backend(backend, device)
-    if chosen == "vllm" and transformers_only:
+    if chosen is Backend.VLLM and transformers_only:
         raise UnsupportedOptionError(
             f"{', '.join(sorted(transformers_only))}: only the transformers backend uses "
             "this; vLLM schedules requests itself (continuous batching, finals first). "
             "On vLLM use --max-num-seqs and --max-partials-in-flight instead, or drop it"
         )
-    if chosen == "vllm" and policy == "article":
+    if chosen is Backend.VLLM and policy is Policy.ARTICLE:
         raise UnsupportedOptionError(
             "--policy article runs qwen-asr's own streaming, which needs qwen-asr's processor "
             "and transformers 4.57; it cannot run beside vLLM 0.26: use --backend transformers"
         )
     generator: Generator
-    if chosen == "vllm":
+    if chosen is Backend.VLLM:
         from server.engine.qwen.vllm_generator import VLLMGenerator
 
         generator = VLLMGenerator(
@@ -162,7 +194,7 @@ def build_qwen_engine(
         generator = TransformersGenerator(
             path, device=device, dtype=dtype, max_batch_size=max_batch_size, ignore_eos=ignore_eos
         )
-    if policy == "article":
+    if policy is Policy.ARTICLE:
         from server.engine.qwen.article import ArticleConfig, ArticleEngine
 
         return ArticleEngine(generator, ArticleConfig(**dict(article or {})))
@@ -184,8 +216,8 @@ def build_qwen_engine(
     logger.info(
         "Qwen3-ASR engine: backend=%s policy=%s model=%s (partial window <= %.0f s, "
         "full-utterance final <= %.0f s)",
-        chosen,
-        policy,
+        chosen.value,
+        policy.value,
         path,
         cfg.segment_max_sec,
         cfg.final_full_max_sec,
