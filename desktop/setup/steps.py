@@ -63,7 +63,7 @@ class SetupChoice:
     remote_url: str = ""
     token: str = ""  # remote: the server's token; local: made up for the new server
     ca_file: str = ""  # remote wss:// with a private CA or self-signed certificate
-    engine: str = "qwen"  # "fake": the test engine, no model download
+    test_engine: bool = False  # the server's fake engine: tries the path, no model download
     hub_endpoint: str = ""  # a model hub mirror
 
 
@@ -206,7 +206,7 @@ def _configure(choice: SetupChoice) -> Callable[[StepContext], None]:
         target = choice.target
         assert target is not None
         try:
-            if choice.engine == "fake":
+            if choice.test_engine:
                 argv = commands.fake_server_argv(target, choice.port)
             elif choice.kind is PathKind.WSL_GPU:
                 argv = commands.gpu_server_argv(
@@ -390,14 +390,14 @@ def build_steps(
     if choice.kind in (PathKind.REMOTE, PathKind.EXISTING):
         return [Step("connect", "Connect to the server", _connect(choice))]
     target, model = choice.target, choice.model
-    if target is None or (model is None and choice.engine != "fake"):
+    if target is None or (model is None and not choice.test_engine):
         raise ValueError("a local server needs a target and a model")
     extras = commands.GPU_EXTRAS if choice.kind is PathKind.WSL_GPU else commands.CPU_EXTRAS
     steps = [
         Step("venv", f"Create a Python environment in {target.where}", _create_venv(target)),
         Step("install", "Install the tingxie server", _install(target, extras, choice.wheel)),
     ]
-    if choice.engine != "fake":
+    if not choice.test_engine:
         assert model is not None
         steps.append(
             Step(

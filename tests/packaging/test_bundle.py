@@ -212,7 +212,7 @@ def test_bundle_carries_its_own_wheel_and_the_setup_installs_from_it(
     runner = RecordingRunner()
     target = Target(str(tmp_path / "server"), (sys.executable,))
     choice = SetupChoice(
-        PathKind.LOCAL_CPU, target=target, model=CPU_MODEL, wheel=str(wheel), engine="fake"
+        PathKind.LOCAL_CPU, target=target, model=CPU_MODEL, wheel=str(wheel), test_engine=True
     )
     launcher = ServerLauncher(runner, lambda state, detail: None)  # type: ignore[arg-type]
     steps = [s for s in build_steps(choice, launcher) if s.key == "install"]

@@ -8,6 +8,7 @@ from server.config import (
     ENV_PREFIX,
     OPTIONS,
     ConfigError,
+    EngineKind,
     Option,
     OptionKind,
     parse_config,
@@ -23,9 +24,9 @@ def test_defaults_are_loopback_and_safe() -> None:
 def test_environment_then_flags() -> None:
     env = {"TINGXIE_PORT": "9001", "TINGXIE_ENGINE": "fake", "TINGXIE_MAX_BATCH_SIZE": "3"}
     config = parse_config([], env=env)
-    assert (config.port, config.engine, config.max_batch_size) == (9001, "fake", 3)
+    assert (config.port, config.engine, config.max_batch_size) == (9001, EngineKind.FAKE, 3)
     config = parse_config(["--port", "9002"], env=env)
-    assert config.port == 9002 and config.engine == "fake"
+    assert config.port == 9002 and config.engine is EngineKind.FAKE
 
 
 def test_boolean_environment_variable() -> None:

@@ -219,7 +219,7 @@ def test_server_that_dies_while_starting_is_explained(tmp_path: Path) -> None:
     )
     target = Target(str(tmp_path), (sys.executable,))
     launcher = ServerLauncher(SubprocessRunner(), lambda s, d: None, poll_s=0.05)
-    choice = SetupChoice(PathKind.LOCAL_CPU, port=free_port(), target=target, engine="fake")
+    choice = SetupChoice(PathKind.LOCAL_CPU, port=free_port(), target=target, test_engine=True)
     steps = build_steps(choice, launcher)
     recorder = Recorder()
     setup = SetupRun(steps, SubprocessRunner(), recorder)
@@ -276,7 +276,7 @@ def test_local_server_is_configured_started_and_answers_with_its_token(tmp_path:
     program.chmod(0o755)
     launcher = ServerLauncher(SubprocessRunner(), lambda s, d: None, poll_s=0.1)
     choice = SetupChoice(
-        PathKind.LOCAL_CPU, port=free_port(), target=target, token="local-token", engine="fake"
+        PathKind.LOCAL_CPU, port=free_port(), target=target, token="local-token", test_engine=True
     )
     steps = build_steps(choice, launcher)
     recorder = Recorder()
@@ -312,7 +312,7 @@ def test_cpu_server_installed_from_a_wheel_on_this_machine_for_real(tmp_path: Pa
     launcher = ServerLauncher(SubprocessRunner(), lambda s, d: None, poll_s=0.1)
     choice = SetupChoice(
         PathKind.LOCAL_CPU, port=free_port(), target=target, model=MODEL_SMALL,
-        token="local-token", engine="fake", wheel=str(wheel),
+        token="local-token", test_engine=True, wheel=str(wheel),
     )  # fmt: skip
     recorder = Recorder()
     try:
