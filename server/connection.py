@@ -112,7 +112,7 @@ class Connection:
                 continue
             self.log.debug("idle for %g s: closing", self._state.limits.idle_timeout_s)
             self._closing_reason = "idle timeout"
-            self._state.connections.discard(self)  # the slot is free now, not after the close
+            self._give_up_slot()  # the slot is free now, not after the close
             await self._ws.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
 
     def displace(self) -> None:
@@ -121,8 +121,7 @@ class Connection:
         messages are ignored. Utterances already stopped are decoding: their finals
         are sent (decoding them again elsewhere would spend the model twice), within
         the drain deadline; then it closes with 4001."""
-        state = self._state
-        state.connections.discard(self)
+        self._give_up_slot()
         self._closing_reason = "displaced: server at its connection limit"
         dropped = self._drop_open()
         if dropped is not None:
@@ -130,6 +129,11 @@ class Connection:
         task = asyncio.create_task(self._leave_displaced(dropped), name=f"displaced-{self.id}")
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def _give_up_slot(self) -> None:
+        """Leave the server's connections for its closing ones (``/healthz`` counts both)."""
+        self._state.connections.discard(self)
+        self._state.closing.add(self)
 
     async def _leave_displaced(self, dropped: Session | None) -> None:
         if dropped is not None:
@@ -241,6 +245,7 @@ class Connection:
             pass
         finally:
             state.connections.discard(self)
+            state.closing.discard(self)
             await self._abandon()
             log_throttled(
                 self.log,

@@ -56,6 +56,9 @@ class ServerState:
     model_error: str = ""
     shutting_down: bool = False
     connections: set[Connection] = field(default_factory=set)
+    #: Connections that gave their slot up and are closing (a displaced one still sends
+    #: the finals it owes): not in ``connections``, still using the model.
+    closing: set[Connection] = field(default_factory=set)
     #: Connections one non-loopback address may hold (0: no cap); server/slots.py.
     max_connections_per_address: int = 0
     #: How long a displaced connection may still send finals (server/connection.py).
@@ -99,6 +102,7 @@ class ServerState:
             "generator": self.engine.generator.name,
             "model": self.engine.generator.model,
             "connections": len(self.connections),
+            "closing_connections": len(self.closing),
             "sessions": sum(c.active_sessions for c in self.connections),
             "queue_depth": self.scheduler.queue_depth,
             "in_flight": self.scheduler.in_flight,

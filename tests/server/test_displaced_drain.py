@@ -135,6 +135,8 @@ async def test_a_displaced_connection_sends_the_final_it_was_decoding_then_close
             # The slot is the newcomer's at once, while the victim still decodes.
             assert displaced not in server.state.connections
             assert len(server.state.connections) == 2
+            health = server.state.health()  # the victim still uses the model: it shows
+            assert (health["connections"], health["closing_connections"]) == (2, 1)
             # What the victim sends now is new work: none of it is decoded or answered.
             await send_pcm(victim, OPEN_PCM)
             await say(victim, {"event": "stop", "id": "open"})
@@ -152,6 +154,7 @@ async def test_a_displaced_connection_sends_the_final_it_was_decoding_then_close
             await say(hog, {"event": "stop", "id": "hog"})
             assert (await until_type(hog, "final"))["id"] == "hog"
             assert newcomer.close_code is None and hog.close_code is None
+            assert server.state.health()["closing_connections"] == 0
     await wait_until(lambda: not server.state.connections)
     assert server.state.audio_budget is not None
     await wait_until(lambda: server.state.audio_budget.used_bytes == 0)  # type: ignore[union-attr]
