@@ -491,7 +491,7 @@ def test_stop_returns_at_once_and_the_server_still_ends() -> None:
     pid = int(launcher.log_text().split("up ", 1)[1].split()[0])
     began = time.monotonic()
     launcher.stop()
-    assert time.monotonic() - began < 0.5
+    assert time.monotonic() - began < 1.5  # did not wait for the server's 2 s exit
     assert launcher.state is LauncherState.STOPPED and not launcher.running
     wait_for(lambda: not Path(f"/proc/{pid}").exists(), timeout=15)  # reaped by the thread
     assert wait_state(states, LauncherState.STOPPED, 1) == ""
