@@ -11,7 +11,7 @@ Article: qwen-asr's ``streaming_transcribe`` per session, its model calls queued
 time (the article shares one synchronous vllm.LLM between all sockets). Both generate 32
 tokens per request (ignore_eos, random weights). Writes a section of docs/benchmarks.md.
 
-The article side needs qwen-asr, which cannot be installed beside vLLM 0.26: without it
+The article side needs qwen-asr, which cannot be installed beside current vLLM: without it
 the windowed side is measured alone and the report says why.
 """
 

@@ -10,7 +10,7 @@ generate exactly 32 tokens per step (ignore_eos: random weights never stop on th
 so the difference is what each step feeds the model: the windowed policy one segment of
 at most 20 s, the article all audio so far. Writes a section of docs/benchmarks.md.
 
-The article side needs qwen-asr, which cannot be installed beside vLLM 0.26: without it
+The article side needs qwen-asr, which cannot be installed beside current vLLM: without it
 the windowed side is measured alone and the article column says why.
 """
 

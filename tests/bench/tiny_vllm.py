@@ -16,7 +16,7 @@ MAX_MODEL_LEN = 4096
 #: Why a benchmark measures the windowed policy alone.
 ARTICLE_SKIPPED = (
     "article policy not measured: qwen-asr is not installed. Its streaming needs qwen-asr "
-    "0.0.6 (transformers 4.57, vLLM 0.14), which cannot share a venv with vLLM 0.26; "
+    "0.0.6 (transformers 4.57, vLLM 0.14), which cannot share a venv with current vLLM; "
     "the windowed side is measured alone"
 )
 

@@ -174,7 +174,7 @@ def build_qwen_engine(
     if chosen is Backend.VLLM and policy is Policy.ARTICLE:
         raise UnsupportedOptionError(
             "--policy article runs qwen-asr's own streaming, which needs qwen-asr's processor "
-            "and transformers 4.57; it cannot run beside vLLM 0.26: use --backend transformers"
+            "and transformers 4.57; it cannot run beside current vLLM: use --backend transformers"
         )
     generator: Generator
     if chosen is Backend.VLLM:
