@@ -193,19 +193,64 @@ class HandshakeGate:
         self.pending.pop(key, None)
 
 
-def gated_connection_class(gate: HandshakeGate) -> type[ServerConnection]:
-    """A ServerConnection that reports its handshake to ``gate``."""
+def connection_class(
+    gate: HandshakeGate, write_timeout_s: float, throttle: LogThrottle
+) -> type[ServerConnection]:
+    """A ServerConnection that reports its handshake to ``gate`` and is dropped once its
+    peer has taken nothing for ``write_timeout_s`` while the server had more to send.
 
-    class GatedConnection(ServerConnection):
+    A client that stops reading but keeps its TCP connection open (the kernel still
+    acknowledges with a zero window) would otherwise keep every write to it waiting for
+    ever: websockets' keepalive and close wait for the same full buffer, so its slot
+    and the server's shutdown would wait with them. asyncio's flow control says when
+    writing stalls (``pause_writing``, past the write limit) and when it moves again
+    (``resume_writing``); aborting the transport ends every wait at once."""
+
+    class ClientConnection(ServerConnection):
+        _stalled: asyncio.TimerHandle | None = None
+        _socket: asyncio.Transport | None = None  # TCP or TLS: both can abort()
+
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)
+            if isinstance(transport, asyncio.Transport):
+                self._socket = transport
             gate.opened(id(self), transport)
 
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            loop = asyncio.get_running_loop()
+            self._stalled = loop.call_later(write_timeout_s, self._drop_stalled)
+
+        def resume_writing(self) -> None:
+            self._stop_watch()
+            super().resume_writing()
+
         def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_watch()
             gate.done(id(self))
             super().connection_lost(exc)
 
-    return GatedConnection
+        def _stop_watch(self) -> None:
+            if self._stalled is not None:
+                self._stalled.cancel()
+                self._stalled = None
+
+        def _drop_stalled(self) -> None:
+            self._stalled = None
+            log_throttled(
+                log,
+                throttle,
+                "write-stalled",
+                asyncio.get_running_loop().time(),
+                logging.WARNING,
+                "a client took nothing the server sent for %g s (it stopped reading): "
+                "connection dropped",
+                write_timeout_s,
+            )
+            if self._socket is not None:
+                self._socket.abort()  # drops what is buffered; connection_lost follows
+
+    return ClientConnection
 
 
 #: accept() errors that mean "out of file descriptors or memory": asyncio retries
@@ -359,7 +404,7 @@ async def start_server(
             backoff=FailureBackoff() if config.token is not None else None,
         ),
         ssl=tls,
-        create_connection=gated_connection_class(gate),
+        create_connection=connection_class(gate, config.write_timeout_s, state.log_throttle),
         open_timeout=config.handshake_timeout_s,
         backlog=config.listen_backlog,
         # websockets logs frame payloads and handshake headers at DEBUG: keep the

@@ -71,6 +71,8 @@ class ServerConfig:
     limits: Limits
     max_buffered_audio_bytes: int
     handshake_timeout_s: float
+    #: A client that takes none of what the server sends for this long is dropped.
+    write_timeout_s: float
     max_pending_handshakes: int
     listen_backlog: int
     shutdown_timeout_s: float
@@ -504,6 +506,14 @@ OPTIONS: tuple[Option, ...] = (
         default=10.0,
     ),
     Option(
+        "--write-timeout",
+        "seconds a client may take none of what the server sends (its buffers full: it "
+        "stopped reading) before its connection is dropped",
+        OptionGroup.LIMITS,
+        type=_positive_float,
+        default=30.0,
+    ),
+    Option(
         "--max-pending-handshakes",
         "connections still in their handshake; past it the oldest is dropped",
         OptionGroup.LIMITS,
@@ -757,6 +767,7 @@ def parse_config(
         max_connections_per_address=args.max_connections_per_address,
         max_buffered_audio_bytes=int(args.max_buffered_audio_mb * 1024 * 1024),
         handshake_timeout_s=args.handshake_timeout,
+        write_timeout_s=args.write_timeout,
         max_pending_handshakes=args.max_pending_handshakes,
         listen_backlog=args.listen_backlog,
         shutdown_timeout_s=args.shutdown_timeout,
