@@ -36,6 +36,7 @@ from protocol.messages import (
     Stop,
 )
 from protocol.version import __version__
+from protocol.write_stall import WriteStallGuard
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,22 @@ def close_wait_s(ping_timeout_s: float) -> float:
     return min(MAX_CLOSE_WAIT_S, ping_timeout_s)
 
 
+def _stall_guarded(write_timeout_s: float) -> type[ClientConnection]:
+    """The link's connection class: given up once the server has taken nothing we sent
+    for ``write_timeout_s`` (a frozen server whose machine keeps the connection open);
+    its keepalive ping would wait behind the same full buffer and never time out."""
+
+    class GuardedConnection(WriteStallGuard, ClientConnection):
+        def write_stalled(self) -> None:
+            log.warning(
+                "the server took nothing we sent for %g s (it stopped reading); link dropped",
+                write_timeout_s,
+            )
+
+    GuardedConnection.write_timeout_s = write_timeout_s
+    return GuardedConnection
+
+
 class ServerLink:
     """A connected, greeted server. Use :meth:`open`, then ``async with``."""
 
@@ -162,6 +179,7 @@ class ServerLink:
                 ping_interval=ping_interval_s,
                 ping_timeout=ping_timeout_s,
                 close_timeout=close_wait_s(ping_timeout_s),
+                create_connection=_stall_guarded(ping_timeout_s),
                 logger=WireLogRedactor(
                     logging.getLogger("websockets.client"), log_content=log_content
                 ),

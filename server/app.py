@@ -29,6 +29,7 @@ from websockets.http11 import Request, Response
 from protocol.limits import HARD_MAX_FRAME_BYTES
 from protocol.log_level import LogLevel
 from protocol.log_redaction import WireLogRedactor
+from protocol.write_stall import WriteStallGuard
 from server.access import offered_token, origin_allowed, token_matches
 from server.audio_buffer import AudioBudget
 from server.config import ConfigError, EngineKind, ServerConfig, is_loopback_host, parse_config
@@ -197,46 +198,19 @@ def connection_class(
     gate: HandshakeGate, write_timeout_s: float, throttle: LogThrottle
 ) -> type[ServerConnection]:
     """A ServerConnection that reports its handshake to ``gate`` and is dropped once its
-    peer has taken nothing for ``write_timeout_s`` while the server had more to send.
+    client has taken nothing for ``write_timeout_s`` while the server had more to send
+    (it stopped reading): protocol/write_stall.py says why the keepalive cannot."""
 
-    A client that stops reading but keeps its TCP connection open (the kernel still
-    acknowledges with a zero window) would otherwise keep every write to it waiting for
-    ever: websockets' keepalive and close wait for the same full buffer, so its slot
-    and the server's shutdown would wait with them. asyncio's flow control says when
-    writing stalls (``pause_writing``, past the write limit) and when it moves again
-    (``resume_writing``); aborting the transport ends every wait at once."""
-
-    class ClientConnection(ServerConnection):
-        _stalled: asyncio.TimerHandle | None = None
-        _socket: asyncio.Transport | None = None  # TCP or TLS: both can abort()
-
+    class ClientConnection(WriteStallGuard, ServerConnection):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)
-            if isinstance(transport, asyncio.Transport):
-                self._socket = transport
             gate.opened(id(self), transport)
 
-        def pause_writing(self) -> None:
-            super().pause_writing()
-            loop = asyncio.get_running_loop()
-            self._stalled = loop.call_later(write_timeout_s, self._drop_stalled)
-
-        def resume_writing(self) -> None:
-            self._stop_watch()
-            super().resume_writing()
-
         def connection_lost(self, exc: Exception | None) -> None:
-            self._stop_watch()
             gate.done(id(self))
             super().connection_lost(exc)
 
-        def _stop_watch(self) -> None:
-            if self._stalled is not None:
-                self._stalled.cancel()
-                self._stalled = None
-
-        def _drop_stalled(self) -> None:
-            self._stalled = None
+        def write_stalled(self) -> None:
             log_throttled(
                 log,
                 throttle,
@@ -247,9 +221,8 @@ def connection_class(
                 "connection dropped",
                 write_timeout_s,
             )
-            if self._socket is not None:
-                self._socket.abort()  # drops what is buffered; connection_lost follows
 
+    ClientConnection.write_timeout_s = write_timeout_s
     return ClientConnection
 
 

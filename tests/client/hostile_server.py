@@ -36,6 +36,9 @@ class Behaviour(enum.Enum):
     # says how many bytes its utterance received
     ACK_REFUSE_FIRST = "ack_refuse_first"
     ACK_NEVER = "ack_never"  # start-ack advertised, no "started" ever
+    # ready, then reads nothing more (a frozen server): once the socket buffers are full
+    # the client's writes, pings and close wait for room that never comes
+    STOPS_READING = "stops_reading"
 
 
 #: The text of a LONG_FINAL: 20 KB, more than the old 16 KiB client limit.
@@ -84,7 +87,11 @@ class HostileServer:
         return f"ws://127.0.0.1:{self.port}"
 
     async def __aenter__(self) -> HostileServer:
-        self._server = await serve(self._handle, "127.0.0.1", self._port, max_size=None)
+        # A server that stops reading never reads the client's close either.
+        close_timeout = 1.0 if self.behaviour is Behaviour.STOPS_READING else 10.0
+        self._server = await serve(
+            self._handle, "127.0.0.1", self._port, max_size=None, close_timeout=close_timeout
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -130,6 +137,9 @@ class HostileServer:
                 await self._serve_with_start_ack(ws)
                 return
             await ws.send(_ready())
+            if b is Behaviour.STOPS_READING:
+                await ws.wait_closed()  # websockets stops reading past its queue limit
+                return
             await self._serve_utterances(ws)
 
     async def _serve_with_start_ack(self, ws: ServerConnection) -> None:

@@ -8,23 +8,26 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
+from desktop.audio.segmenter import AudioChunk, EndReason, Mode, UtteranceEnded, UtteranceStarted
 from desktop.streaming import (
     Backoff,
     ClientState,
     DictationClient,
     FailReason,
     FinalText,
+    Keepalive,
     MachineConfig,
     StateChanged,
     UtteranceFailed,
 )
 from tests.client.hostile_server import LONG_TEXT, Behaviour, HostileServer
-from tests.client.test_streaming_client import utterance_events
+from tests.client.test_streaming_client import CHUNK_SAMPLES, utterance_events
 from tests.conftest import CLI, Recording, StartServer, free_port
 from tests.hardening.test_faults import Recorder
 from tests.server.helpers import fake_final
@@ -43,9 +46,11 @@ def word(recordings: list[Recording]) -> Recording:
 async def client() -> AsyncIterator[Callable[[str], tuple[DictationClient, Recorder]]]:
     started: list[DictationClient] = []
 
-    def make(url: str) -> tuple[DictationClient, Recorder]:
+    def make(url: str, **options: Any) -> tuple[DictationClient, Recorder]:
         recorder = Recorder()
-        c = DictationClient(url, recorder, backoff=FAST, machine=QUICK, open_timeout_s=0.5)
+        c = DictationClient(
+            url, recorder, backoff=FAST, machine=QUICK, open_timeout_s=0.5, **options
+        )
         c.start()
         started.append(c)
         return c, recorder
@@ -181,6 +186,28 @@ async def test_with_start_ack_a_start_never_accepted_fails_at_its_deadline(
         failed = await wait(recorder, UtteranceFailed)
         assert failed.reason is FailReason.TIMED_OUT and c.pending_utterances == 0
         assert hostile.discarded_bytes == 0  # it waited: no audio went out
+
+
+async def test_a_server_that_stops_reading_is_given_up_and_the_utterance_ends(
+    client, word: Recording
+) -> None:
+    """A frozen server: ready, then it reads nothing while its machine keeps the
+    connection. The client's audio, then its keepalive ping and its close, wait behind
+    full buffers; the client drops the link after the keepalive's timeout, connects
+    again, and the utterance ends visibly."""
+    keepalive = Keepalive(interval_s=0.5, timeout_s=1.0)
+    async with HostileServer(Behaviour.STOPS_READING) as hostile:
+        c, recorder = client(hostile.url, keepalive=keepalive)
+        await wait(recorder, StateChanged, lambda e: e.state is ClientState.READY)
+        pcm = word.pcm() * 300  # minutes of speech at once: more than the buffers hold
+        samples = len(pcm) // 2
+        c.submit(UtteranceStarted(1, 0, 0, Mode.HANDS_FREE, time.monotonic()))
+        for start in range(0, samples, CHUNK_SAMPLES):
+            c.submit(AudioChunk(1, start, pcm[2 * start : 2 * (start + CHUNK_SAMPLES)]))
+        c.submit(UtteranceEnded(1, EndReason.SILENCE, 0, samples, samples, samples))
+        await hostile.wait_connections(2, timeout=20)
+        failed = await wait(recorder, UtteranceFailed)
+        assert failed.utterance_id == 1
 
 
 # ---------------------------------------------------------------- tingxie-cli
