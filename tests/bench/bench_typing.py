@@ -4,7 +4,8 @@ docs/benchmarks.md's pipeline section ends at "final received"; this one starts 
 The script starts its own X screen (Xvfb, never the user's desktop: it injects keys) with
 openbox, and the target window of the X11 output tests (tests/output/target_window.py: a
 QLineEdit in another process). In this process, on the Qt main thread of a QApplication
-on xcb, the tray app's own typist (``desktop.parts.make_typist``: pynput keystrokes over
+on xcb, the tray app's own typist (``build_default_typist``, built as
+``desktop.parts.AppTypist`` builds it: pynput keystrokes over
 XTest, Qt clipboard paste with the clipboard restored, the X11 focus probe and the wait
 for held modifiers) is handed each final with ``type_final``, as the dictation core does.
 
@@ -209,16 +210,24 @@ class Bench:
     target window."""
 
     def __init__(self, target: TargetWindow, poll_s: float, wait_s: float) -> None:
-        from desktop.parts import make_typist
+        from desktop.output.base import InjectionGuard
+        from desktop.output.typist import build_default_typist
+        from desktop.parts import output_policy
         from desktop.settings import Settings
 
         self.target = target
         self.poll_s = poll_s
         self.wait_s = wait_s
-        self.typists = {m: make_typist(Settings(output_method=m)) for m in METHODS}
+        # built as the tray app's AppTypist builds it for each setting
+        self.typists = {
+            m: build_default_typist(
+                output_policy(Settings(output_method=m)), guard=InjectionGuard(), own_window_ids=[]
+            )
+            for m in METHODS
+        }
         self.marks = Marks()
-        for app_typist in self.typists.values():
-            outputs = app_typist._typist.outputs
+        for typist in self.typists.values():
+            outputs = typist.outputs
             for output in outputs.values():
                 self.marks.wrap(output, "type_text", "output")
             paste = outputs[OutputMethod.CLIPBOARD_PASTE]
@@ -240,7 +249,7 @@ class Bench:
         assert expected == cell.text, "bench texts must pass the text sink unchanged"
         typist = self.typists[cell.method]
         # each run is the first utterance into this field: no joining space before it
-        typist._typist.reset_spacing()
+        typist.reset_spacing()
         # the clipboard as the user left it: three formats, owned by another application
         assert self.target.command("setclip") == "OK"
         self.target.reset()
@@ -360,7 +369,8 @@ def render(cells: list[Cell], reps: int, args: argparse.Namespace) -> str:
         f"(run at nice {niceness}). Xvfb {SCREEN[0]}×{SCREEN[1]}×{COLOR_DEPTH} with "
         "openbox; the target is a Qt QLineEdit in another process "
         "(tests/output/target_window.py). The typist is the tray app's "
-        "(`desktop.parts.make_typist`, output method set as in Settings), called with "
+        "(`build_default_typist`, built as the app's `AppTypist` builds it, output method "
+        "set as in Settings), called with "
         "`type_final` on the Qt main thread of this process.",
         "",
         f"Per cell {reps} runs after one warm-up run, the cells interleaved. Before each "
