@@ -3,11 +3,15 @@
 pynput is imported lazily, on first use: on Linux ``import pynput`` without a usable
 ``DISPLAY`` raises ImportError, and importing this module must not need a display.
 
-On X11 pynput injects with XTest. Characters missing from the keyboard map are typed by
-temporarily remapping a spare keycode, which applications read late: multi-character CJK
-text gets garbled (testing.md). The policy sends such text to the clipboard instead. On
-Windows :class:`desktop.win32.keyboard.SendInputKeySender` replaces pynput's sender: every
-UTF-16 unit as a ``KEYEVENTF_UNICODE`` event, chords by virtual-key code.
+On X11 pynput types a character with an event for the key that carries it in the keyboard
+map. A character the map lacks (CJK, most non-Latin text) it types by writing it on a
+spare keycode, four per keycode, the last two in the second group with Mode_switch; XKB
+applications (Qt, GTK) read those in the first group, so every third character of CJK text
+came out as the one before it (``今天下午`` → ``今天天午``). :class:`X11KeyBorrower` types
+such characters instead: each on a spare keycode of its own, in the first group only,
+with XTest; pynput keeps the characters the map has. On Windows
+:class:`desktop.win32.keyboard.SendInputKeySender` replaces pynput's sender: every UTF-16
+unit as a ``KEYEVENTF_UNICODE`` event, chords by virtual-key code.
 
 XTest events combine with the modifiers the user holds (a held Ctrl makes shortcuts of
 typed letters), so :class:`PynputKeySender` first waits, bounded, until none is held when
@@ -17,8 +21,11 @@ it is given a :class:`~desktop.output.modifiers.ModifierWait` (:mod:`desktop.out
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 from desktop.hotkey.keys import KeySpec
@@ -44,7 +51,9 @@ class PynputKeySender:
     inside ``guard`` so the hotkey listener ignores them. ``modifier_wait``, if given, runs
     before each text and chord, outside the guard (the listener must still see the user's
     keys meanwhile); it raises :class:`~desktop.output.modifiers.ModifiersHeld` when a
-    modifier stays held, and nothing is sent.
+    modifier stays held, and nothing is sent. ``borrower`` (X11) types the characters the
+    keyboard map lacks; without it pynput types them its own way, garbled in XKB
+    applications.
     """
 
     def __init__(
@@ -52,10 +61,12 @@ class PynputKeySender:
         guard: InjectionGuard | None = None,
         char_delay_s: float = 0.0,
         modifier_wait: ModifierWait | None = None,
+        borrower: X11KeyBorrower | None = None,
     ) -> None:
         self.guard = guard or InjectionGuard()
         self.char_delay_s = char_delay_s
         self.modifier_wait = modifier_wait
+        self.borrower = borrower
         self._controller: Any = None
         self._lock = threading.Lock()
 
@@ -80,13 +91,20 @@ class PynputKeySender:
     def _type(self, text: str) -> None:
         with self.guard:
             controller = self._get()
+            runs = [(text, False)] if self.borrower is None else self.borrower.split(text)
             try:
-                if self.char_delay_s <= 0:
-                    controller.type(text)
-                else:
-                    for ch in text:
-                        controller.type(ch)
-                        time.sleep(self.char_delay_s)
+                for run, borrowed in runs:
+                    send = (
+                        self.borrower.type
+                        if borrowed and self.borrower is not None
+                        else controller.type
+                    )
+                    if self.char_delay_s <= 0:
+                        send(run)
+                    else:
+                        for ch in run:
+                            send(ch)
+                            time.sleep(self.char_delay_s)
             except controller.InvalidCharacterException as e:
                 raise OutputError(f"cannot type character {e.args!r}") from e
 
@@ -110,6 +128,206 @@ class PynputKeySender:
             finally:
                 for m in reversed(pressed):
                     controller.release(m)
+
+
+#: Keysyms of Unicode characters outside Latin-1: 0x01000000 + the code point (X11).
+_UNICODE_KEYSYM = 0x01000000
+
+
+def char_keysym(ch: str) -> int | None:
+    """The X keysym that types ``ch``: the code point for printable Latin-1, 0x01000000 +
+    the code point above it; None for control characters (pynput types those as keys)."""
+    cp = ord(ch)
+    if 0x20 <= cp <= 0x7E or 0xA0 <= cp <= 0xFF:
+        return cp
+    if cp < 0xA0:
+        return None
+    return _UNICODE_KEYSYM | cp
+
+
+class X11KeyBorrower:
+    """Types the characters the X keyboard map lacks, with XTest, on spare keycodes.
+
+    A spare keycode (no keysym at all; the highest first, least likely a real key) is
+    given the character's keysym in both levels of the first group, so any shift state
+    types it, and keeps it: a character typed again needs no new mapping. When every
+    spare keycode is taken, the one used longest ago is mapped anew, but not within
+    ``remap_gap_s`` of its last mapping: an application updates its copy of the map when
+    it handles the server's mapping notice, by asking the server, and one that asks after
+    the keycode has changed again reads the earlier key with the later character.
+    ``max_keycodes`` caps how many spare keycodes it takes (None: all).
+
+    :meth:`split` says which characters it types (those missing from the map's first
+    group, where pynput would borrow a keycode its own way, and those it mapped itself);
+    :meth:`type` types them. One X connection, opened on first use. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        display: str | None = None,
+        remap_gap_s: float = 0.1,
+        max_keycodes: int | None = None,
+    ) -> None:
+        self._name = display
+        self.remap_gap_s = remap_gap_s
+        self.max_keycodes = max_keycodes
+        self._display: Any = None
+        self._lock = threading.Lock()
+        #: keysym -> keycode we mapped it on
+        self._mapped: dict[int, int] = {}
+        #: keycode -> (when mapped, when last typed), monotonic
+        self._slots: dict[int, tuple[float, float]] = {}
+        self._first_group: set[int] = set()
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def _open(self) -> Any:
+        if self._display is None:
+            from Xlib import display as xdisplay  # type: ignore[import-untyped,unused-ignore]
+
+            d = xdisplay.Display(self._name)
+            if not d.has_extension("XTEST"):
+                d.close()
+                raise OutputError("the X server has no XTEST extension")
+            self._display = d
+        return self._display
+
+    @contextmanager
+    def _x_errors(self) -> Iterator[Any]:
+        """The connection, under the lock; an X failure drops it (the next call opens a
+        new one) and becomes an :class:`OutputError`."""
+        with self._lock:
+            try:
+                yield self._open()
+            except OutputError:
+                raise
+            except Exception as e:
+                self._drop()
+                raise OutputError(f"typing on a spare keycode failed: {e!r}") from e
+
+    def _drop(self) -> None:
+        if self._display is not None:
+            try:
+                self._display.close()
+            except Exception:
+                log.debug("closing the X connection failed", exc_info=True)
+            self._display = None
+
+    def split(self, text: str) -> list[tuple[str, bool]]:
+        """``text`` in runs: (run, True) for the characters this borrower types, (run,
+        False) for pynput's. Reads the keyboard map from the server (one round trip)."""
+        with self._x_errors() as d:
+            self._refresh(d)
+            runs: list[tuple[str, bool]] = []
+            for ch in text:
+                keysym = char_keysym(ch)
+                ours = keysym is not None and (
+                    keysym in self._mapped or keysym not in self._first_group
+                )
+                if runs and runs[-1][1] == ours:
+                    runs[-1] = (runs[-1][0] + ch, ours)
+                else:
+                    runs.append((ch, ours))
+            return runs
+
+    def _refresh(self, d: Any) -> None:
+        """The keyboard map fresh from the server: what its first group types, which
+        keycodes are spare, and which of our mappings survived (a layout switch replaces
+        the whole map)."""
+        first, last = d.display.info.min_keycode, d.display.info.max_keycode
+        rows = d.get_keyboard_mapping(first, last - first + 1)
+        self._first_group = {int(k) for row in rows for k in list(row)[:2] if k}
+        for keysym, keycode in list(self._mapped.items()):
+            if list(rows[keycode - first])[:2] != [keysym, keysym]:
+                del self._mapped[keysym]
+        ours = set(self._mapped.values())
+        for i, row in enumerate(rows):
+            keycode = first + i
+            syms = [int(k) for k in row]
+            if _borrowed_row(syms) and keycode not in ours:
+                # mapped as we map them, by an earlier borrower or run of the app: the
+                # keycodes would otherwise stay taken for good
+                self._mapped.setdefault(syms[0], keycode)
+                ours.add(keycode)
+            if keycode in ours or not any(syms):
+                self._slots.setdefault(keycode, (-math.inf, -math.inf))
+            else:  # taken by someone else since
+                self._slots.pop(keycode, None)
+        if self.max_keycodes is not None:
+            for keycode in sorted(self._slots)[: -self.max_keycodes or None]:
+                self._slots.pop(keycode)
+            self._mapped = {k: c for k, c in self._mapped.items() if c in self._slots}
+
+    def type(self, text: str) -> None:
+        """Types ``text`` (characters :meth:`split` gave this borrower) with XTest."""
+        from Xlib import X  # type: ignore[import-untyped,unused-ignore]
+        from Xlib.ext import xtest  # type: ignore[import-untyped,unused-ignore]
+
+        with self._x_errors() as d:
+            for ch in text:
+                keysym = char_keysym(ch)
+                if keysym is None:
+                    raise OutputError(f"cannot type character {ch!r} on a spare keycode")
+                keycode = self._keycode_for(d, keysym)
+                xtest.fake_input(d, X.KeyPress, keycode)
+                xtest.fake_input(d, X.KeyRelease, keycode)
+                mapped_at, _ = self._slots[keycode]
+                self._slots[keycode] = (mapped_at, time.monotonic())
+            d.sync()
+
+    def _keycode_for(self, d: Any, keysym: int) -> int:
+        keycode = self._mapped.get(keysym)
+        if keycode is not None:
+            return keycode
+        if not self._slots:
+            raise OutputError("no spare keycode in the X keyboard map to type with")
+        keycode = min(self._slots, key=lambda k: (self._slots[k][1], -k))
+        mapped_at, _ = self._slots[keycode]
+        wait = mapped_at + self.remap_gap_s - time.monotonic()
+        if wait > 0:
+            log.debug(
+                "keycode %d mapped %.0f ms ago: waiting before its next",
+                keycode,
+                (self.remap_gap_s - wait) * 1000,
+            )
+            d.sync()  # the keys before it reach the server first
+            time.sleep(wait)
+        for old, code in list(self._mapped.items()):
+            if code == keycode:
+                del self._mapped[old]
+        # both levels of the first group: Shift or Caps Lock cannot change the character
+        d.change_keyboard_mapping(keycode, [(keysym, keysym)])
+        self._mapped[keysym] = keycode
+        self._slots[keycode] = (time.monotonic(), time.monotonic())
+        return keycode
+
+
+def _borrowed_row(syms: list[int]) -> bool:
+    """A keyboard-map row as :class:`X11KeyBorrower` writes it: one Unicode character
+    above Latin-1 on both levels of the first group, nothing else (XKB may repeat it in
+    the second group)."""
+    return (
+        len(syms) >= 2
+        and syms[0] == syms[1]
+        and syms[0] >= _UNICODE_KEYSYM | 0x100
+        and set(syms) <= {0, syms[0]}
+    )
+
+
+_borrowers: dict[str | None, X11KeyBorrower] = {}
+_borrowers_lock = threading.Lock()
+
+
+def shared_borrower(display: str | None = None) -> X11KeyBorrower:
+    """One borrower per display for the whole process: the app rebuilds its typist when
+    the settings change, and the keycodes mapped so far stay ours."""
+    with _borrowers_lock:
+        borrower = _borrowers.get(display)
+        if borrower is None:
+            borrower = _borrowers[display] = X11KeyBorrower(display)
+        return borrower
 
 
 def pynput_key(name: str) -> Any:

@@ -9,11 +9,13 @@ Method choice (:meth:`OutputPolicy.choose`):
    quotes, emoji) or longer than ``max_keystroke_chars`` is pasted; short ASCII is typed.
 
 Why: synthetic keystrokes are the least intrusive (the clipboard is untouched and every
-application accepts them) but on X11 a key injector must remap spare keycodes for each
-character missing from the keyboard map; applications read the remapped keys late and
-CJK text comes out garbled (``日本語`` → ``日本本``, see testing.md). Typing is also
-slow for long text (a round trip per character) and races with the user's own keys.
-Paste is exact and instant for any text, at the cost of borrowing the clipboard.
+application accepts them) but on X11 each character missing from the keyboard map must be
+typed on a spare keycode mapped for it, which every X client then reloads its keymap for,
+and mapped anew while a target still reads it once the spare keycodes run out (the
+keystroke sender paces that, :class:`~desktop.output.keystrokes.X11KeyBorrower`; CJK typed
+by keystrokes is exact). Typing is also slow for long text (a round trip per character)
+and races with the user's own keys. Paste is exact and fast for any text, at the cost of
+borrowing the clipboard.
 
 Application names are compared after :func:`normalize_app_name` (lower case, no ``.exe``),
 against every name the focus probe reports for a window (X11 WM_CLASS class and instance;
@@ -73,7 +75,7 @@ DEFAULT_PASTE_CHORDS: Mapping[str, str] = {
 }
 
 #: Per-application method defaults. xterm and rxvt have no key that pastes CLIPBOARD
-#: (Shift+Insert pastes PRIMARY), so text is typed there.
+#: (Shift+Insert pastes PRIMARY), so text is typed there, CJK included.
 DEFAULT_APP_METHODS: Mapping[str, OutputMethod] = {
     "xterm": OutputMethod.KEYSTROKES,
     "uxterm": OutputMethod.KEYSTROKES,
@@ -110,8 +112,10 @@ def normalize_app_name(name: str) -> str:
 
 
 def needs_clipboard(text: str) -> bool:
-    """True if keystrokes cannot type ``text`` reliably: any non-ASCII character, or an
-    ASCII control character other than newline and tab."""
+    """True if AUTO pastes ``text`` whatever its length: any non-ASCII character (on X11
+    keystrokes type those only on keycodes mapped for them, slower, and every X client
+    reloads its keymap for each), or an ASCII control character other than newline and
+    tab."""
     return any(ord(c) > 0x7E or (ord(c) < 0x20 and c not in "\n\t") for c in text)
 
 

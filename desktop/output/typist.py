@@ -348,11 +348,14 @@ def build_default_typist(
         )
     from desktop.output.clipboard import QtClipboard
     from desktop.output.focus import default_focus_probe
-    from desktop.output.keystrokes import PynputKeySender
+    from desktop.output.keystrokes import PynputKeySender, shared_borrower
 
     guard = guard or InjectionGuard()
     modifier_wait = default_modifier_wait()
-    sender = PynputKeySender(guard, modifier_wait=modifier_wait)
+    # X11: characters missing from the keyboard map on spare keycodes of their own
+    on_x11 = sys.platform.startswith("linux") and bool(os.environ.get("DISPLAY"))
+    borrower = shared_borrower() if on_x11 else None
+    sender = PynputKeySender(guard, modifier_wait=modifier_wait, borrower=borrower)
     clipboard = QtClipboard()
     outputs = standard_outputs(sender, clipboard, policy, paste_timeout_s)
     return Typist(

@@ -5,9 +5,10 @@ The script starts its own X screen (Xvfb, never the user's desktop: it injects k
 openbox, and the target window of the X11 output tests (tests/output/target_window.py: a
 QLineEdit in another process). In this process, on the Qt main thread of a QApplication
 on xcb, the tray app's own typist (``build_default_typist``, built as
-``desktop.parts.AppTypist`` builds it: pynput keystrokes over
-XTest, Qt clipboard paste with the clipboard restored, the X11 focus probe and the wait
-for held modifiers) is handed each final with ``type_final``, as the dictation core does.
+``desktop.parts.AppTypist`` builds it: pynput keystrokes, characters the
+keyboard map lacks on spare keycodes with XTest, Qt clipboard paste with the clipboard
+restored, the X11 focus probe and the wait for held modifiers) is handed each final with
+``type_final``, as the dictation core does.
 
 Per output method (keystrokes, clipboard paste, auto) and text (short English, a long
 English paragraph, a Chinese sentence, mixed Chinese and English): from the call to the
@@ -42,11 +43,15 @@ sys.path.insert(0, str(ROOT))
 
 from desktop.output.base import OutputMethod  # noqa: E402
 from desktop.output.clipboard import ClipboardPasteOutput  # noqa: E402
-from desktop.output.keystrokes import KeystrokeOutput  # noqa: E402
+from desktop.output.keystrokes import KeystrokeOutput, char_keysym, shared_borrower  # noqa: E402
 from desktop.output.policy import OutputPolicy, needs_clipboard  # noqa: E402
 from desktop.output.text_sink import sanitize  # noqa: E402
 from tests.bench.report import machine_description, percentile, write_section  # noqa: E402
-from tests.output.x11 import TargetWindow, window_manager  # noqa: E402
+from tests.output.x11 import (  # noqa: E402
+    TargetWindow,
+    window_manager,
+    window_manager_caught_up,
+)
 
 log = logging.getLogger(__name__)
 
@@ -315,6 +320,41 @@ def virtual_screen() -> Iterator[str]:
             display.stop()
 
 
+def spare_keycodes() -> int:
+    """Keycodes with no keysym at all in the screen's keyboard map now: those the
+    keystroke sender may map characters the map lacks to."""
+    from Xlib import display as xdisplay  # type: ignore[import-untyped,unused-ignore]
+
+    d = xdisplay.Display()
+    try:
+        first, last = d.display.info.min_keycode, d.display.info.max_keycode
+        return sum(not any(row) for row in d.get_keyboard_mapping(first, last - first + 1))
+    finally:
+        d.close()
+
+
+def keymapped_chars(spare: int) -> list[str]:
+    """What the keystroke rows of CJK text cost, in words."""
+
+    def missing(text: str) -> set[str]:
+        return {c for c in text if (char_keysym(c) or 0) > 0xFF}
+
+    every = set().union(*(missing(text) for _, text in TEXTS))
+    each = ", ".join(f"{kind} {len(missing(text))}" for kind, text in TEXTS if missing(text))
+    gap_ms = shared_borrower().remap_gap_s * 1000
+    return [
+        "",
+        "Keystrokes type a character the keyboard map lacks with XTest on a spare keycode "
+        "mapped to it alone (`X11KeyBorrower`, desktop/output/keystrokes.py); every X "
+        f"client reloads its keymap for each new mapping. Xvfb's map has {spare} spare "
+        f"keycodes and the texts here {len(every)} distinct such characters ({each}), so "
+        "most characters are mapped anew in every run: the most a text can cost (a "
+        "character typed again while its keycode still holds it needs no mapping). A "
+        f"keycode is mapped again no sooner than {gap_ms:g} ms after its last mapping: a "
+        "text with more such characters than there are spare keycodes waits for that.",
+    ]
+
+
 def fmt(values: Sequence[float]) -> str:
     if not values:
         return "— | —"
@@ -362,7 +402,7 @@ def summary(by: dict[tuple[str, OutputMethod], Cell]) -> list[str]:
     ]
 
 
-def render(cells: list[Cell], reps: int, args: argparse.Namespace) -> str:
+def render(cells: list[Cell], reps: int, args: argparse.Namespace, spare: int) -> str:
     niceness = os.nice(0)
     lines = [
         f"Machine: {machine_description()}, shared with other work during the run "
@@ -439,6 +479,7 @@ def render(cells: list[Cell], reps: int, args: argparse.Namespace) -> str:
         "are timed by wrapping the parts' methods on their instances.",
     ]
     lines += summary(by)
+    lines += keymapped_chars(spare)
     failed = [c for c in cells if c.failures]
     if failed:
         lines += ["", "What arrived instead, first failed run of each cell:", ""]
@@ -450,11 +491,9 @@ def render(cells: list[Cell], reps: int, args: argparse.Namespace) -> str:
         if any(c.method is OutputMethod.KEYSTROKES and needs_clipboard(c.text) for c in failed):
             lines += [
                 "",
-                "pynput types a character missing from the keyboard map by remapping a spare "
-                "keycode, and the target reads the keycode late, by the mapping it had "
-                "before: many characters come out as the one typed before them, the first "
-                "even as the last of the previous text (desktop/output/keystrokes.py). This "
-                "is why auto pastes any non-ASCII text.",
+                "A character the keyboard map lacks comes out as another when the target "
+                "reads its key by a mapping other than the one it was typed with "
+                "(desktop/output/keystrokes.py, `X11KeyBorrower`).",
             ]
     lines += [
         "",
@@ -490,12 +529,16 @@ def main() -> int:
     with virtual_screen():
         from PySide6.QtWidgets import QApplication
 
+        spare = spare_keycodes()
         target = TargetWindow()
         try:
             app = QApplication([sys.argv[0]])
             bench = Bench(target, args.poll_ms / 1000, args.wait_s)
             cells = bench.run(reps)
             app.processEvents()
+            # the keystroke runs changed the keyboard map hundreds of times: the window
+            # manager must be through them, or it does not stop in time at the end
+            window_manager_caught_up()
             # pynput's controllers close their X connections when collected: while the
             # screen is still there
             del bench
@@ -503,7 +546,7 @@ def main() -> int:
         finally:
             target.close()
 
-    body = render(cells, reps, args)
+    body = render(cells, reps, args, spare)
     print(body)
     if not (args.no_write or args.quick):
         command = "python tests/bench/bench_typing.py"

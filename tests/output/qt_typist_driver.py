@@ -1,8 +1,9 @@
 """The app side of the Qt-clipboard test, in its own process (as in the real app).
 
-``python tests/output/qt_typist_driver.py TEXT_JSON``: a QGuiApplication on xcb builds the
-production typist (``build_default_typist``: QtClipboard + pynput + the X11 focus probe),
-pastes TEXT into the focused window on the Qt main thread, prints ``RESULT <json>``, then
+``python tests/output/qt_typist_driver.py TEXT_JSON [METHOD]``: a QGuiApplication on xcb
+builds the production typist (``build_default_typist``: QtClipboard + pynput + the X11
+focus probe) with the output method METHOD (default ``clipboard_paste``), types TEXT into
+the focused window on the Qt main thread, prints ``RESULT <json>``, then
 keeps the event loop running (it owns the restored clipboard, which it must keep serving)
 until stdin says ``quit``.
 """
@@ -30,9 +31,8 @@ class Stdin(QObject):
 def main() -> int:
     text = json.loads(sys.argv[1])
     app = QGuiApplication(sys.argv[:1])
-    typist = build_default_typist(
-        OutputPolicy(method=OutputMethod.CLIPBOARD_PASTE), paste_timeout_s=2.0
-    )
+    method = OutputMethod(sys.argv[2]) if len(sys.argv) > 2 else OutputMethod.CLIPBOARD_PASTE
+    typist = build_default_typist(OutputPolicy(method=method), paste_timeout_s=2.0)
     assert isinstance(typist.focus, X11FocusProbe)
     paste = typist.outputs[OutputMethod.CLIPBOARD_PASTE]
     assert isinstance(paste, ClipboardPasteOutput)

@@ -113,12 +113,19 @@ def test_never_types_into_its_own_window(target: TargetWindow, focus_probe: X11F
 
 
 @contextmanager
-def typist_driver(text: str) -> Iterator[dict[str, Any]]:
+def typist_driver(
+    text: str, method: OutputMethod = OutputMethod.CLIPBOARD_PASTE
+) -> Iterator[dict[str, Any]]:
     """The production typist in its own process (tests/output/qt_typist_driver.py) types
-    ``text``; yields its RESULT while the process still runs (it owns the restored
-    clipboard), then tells it to quit."""
+    ``text`` with ``method``; yields its RESULT while the process still runs (it owns the
+    restored clipboard), then tells it to quit."""
     driver = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests/output/qt_typist_driver.py"), json.dumps(text)],
+        [
+            sys.executable,
+            str(ROOT / "tests/output/qt_typist_driver.py"),
+            json.dumps(text),
+            method.value,
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

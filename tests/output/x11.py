@@ -88,6 +88,28 @@ def window_manager() -> Iterator[None]:
         proc.wait(5)
 
 
+def window_manager_caught_up(timeout_s: float = 60) -> None:
+    """Returns once the window manager has handled what was sent before: it changes the
+    number of desktops when asked, in order. After many keyboard-map changes (each makes
+    it reload the map and grab its keys again) it lags seconds behind, and it would not
+    stop in time when told to."""
+
+    def desktops() -> int:
+        out = subprocess.run(
+            ["xdotool", "get_num_desktops"], capture_output=True, text=True, check=True, timeout=5
+        )
+        return int(out.stdout)
+
+    count = desktops()
+    for n in (count + 1, count):
+        subprocess.run(["xdotool", "set_num_desktops", str(n)], check=True, timeout=5)
+        deadline = time.monotonic() + timeout_s
+        while desktops() != n:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the window manager never caught up")
+            time.sleep(0.05)
+
+
 class TargetWindow:
     """tests/output/target_window.py in a separate process."""
 
