@@ -10,6 +10,7 @@ and keycodes are mapped anew while the target is still reading.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -19,14 +20,24 @@ from desktop.output.focus import X11FocusProbe
 from desktop.output.keystrokes import KeystrokeOutput, PynputKeySender, X11KeyBorrower
 from desktop.output.policy import OutputPolicy
 from desktop.output.typist import Typist
-from tests.output.test_x11_typing import typist_driver
-from tests.output.x11 import TargetWindow, window_manager_caught_up, xclip_get, xclip_set
+from tests.output import test_x11_typing as x11_typing
+from tests.output.test_x11_typing import focused_app, typist_driver, wait_for
+from tests.output.x11 import (
+    TargetWindow,
+    window_manager_caught_up,
+    xclip_get,
+    xclip_set,
+    xdotool,
+)
 
 CHINESE = "今天下午三点我们在会议室讨论新版本的发布计划。"
 MIXED = "明天的 meeting 改到下午 3 点，请通知 Alice 和 Bob。"
 #: 40 distinct characters, none on the keyboard
 MANY = "天地玄黄宇宙洪荒日月盈昃辰宿列张寒来暑往秋收冬藏闰余成岁律吕调阳云腾致雨露结为霜"
 BEFORE = "the user's clipboard"
+
+# the neighbouring tests' fixture: bash in a real xterm
+xterm_shell = x11_typing.xterm_shell
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +132,18 @@ def caught_up(x11: str) -> Iterator[None]:
     it stops when told to."""
     yield
     window_manager_caught_up()
+
+
+def test_the_apps_typist_types_cjk_into_xterm(
+    xterm_shell: Path, focus_probe: X11FocusProbe
+) -> None:
+    """xterm types by keystrokes out of the box (it has no key that pastes the
+    clipboard): a mixed sentence reaches bash in it exactly."""
+    wait_for(lambda: focused_app(focus_probe) == "xterm", 10, "xterm never got the focus")
+    with typist_driver("x " + MIXED) as result:
+        assert result["error"] is None and result["method"] == "keystrokes", result
+    xdotool("key", "Return")
+    ran = xterm_shell / "ran"
+    wait_for(ran.exists, 10, "bash never ran the line")
+    wait_for(lambda: ran.read_text().endswith("\n"), 5, "x never finished writing")
+    assert ran.read_text(encoding="utf-8") == MIXED + "\n"
