@@ -103,7 +103,7 @@ ERROR_OUTCOMES: dict[ErrorCode, ErrorOutcome] = {
     ErrorCode.ALREADY_STARTED: ErrorOutcome.RECONNECT,
     ErrorCode.DUPLICATE_ID: ErrorOutcome.RETRY,  # every attempt gets a fresh id
     ErrorCode.FRAME_TOO_LARGE: ErrorOutcome.RETRY,  # with frames half as large
-    ErrorCode.UTTERANCE_TOO_LONG: ErrorOutcome.RETRY,  # in parts half as long
+    ErrorCode.UTTERANCE_TOO_LONG: ErrorOutcome.FINISHED_EARLY,  # the rest in shorter parts
     ErrorCode.TOO_MANY_SESSIONS: ErrorOutcome.WAIT_FOR_SLOT,
     ErrorCode.SERVER_BUSY: ErrorOutcome.FINISHED_EARLY,  # audio budget; fatal (no slot) names none
     ErrorCode.NOT_READY: ErrorOutcome.WAIT_FOR_MODEL,

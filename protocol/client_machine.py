@@ -137,15 +137,15 @@ class _Session:
     timings: Timings | None = None
     retired: bool = False  # no longer counted for the utterance; occupies a slot until answered
     accepted: bool = True  # the server said "started" (or does not say it): audio may follow
-    #: The server ended it before our stop (``server_busy``); ``end`` is an upper bound
-    #: until its final says how much of the audio it covers.
-    cut: bool = False
+    #: Why the server ended it before our stop (``server_busy``, ``utterance_too_long``);
+    #: ``end`` is an upper bound until its final says how much of the audio it covers.
+    cut: ErrorCode | None = None
     frame_ends: list[int] = field(default_factory=list)  # where each audio frame sent ended
 
     @property
     def unsettled(self) -> bool:
         """Cut by the server, its final not in: where the next part starts is unknown."""
-        return self.cut and self.text is None
+        return self.cut is not None and self.text is None
 
 
 @dataclass
@@ -450,14 +450,20 @@ class ClientMachine:
         if s.retired:
             return
         text = final.text
-        if s.cut:
+        if s.cut is not None:
             s.end = self._cut_end(s, final)
-            if s.end > s.start:
+            kept = s.end - s.start
+            if s.cut is ErrorCode.UTTERANCE_TOO_LONG:
+                # The server's real limit is what it kept: later parts stay within it.
+                cap = kept if kept > 0 else self._segment_cap // 4 * 2
+                self._segment_cap = max(BYTES_PER_SECOND, min(self._segment_cap, cap))
+            if kept > 0:
                 self._budget_refusals = 0
             else:  # none of the audio got in (or the final cannot be placed): all again
                 text = ""
-                self._budget_refusals += 1
-                self._back_off(self._budget_refusals, now)
+                if s.cut is ErrorCode.SERVER_BUSY:
+                    self._budget_refusals += 1
+                    self._back_off(self._budget_refusals, now)
         s.text, s.language, s.timings = text, final.language, final.timings
         u = self._utts[s.local_id]
         while u.inflight and u.inflight[0].text is not None:  # finals of a prefix, in order
@@ -511,15 +517,12 @@ class ClientMachine:
                 self._want_reconnect = True
             log.info("server error %s: %s", error.code.value, error.message)
             return
-        if s.cut and error.code is ErrorCode.NO_UTTERANCE:
+        if s.cut is not None and error.code is ErrorCode.NO_UTTERANCE:
             return  # our stop crossed the server's cut: its final still comes
         if outcome is ErrorOutcome.FINISHED_EARLY:
             self._cut(s, error)
             return
-        if error.code is ErrorCode.UTTERANCE_TOO_LONG:
-            if s is self._open:  # the server closed it and decodes it: a final follows
-                s.end, self._open = s.sent_to, None
-        elif error.code in _SERVER_FORGETS or s.retired:
+        if error.code in _SERVER_FORGETS or s.retired:
             if s is self._open:
                 self._open = None
             del self._sessions[s.wire_id]
@@ -551,8 +554,6 @@ class ClientMachine:
                 return  # bounded by its deadline, not by max_retries
         elif error.code is ErrorCode.FRAME_TOO_LARGE:
             self._frame_cap = max(_MIN_FRAME_BYTES, self._frame_cap // 4 * 2)
-        elif error.code is ErrorCode.UTTERANCE_TOO_LONG:
-            self._segment_cap = max(BYTES_PER_SECOND, self._segment_cap // 4 * 2)
         self._retire(u, from_session=s)
         u.replayed = True
         if outcome in (ErrorOutcome.REPLAY_ELSEWHERE, ErrorOutcome.RECONNECT):
@@ -568,14 +569,15 @@ class ClientMachine:
             self._fail(u, reason, message)
 
     def _cut(self, s: _Session, error: Error) -> None:
-        """``server_busy`` (its audio budget is full): the server ended ``s`` early and
-        decodes what it kept. Its final counts for that much; the rest of the audio is
-        sent as a new part once the final says where the cut was."""
+        """``server_busy`` (its audio budget is full) or ``utterance_too_long`` (its limit
+        is shorter than it said): the server ended ``s`` early and decodes what it kept,
+        whole frames. Its final counts for that much; the rest of the audio is sent as a
+        new part once the final says where the cut was."""
         if s is self._open:
             self._open = None
         if s.end is None:
             s.end = s.sent_to  # no stop follows: the server closed it
-        s.cut = True
+        s.cut = error.code
         if not s.retired:
             u = self._utts[s.local_id]
             u.last_error = error.message or error.code.value

@@ -546,7 +546,8 @@ class Connection:
         limit_bytes = int(limits.max_utterance_seconds * BYTES_PER_SECOND)
         room = limit_bytes - session.audio.raw_bytes
         if len(frame) > room:
-            session.append(frame[: max(room, 0)])
+            # Whole frames only (as for server_busy): the client locates the cut from the
+            # final's timings.audio_ms and sends the rest from a frame boundary.
             await self._error(
                 ErrorCode.UTTERANCE_TOO_LONG,
                 f"utterance reached {limits.max_utterance_seconds:g} s; finished here, "

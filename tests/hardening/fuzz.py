@@ -236,8 +236,7 @@ class ServerModel:
             return Outcome([Reply("error", ErrorCode.FRAME_TOO_LARGE.value, utterance.id)])
         limit = int(self.limits.max_utterance_seconds * BYTES_PER_SECOND)
         room = limit - len(utterance.pcm)
-        if len(data) > room:
-            utterance.pcm += data[: max(room, 0)]
+        if len(data) > room:  # the frame that crosses the limit is not kept
             self._close_open(utterance, now)
             return Outcome([Reply("error", ErrorCode.UTTERANCE_TOO_LONG.value, utterance.id)])
         utterance.pcm += data

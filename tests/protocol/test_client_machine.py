@@ -462,20 +462,43 @@ def test_the_outcome_table_in_the_architecture_doc_is_the_code() -> None:
     assert rows == {code.value: outcome.value for code, outcome in ERROR_OUTCOMES.items()}
 
 
-def test_a_server_limit_shorter_than_advertised_splits_into_shorter_parts() -> None:
+def test_a_server_limit_shorter_than_advertised_keeps_its_final_and_sends_only_the_rest() -> None:
+    h = Harness()
+    h.up(ready(max_utterance_seconds=4.0))
+    audio = pcm(3.0, 1) + pcm(2.0, 2)
+    h.say(1, audio[: 3 * SECOND], end=False, chunk=SECOND // 4)
+    first = h.wire.starts[0]
+    # The server's real limit was 2 s: it closed the utterance there and decodes it.
+    h.wire.open = None
+    h.server(Error(ErrorCode.UTTERANCE_TOO_LONG, "reached 2 s", id=first))
+    for offset in range(3 * SECOND, len(audio), SECOND // 4):  # the user goes on
+        h.machine.audio(1, audio[offset : offset + SECOND // 4], h.now)
+    h.machine.utterance_ended(1, h.now)
+    h.flush()
+    assert h.wire.starts == [first]  # where to go on is known only from its final
+    h.server(Final("one", id=first, timings=Timings(audio_ms=2000.0)))
+    parts = h.wire.starts[1:]
+    # Not decoded twice: the rest from the cut, in parts within the 2 s the server kept.
+    assert b"".join(bytes(h.wire.audio[p]) for p in parts) == audio[2 * SECOND :]
+    assert [len(h.wire.audio[p]) for p in parts] == [2 * SECOND, SECOND]
+    h.server(Final("two", id=parts[0]), Final("three", id=parts[1]))
+    (final,) = h.outcomes()
+    assert isinstance(final, FinalText) and final.text == "one two three"
+
+
+def test_a_too_long_cut_without_timings_is_sent_again_in_parts_half_as_long() -> None:
     h = Harness()
     h.up(ready(max_utterance_seconds=4.0))
     audio = pcm(3.0)
     h.say(1, audio, end=False)
     first = h.wire.starts[0]
-    # The server's real limit was lower: it closed the utterance itself and decodes it.
     h.wire.open = None
     h.server(Error(ErrorCode.UTTERANCE_TOO_LONG, "reached 2 s", id=first))
     h.machine.utterance_ended(1, h.now)
-    h.flush()
+    h.server(Final("cut short", id=first))  # no timings: the cut cannot be placed
     parts = h.wire.starts[1:]
     assert [len(h.wire.audio[p]) for p in parts] == [2 * SECOND, SECOND]
-    h.server(Final("cut short", id=first))  # the abandoned attempt's final: not used
+    assert b"".join(bytes(h.wire.audio[p]) for p in parts) == audio
     h.server(Final("one", id=parts[0]), Final("two", id=parts[1]))
     (final,) = h.outcomes()
     assert isinstance(final, FinalText) and final.text == "one two"
