@@ -19,7 +19,7 @@ from desktop.hotkey.listener import HotkeyListener, KeyBackend
 from desktop.hotkey.router import Routed
 from desktop.output.base import InjectionGuard, OutputError
 from desktop.output.focus import FocusProbe
-from desktop.output.policy import OutputPolicy
+from desktop.output.policy import OutputPolicy, moves_caret
 from desktop.output.typist import TypingResult, Typist, build_default_typist
 from desktop.settings import Settings
 
@@ -102,6 +102,10 @@ class AppTypist:
         """The modifier keys held now, without waiting (the dictation core's probe)."""
         return self._typist.held_modifiers()
 
+    def reset_spacing(self) -> None:
+        """The caret moved (the user pressed Enter, an arrow...): no joining space next."""
+        self._typist.reset_spacing()
+
     def type_final(self, text: str, *, modifiers_held: tuple[str, ...] = ()) -> TypingResult:
         result = self._typist.type_final(text, modifiers_held=modifiers_held)
         if result.error and result.notice is None:  # a notice ("... on the clipboard") is shown
@@ -128,14 +132,33 @@ def make_typist(settings: Settings) -> AppTypist:
 
 
 class HotkeyBridge(QObject):
-    """Hotkey commands arrive on the listener's thread; act on them on the Qt thread."""
+    """Hotkey commands arrive on the listener's thread; act on them on the Qt thread.
+
+    :meth:`user_key` (the listener's ``on_user_key``) turns the user's caret keys into
+    ``on_caret_moved`` calls on the Qt thread, where the typist lives.
+    """
 
     command = Signal(object)  # Routed
+    caret_moved = Signal()
 
-    def __init__(self, coordinator: Coordinator) -> None:
+    def __init__(
+        self, coordinator: Coordinator, on_caret_moved: Callable[[], None] | None = None
+    ) -> None:
         super().__init__()
         self._coordinator = coordinator
+        self._on_caret_moved = on_caret_moved
         self.command.connect(self._dispatch)
+        self.caret_moved.connect(self._caret_moved)
+
+    def user_key(self, name: str) -> None:
+        """On the listener's thread: only caret keys cross to the Qt thread."""
+        if moves_caret(name):
+            self.caret_moved.emit()
+
+    @Slot()
+    def _caret_moved(self) -> None:
+        if self._on_caret_moved is not None:
+            self._on_caret_moved()
 
     @Slot(object)
     def _dispatch(self, routed: Routed) -> None:
@@ -177,12 +200,13 @@ def bind_hotkeys(
 ) -> BoundHotkeys:
     """Start the global hotkey listener (raises if the platform has none, e.g. no X).
     ``backend``: where keys come from instead of pynput (Raw Input on Windows)."""
-    bridge = HotkeyBridge(coordinator)
+    bridge = HotkeyBridge(coordinator, typist.reset_spacing)
     listener = HotkeyListener(
         hotkey_bindings(settings),
         bridge.command.emit,
         ignore_while=typist.guard.active,
         backend=backend,
+        on_user_key=bridge.user_key,
     )
     listener.start()
     return BoundHotkeys(listener, bridge)

@@ -2,8 +2,8 @@
 
 Threads: the key source's thread only timestamps events and queues them; one worker
 thread owns the router (and its debouncers' release-grace deadlines) and calls
-``on_command`` / the capture callback. Both callbacks therefore run on the worker thread:
-a Qt user must forward them to the main thread (a signal on a QObject, queued connection).
+``on_command``, ``on_user_key`` and the capture callback. All run on the worker thread: a
+Qt user must forward them to the main thread (a signal on a QObject, queued connection).
 
 Keys the app types itself are ignored: while ``ignore_while()`` is true (give it
 ``InjectionGuard.active`` of the typist) key *presses* are dropped; releases are always
@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 CommandCallback = Callable[[Routed], None]
 CaptureCallback = Callable[[str], None]
+UserKeyCallback = Callable[[str], None]
 
 #: pynput names whose value equals the left-hand key on some platforms (X11 reports left
 #: Ctrl as ``Key.ctrl``): they are renamed to the sided name.
@@ -55,6 +56,9 @@ _GENERIC_MODIFIERS = ("ctrl", "alt", "shift", "cmd")
 
 #: Backends that flag injected events (pynput ``injected`` argument).
 _REPORTS_INJECTED = sys.platform in ("win32", "darwin")
+
+#: X11 keysym of Shift+Tab (ISO_Left_Tab), which pynput reports as a bare keysym.
+_XK_ISO_LEFT_TAB = 0xFE20
 
 
 def pynput_key_name(key: Any) -> str | None:
@@ -81,6 +85,8 @@ def pynput_key_name(key: Any) -> str | None:
         vk = key.vk
         if vk is None:
             return None
+        if vk == _XK_ISO_LEFT_TAB and sys.platform.startswith("linux"):
+            return "tab"  # the Tab key with Shift held, as Windows names it
         if sys.platform == "win32" and (0x30 <= vk <= 0x39 or 0x41 <= vk <= 0x5A):
             return chr(vk).lower()  # Ctrl+letter reports a control char: use the VK
         return f"vk{vk}"
@@ -123,6 +129,7 @@ class _Raw:
     key: str | None = None
     t: float = 0.0
     call: Callable[[], None] | None = None
+    injected: bool = False
 
 
 class HotkeyListener:
@@ -130,6 +137,9 @@ class HotkeyListener:
 
     ``bindings`` maps a binding name (``"hold"``, ``"toggle"``) to a key spec;
     ``on_command`` receives :class:`Routed` commands (binding name + PRESS/RELEASE/TAP/CANCEL).
+    ``on_user_key`` (optional, on the worker thread) receives the canonical name of every
+    other key the user presses: not injected (where the source can tell), not holding a
+    binding, not captured for the settings; the typist uses it to notice the caret moved.
     """
 
     def __init__(
@@ -141,11 +151,13 @@ class HotkeyListener:
         ignore_while: Callable[[], bool] | None = None,
         clock: Callable[[], float] = time.monotonic,
         backend: KeyBackend | None = None,
+        on_user_key: UserKeyCallback | None = None,
     ) -> None:
         self._router = HotkeyRouter(bindings, config)
         self._backend = backend
         self._next_poll: float | None = None  # when to read the held keys' state next
         self._on_command = on_command
+        self._on_user_key = on_user_key
         self._ignore_while = ignore_while or (lambda: False)
         self._clock = clock
         self._queue: queue.Queue[_Raw | None] = queue.Queue()
@@ -285,7 +297,7 @@ class HotkeyListener:
         if injected and self._ignore_while():
             self.ignored_presses += 1
             return
-        self._queue.put(_Raw("press", name, t))
+        self._queue.put(_Raw("press", name, t, injected=injected))
 
     def key_up(self, name: str) -> None:
         self._queue.put(_Raw("release", name, self._clock()))
@@ -318,7 +330,7 @@ class HotkeyListener:
             return
         name = pynput_key_name(key)
         if name is not None:
-            self._queue.put(_Raw("press", name, t))
+            self._queue.put(_Raw("press", name, t, injected=injected))
 
     def _release(self, key: Any) -> None:
         t = self._clock()
@@ -368,11 +380,16 @@ class HotkeyListener:
                 self._emit(self._router.forget_keys(item.t))
                 continue
             assert item.key is not None
+            user_key = False
             if item.op == "press":
+                capturing = self._router.capturing
                 routed, captured = self._router.press(item.key, item.t)
+                user_key = not (capturing or item.injected or item.key in self._router.held_keys())
             else:
                 routed, captured = self._router.release(item.key, item.t)
             self._emit(routed)
+            if user_key and self._on_user_key is not None:
+                self._safe(self._on_user_key, item.key)
             if captured is not None:
                 callback, self._capture_cb = self._capture_cb, None
                 if callback is not None:

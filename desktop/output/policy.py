@@ -1,5 +1,5 @@
 """Output policy (pure): which method types a text, which paste chord a target needs, and
-the spacing between consecutive utterances.
+the spacing between consecutive utterances (and which keys of the user's reset it).
 
 Method choice (:meth:`OutputPolicy.choose`):
 
@@ -224,6 +224,21 @@ def _is_closing(c: str) -> bool:
 
 def _is_opening(c: str) -> bool:
     return c in _OPENING or unicodedata.category(c) in ("Ps", "Pi")
+
+
+#: Keys that move the caret or end the line (canonical names of
+#: :mod:`desktop.hotkey.keys`; keypad Enter and the keypad's arrows arrive under the same
+#: names on X11 and Windows). When the user presses one, the caret is no longer where the
+#: last utterance ended, so the next one gets no joining space. Printable keys, Backspace
+#: and Delete edit in place and keep the join (dictating after typing a comma still joins).
+CARET_KEYS = frozenset(
+    {"enter", "tab", "esc", "left", "right", "up", "down", "home", "end", "page_up", "page_down"}
+)
+
+
+def moves_caret(key: str) -> bool:
+    """True if the user's press of canonical ``key`` forgets the previous utterance."""
+    return key in CARET_KEYS
 
 
 def join_for_typing(

@@ -157,3 +157,91 @@ def test_bindings_are_suppressed_at_start_and_on_rebinding(
     assert keys.suppressed == [["ctrl_r"]]
     listener.set_bindings({"hold": "f9", "toggle": "ctrl+alt+space"})
     assert keys.suppressed[-1] == ["f9", "ctrl+alt+space"]
+
+
+class KeysSeen:
+    """The listener's ``on_user_key`` calls, in order."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, name: str) -> None:
+        with self.lock:
+            self.names.append(name)
+
+    def wait_for(self, last: str, timeout: float = 3.0) -> list[str]:
+        """All names once ``last`` arrived (presses are handled in order, so anything
+        reported before it is in the list by then)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if last in self.names:
+                    return list(self.names)
+            time.sleep(0.005)
+        with self.lock:
+            return list(self.names)
+
+
+@pytest.fixture
+def seen_rig() -> Iterator[tuple[HotkeyListener, FakeBackend, Recorder, KeysSeen]]:
+    backend, rec, seen = FakeBackend(), Recorder(), KeysSeen()
+    listener = HotkeyListener(
+        {"hold": "ctrl_r", "toggle": "ctrl+alt+home"},
+        rec,
+        config=CFG,
+        backend=backend,
+        on_user_key=seen,
+    )
+    listener.start()
+    yield listener, backend, rec, seen
+    listener.stop()
+
+
+def test_the_users_keys_are_reported_but_not_injected_ones(
+    seen_rig: tuple[HotkeyListener, FakeBackend, Recorder, KeysSeen],
+) -> None:
+    _, keys, _, seen = seen_rig
+    keys.press("enter", injected=True)  # another program's synthesized Enter
+    keys.release("enter")
+    keys.press("enter")
+    keys.release("enter")
+    keys.press("a")
+    keys.release("a")
+    assert seen.wait_for("a") == ["enter", "a"]
+
+
+def test_binding_keys_are_not_reported(
+    seen_rig: tuple[HotkeyListener, FakeBackend, Recorder, KeysSeen],
+) -> None:
+    _, keys, rec, seen = seen_rig
+    keys.press("ctrl_r")  # the hold key, its auto-repeat, its release
+    keys.press("ctrl_r")
+    keys.release("ctrl_r")
+    assert rec.wait_for(2) == [("hold", "press"), ("hold", "tap")]  # after the release grace
+    for name in ("ctrl_l", "alt_l", "home"):  # the toggle chord: only its modifiers are seen
+        keys.press(name)
+    for name in ("home", "alt_l", "ctrl_l"):
+        keys.release(name)
+    # a Home press within the release grace would be a bounce of the chord's Home
+    assert rec.wait_for(4) == [
+        ("hold", "press"),
+        ("hold", "tap"),
+        ("toggle", "press"),
+        ("toggle", "tap"),
+    ]
+    keys.press("home")  # Home alone moves the caret
+    assert seen.wait_for("home") == ["ctrl_l", "alt_l", "home"]
+
+
+def test_a_key_captured_for_the_settings_is_not_reported(
+    seen_rig: tuple[HotkeyListener, FakeBackend, Recorder, KeysSeen],
+) -> None:
+    listener, keys, _, seen = seen_rig
+    captured: list[str] = []
+    listener.capture_next(captured.append)
+    keys.press("end")
+    keys.release("end")
+    keys.press("up")
+    assert seen.wait_for("up") == ["up"]
+    assert captured == ["end"]

@@ -169,3 +169,20 @@ def test_stop_returns_promptly(x11: str) -> None:
     assert not listener.running
     xdotool("key", "F9")
     assert rec.wait_for(1, timeout=0.3) == []
+
+
+def test_caret_keys_arrive_under_their_canonical_names(
+    make_listener: Callable[..., tuple[HotkeyListener, Recorder]],
+) -> None:
+    """What the typist's spacing reset sees: keypad keys (Num Lock off) and Shift+Tab
+    (ISO_Left_Tab to X) are named as the main keys are, and as Windows names them."""
+    from desktop.output.policy import moves_caret
+
+    seen: list[str] = []
+    make_listener({"hold": "f9"}, on_user_key=seen.append)
+    xdotool("key", "Return", "KP_Enter", "shift+Tab", "KP_Up", "KP_Next", "Escape", "z")
+    deadline = time.monotonic() + 3.0
+    while "z" not in seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert seen == ["enter", "enter", "shift_l", "tab", "up", "page_down", "esc", "z"]
+    assert [moves_caret(k) for k in seen] == [True] * 2 + [False] + [True] * 4 + [False]

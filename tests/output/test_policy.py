@@ -6,12 +6,15 @@ import math
 
 import pytest
 
+from desktop.hotkey.keys import NAMED_KEYS, canonical_key_name
 from desktop.output.base import OutputMethod
 from desktop.output.policy import (
+    CARET_KEYS,
     OutputPolicy,
     auto_method,
     is_unspaced_char,
     join_for_typing,
+    moves_caret,
     needs_clipboard,
     normalize_app_name,
 )
@@ -115,3 +118,45 @@ def test_join_resets_after_pause_or_focus_change() -> None:
 def test_unspaced_chars() -> None:
     assert all(is_unspaced_char(c) for c in "漢字かなカナ。，ㄅ")
     assert not any(is_unspaced_char(c) for c in "aZ1 é한")
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["enter", "tab", "esc", "left", "right", "up", "down", "home", "end", "page_up", "page_down"],
+)
+def test_keys_that_move_the_caret_forget_the_previous_utterance(key: str) -> None:
+    assert moves_caret(key)
+
+
+@pytest.mark.parametrize(
+    "key",
+    # letters, punctuation and editing keys keep the join; so do modifiers and hold keys
+    ["a", ",", ".", "space", "backspace", "delete", "shift_l", "ctrl_r", "alt_gr", "f9", "insert"],
+)
+def test_typing_and_editing_keys_keep_the_join(key: str) -> None:
+    assert not moves_caret(key)
+
+
+def test_caret_keys_are_canonical_key_names() -> None:
+    assert CARET_KEYS <= NAMED_KEYS
+    assert {canonical_key_name(k) for k in ("Return", "Escape", "PgUp", "Next")} <= CARET_KEYS
+
+
+@pytest.mark.parametrize(
+    ("vk", "e0", "name"),
+    [
+        (0x0D, False, "enter"),
+        (0x0D, True, "enter"),  # keypad Enter
+        (0x09, False, "tab"),
+        (0x1B, False, "esc"),
+        (0x25, True, "left"),
+        (0x26, False, "up"),  # keypad 8 with Num Lock off
+        (0x24, True, "home"),
+        (0x22, False, "page_down"),  # keypad 3 with Num Lock off
+    ],
+)
+def test_windows_raw_input_names_caret_keys_alike(vk: int, e0: bool, name: str) -> None:
+    from desktop.win32.rawinput import key_name
+
+    assert key_name(vk, 0, e0) == name
+    assert moves_caret(name)
