@@ -32,6 +32,7 @@ from desktop.hotkey.keys import KeySpec
 from desktop.output.base import InjectionGuard, OutputError, OutputTarget
 from desktop.output.modifiers import ModifierWait
 from desktop.output.text_sink import sanitize
+from desktop.output.x11_keyboard import close_quietly
 
 log = logging.getLogger(__name__)
 
@@ -209,10 +210,7 @@ class X11KeyBorrower:
 
     def _drop(self) -> None:
         if self._display is not None:
-            try:
-                self._display.close()
-            except Exception:
-                log.debug("closing the X connection failed", exc_info=True)
+            close_quietly(self._display)
             self._display = None
 
     def split(self, text: str) -> list[tuple[str, bool]]:

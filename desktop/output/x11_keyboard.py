@@ -84,8 +84,13 @@ class X11ModifierProbe:
     def _drop(self) -> None:
         """Forget a connection that failed, so the next call opens a new one."""
         if self._display is not None:
-            try:
-                self._display.close()
-            except Exception:
-                log.debug("closing the X connection failed", exc_info=True)
+            close_quietly(self._display)
             self._display = None
+
+
+def close_quietly(display: Any) -> None:
+    """Close an X connection that may already be broken: logged, never raised."""
+    try:
+        display.close()
+    except Exception:
+        log.debug("closing the X connection failed", exc_info=True)
