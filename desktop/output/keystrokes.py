@@ -32,7 +32,7 @@ from desktop.hotkey.keys import KeySpec
 from desktop.output.base import InjectionGuard, OutputError, OutputTarget
 from desktop.output.modifiers import ModifierWait
 from desktop.output.text_sink import sanitize
-from desktop.output.x11_keyboard import close_quietly
+from desktop.output.x11_keyboard import PerDisplay, close_quietly
 
 log = logging.getLogger(__name__)
 
@@ -314,18 +314,13 @@ def _borrowed_row(syms: list[int]) -> bool:
     )
 
 
-_borrowers: dict[str | None, X11KeyBorrower] = {}
-_borrowers_lock = threading.Lock()
+_borrowers: PerDisplay[X11KeyBorrower] = PerDisplay(X11KeyBorrower)
 
 
 def shared_borrower(display: str | None = None) -> X11KeyBorrower:
     """One borrower per display for the whole process: the app rebuilds its typist when
     the settings change, and the keycodes mapped so far stay ours."""
-    with _borrowers_lock:
-        borrower = _borrowers.get(display)
-        if borrower is None:
-            borrower = _borrowers[display] = X11KeyBorrower(display)
-        return borrower
+    return _borrowers.get(display)
 
 
 def pynput_key(name: str) -> Any:

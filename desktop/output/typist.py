@@ -353,8 +353,7 @@ def build_default_typist(
     guard = guard or InjectionGuard()
     modifier_wait = default_modifier_wait()
     # X11: characters missing from the keyboard map on spare keycodes of their own
-    on_x11 = sys.platform.startswith("linux") and bool(os.environ.get("DISPLAY"))
-    borrower = shared_borrower() if on_x11 else None
+    borrower = shared_borrower() if _on_x11() else None
     sender = PynputKeySender(guard, modifier_wait=modifier_wait, borrower=borrower)
     clipboard = QtClipboard()
     outputs = standard_outputs(sender, clipboard, policy, paste_timeout_s)
@@ -374,12 +373,17 @@ def _held_keys(e: ModifiersHeld) -> str:
     return f"A modifier key ({', '.join(e.held)})" if e.held else "A modifier key"
 
 
+def _on_x11() -> bool:
+    """Linux with an X display (Xorg or XWayland): the keyboard can be read and typed on."""
+    return sys.platform.startswith("linux") and bool(os.environ.get("DISPLAY"))
+
+
 def default_modifier_wait() -> ModifierWait | None:
     """The wait for held modifiers on this platform: on X11 (a ``DISPLAY`` on Linux) over
     :class:`~desktop.output.x11_keyboard.X11ModifierProbe`; None where the keyboard cannot
     be read (Wayland without XWayland, macOS). Windows builds its own
     (:mod:`desktop.win32.keyboard`)."""
-    if not sys.platform.startswith("linux") or not os.environ.get("DISPLAY"):
+    if not _on_x11():
         return None
     from desktop.output.x11_keyboard import shared_probe
 

@@ -11,24 +11,36 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from desktop.output.modifiers import held_modifiers, modifier_keycodes
 
 log = logging.getLogger(__name__)
 
-_shared: dict[str | None, X11ModifierProbe] = {}
-_shared_lock = threading.Lock()
+_T = TypeVar("_T")
+
+
+class PerDisplay(Generic[_T]):
+    """One ``make(display)`` per X display for the whole process (thread-safe): the app
+    rebuilds its typist whenever the settings change, and each would otherwise open
+    another X connection (and lose what the previous one knew)."""
+
+    def __init__(self, make: Callable[[str | None], _T]) -> None:
+        self._make = make
+        self._made: dict[str | None, _T] = {}
+        self._lock = threading.Lock()
+
+    def get(self, display: str | None = None) -> _T:
+        with self._lock:
+            if display not in self._made:
+                self._made[display] = self._make(display)
+            return self._made[display]
 
 
 def shared_probe(display: str | None = None) -> X11ModifierProbe:
-    """One probe (one X connection) per display for the whole process: the app rebuilds
-    its typist whenever the settings change, and each would otherwise open another."""
-    with _shared_lock:
-        probe = _shared.get(display)
-        if probe is None:
-            probe = _shared[display] = X11ModifierProbe(display)
-        return probe
+    """The process's modifier probe for ``display``."""
+    return _probes.get(display)
 
 
 class X11ModifierProbe:
@@ -94,3 +106,6 @@ def close_quietly(display: Any) -> None:
         display.close()
     except Exception:
         log.debug("closing the X connection failed", exc_info=True)
+
+
+_probes: PerDisplay[X11ModifierProbe] = PerDisplay(X11ModifierProbe)
